@@ -1,0 +1,191 @@
+"""Threads and event loops: where sync and async code meet.
+
+* :func:`is_async_callable` decides once whether a callable returns a coroutine.
+* :func:`run_coroutine` runs a coroutine to completion from synchronous code. Each thread
+  reuses one event loop of its own, so no loop is built per transfer and async resources
+  made on that loop (an aiohttp session) survive from one transfer to the next. A thread
+  that already runs a loop (Jupyter, an asyncio application calling ``link.transfer()``)
+  cannot nest another, so its coroutines go to one shared background loop instead.
+* :class:`WorkerPool` is a thread pool of daemon threads: a hung outlet can never keep the
+  process from exiting, which ``concurrent.futures.ThreadPoolExecutor`` (joined at exit) would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+__all__ = ["WorkerPool", "io_pool", "is_async_callable", "run_coroutine", "run_parallel"]
+
+T = TypeVar("T")
+
+_local = threading.local()
+_background_loop: asyncio.AbstractEventLoop | None = None
+_background_lock = threading.Lock()
+
+
+def is_async_callable(obj: Any) -> bool:
+    """True when calling ``obj`` returns a coroutine (async functions, partials, ``__call__``)."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None)  # noqa: B004 - we need the async-ness of __call__
+    )
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
+def _shared_background_loop() -> asyncio.AbstractEventLoop:
+    global _background_loop
+    with _background_lock:
+        if _background_loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="databay_bus-loop", daemon=True
+            )
+            thread.start()
+            _background_loop = loop
+        return _background_loop
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code and return its result."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_loop().run_until_complete(coro)
+    future = asyncio.run_coroutine_threadsafe(coro, _shared_background_loop())
+    return future.result()
+
+
+class WorkerPool(Executor):
+    """A thread pool whose threads are daemons, started on demand up to ``max_workers``.
+
+    ``shutdown(wait=False)`` returns at once even while a task hangs; the hung thread is
+    abandoned and cannot block interpreter exit.
+    """
+
+    _counter = itertools.count()
+
+    def __init__(self, max_workers: int, name: str = "databay_bus-worker") -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        self._max_workers = max_workers
+        self._name = name
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self._name} pool is shut down; cannot run {fn!r}")
+            self._tasks.put((future, functools.partial(fn, *args, **kwargs)))
+            if self._idle == 0 and len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{next(self._counter)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._tasks.get()
+            if item is None:
+                return
+            future, call = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del item, future, call
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                threads: list[threading.Thread] = []
+            else:
+                self._closed = True
+                threads = list(self._threads)
+                for _ in threads:
+                    self._tasks.put(None)
+        if wait:
+            current = threading.current_thread()
+            for thread in threads:
+                if thread is not current:
+                    thread.join()
+
+
+_io_pool: WorkerPool | None = None
+_io_lock = threading.Lock()
+
+
+def io_pool() -> WorkerPool:
+    """The shared pool that runs sync pulls and pushes side by side within one transfer."""
+    global _io_pool
+    with _io_lock:
+        if _io_pool is None:
+            _io_pool = WorkerPool(64, name="databay_bus-io")
+        return _io_pool
+
+
+def run_parallel(calls: Iterable[Callable[[], T]], limit: int) -> list[T | BaseException]:
+    """Run ``calls`` at most ``limit`` at a time; return each result or exception, in order.
+
+    The last call runs in the calling thread, so a single call costs no thread hop.
+    """
+    pending = list(calls)
+    if not pending:
+        return []
+    results: list[T | BaseException] = [None] * len(pending)  # type: ignore[list-item]
+    if len(pending) == 1 or limit <= 1:
+        for index, call in enumerate(pending):
+            results[index] = _capture(call)
+        return results
+    gate = threading.BoundedSemaphore(limit)
+
+    def gated(call: Callable[[], T]) -> T | BaseException:
+        with gate:
+            return _capture(call)
+
+    pool = io_pool()
+    futures = [pool.submit(gated, call) for call in pending[:-1]]
+    results[-1] = gated(pending[-1])
+    for index, future in enumerate(futures):
+        results[index] = future.result()
+    return results
+
+
+def _capture(call: Callable[[], T]) -> T | BaseException:
+    try:
+        return call()
+    except Exception as exc:
+        return exc

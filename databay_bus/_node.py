@@ -1,0 +1,75 @@
+"""The start/shutdown lifecycle shared by inlets and outlets.
+
+A node can serve several links in several planners. Each of them *holds* the node while it
+runs; ``on_start`` runs when the first holder arrives and ``on_shutdown`` when the last one
+leaves, so a node shared by two planners is started once and shut down once, after both are
+done with it. Calls are serialised by a per-node lock, so a second holder waits until
+``on_start`` has finished before it uses the node.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["Node"]
+
+_DIRECT = object()  # the holder used when user code calls try_start()/try_shutdown() itself
+
+
+class Node:
+    """Base of :class:`Inlet` and :class:`Outlet`: a name and a reference-counted lifecycle."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self._name = name
+        self._holders: set[int] = set()
+        self._lifecycle_lock = threading.RLock()
+
+    @property
+    def name(self) -> str:
+        """The node's name: the one given, or its class name."""
+        return self._name if self._name is not None else type(self).__name__
+
+    @property
+    def active(self) -> bool:
+        """True between the first successful start and the last shutdown."""
+        return bool(self._holders)
+
+    def try_start(self, holder: Any = _DIRECT) -> bool:
+        """Register ``holder`` and run :meth:`on_start` if it is the first; True if it ran.
+
+        If ``on_start`` raises, the holder is not registered and the exception propagates.
+        """
+        key = id(holder)
+        with self._lifecycle_lock:
+            if key in self._holders:
+                return False
+            first = not self._holders
+            if first:
+                self.on_start()
+            self._holders.add(key)
+            return first
+
+    def try_shutdown(self, holder: Any = _DIRECT) -> bool:
+        """Release ``holder`` and run :meth:`on_shutdown` if it was the last; True if it ran.
+
+        The node counts as inactive even if ``on_shutdown`` raises.
+        """
+        key = id(holder)
+        with self._lifecycle_lock:
+            if key not in self._holders:
+                return False
+            self._holders.discard(key)
+            if self._holders:
+                return False
+            self.on_shutdown()
+            return True
+
+    def on_start(self) -> None:
+        """Open resources (connections, files). Runs once before the first transfer."""
+
+    def on_shutdown(self) -> None:
+        """Close what :meth:`on_start` opened. Runs once after the last transfer."""
+
+    def _check_initialised(self) -> bool:
+        return hasattr(self, "_lifecycle_lock")

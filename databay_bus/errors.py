@@ -1,0 +1,139 @@
+"""Every exception databay_bus raises on purpose.
+
+The tree (each class also derives from the builtin that fits, so ``except TypeError``
+written for Databay keeps working)::
+
+    DatabayBusError
+    ├── InvalidNodeError (TypeError, RuntimeError)  bad or duplicate inlet/outlet given to a Link
+    ├── InvalidLinkError (TypeError)          a non-Link given to a planner
+    ├── ConfigurationError (ValueError)       a bad argument value (interval, tags, processors...)
+    │   └── ScheduleIntervalError             interval shorter than SchedulePlanner's refresh
+    ├── MissingLinkError (LookupError, RuntimeError)  removing a link the planner does not have
+    ├── MissingNodeError (InvalidNodeError, LookupError)  removing a node the link does not have
+    ├── PlannerStateError (RuntimeError)      start() on a running planner, and similar misuse
+    ├── ImplementationError (RuntimeError)    kept for Databay compatibility
+    ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── NodeInactiveError (RuntimeError)      an outlet used outside on_start/on_shutdown
+    ├── TransferError (RuntimeError)          several nodes of one transfer failed
+    ├── HttpInletError (RuntimeError)         HttpInlet request failed
+    └── QueueError (RuntimeError)             persistent record queue problems
+        ├── RecordEncodeError (TypeError)     a payload the codec cannot store
+        ├── QueueLockedError                  the queue file is held by another process
+        └── QueueIdentityError (ValueError)   a queued link or outlet without a stable name
+
+Databay raised ``TypeError`` for a non-node and ``InvalidNodeError`` (a ``RuntimeError``) for a
+duplicate or missing one; here all three are ``InvalidNodeError``, which is both, so handlers
+written for Databay keep catching them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "DatabayBusError",
+    "HttpInletError",
+    "ImplementationError",
+    "InvalidLinkError",
+    "InvalidNodeError",
+    "MissingDependencyError",
+    "MissingLinkError",
+    "MissingNodeError",
+    "NodeInactiveError",
+    "PlannerStateError",
+    "QueueError",
+    "QueueIdentityError",
+    "QueueLockedError",
+    "RecordEncodeError",
+    "ScheduleIntervalError",
+    "TransferError",
+]
+
+
+def describe(value: Any) -> str:
+    """Return ``repr(value)`` with its type, the way every error message shows a bad value."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+class DatabayBusError(Exception):
+    """Root of every exception raised by databay_bus."""
+
+
+class InvalidNodeError(DatabayBusError, TypeError, RuntimeError):
+    """An object given as an inlet or outlet is not one, or is already in the link."""
+
+
+class InvalidLinkError(DatabayBusError, TypeError):
+    """An object given to a planner as a link is not a :class:`~databay_bus.Link`."""
+
+
+class ConfigurationError(DatabayBusError, ValueError):
+    """An argument has the right kind but a value that cannot work (e.g. a negative interval)."""
+
+
+class ScheduleIntervalError(ConfigurationError):
+    """A link's interval is shorter than the SchedulePlanner's refresh interval."""
+
+
+class MissingLinkError(DatabayBusError, LookupError, RuntimeError):
+    """A link was removed from a planner that does not hold it."""
+
+
+class MissingNodeError(InvalidNodeError, LookupError):
+    """An inlet or outlet was removed from a link that does not hold it."""
+
+
+class PlannerStateError(DatabayBusError, RuntimeError):
+    """A planner method was called in a state that does not allow it."""
+
+
+class ImplementationError(DatabayBusError, RuntimeError):
+    """Kept for Databay compatibility; raised when a subclass breaks its base's contract."""
+
+
+class MissingDependencyError(DatabayBusError, ImportError):
+    """An optional dependency is missing; the message names the pip extra that installs it."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{package}' package, which is not installed. "
+            f"Install it with: pip install 'databay_bus[{extra}]'"
+        )
+
+
+class NodeInactiveError(DatabayBusError, RuntimeError):
+    """An inlet or outlet was used while it was not started (outside on_start/on_shutdown)."""
+
+
+class TransferError(DatabayBusError, RuntimeError):
+    """Several inlets, outlets or processors of one transfer failed; ``errors`` holds them all."""
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class HttpInletError(DatabayBusError, RuntimeError):
+    """An HttpInlet request failed: bad status, timeout, connection error or invalid body."""
+
+
+class QueueError(DatabayBusError, RuntimeError):
+    """A persistent record queue operation failed."""
+
+
+class RecordEncodeError(QueueError, TypeError):
+    """A record's payload or metadata cannot be stored by the queue's codec."""
+
+
+class QueueLockedError(QueueError):
+    """The queue file is already in use by another process."""
+
+
+class QueueIdentityError(QueueError, ValueError):
+    """A queued link or outlet has no stable name to key its deliveries by."""

@@ -1,0 +1,65 @@
+"""Inlet: the producing side of a link."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from databay_bus._concurrency import is_async_callable
+from databay_bus._node import Node
+from databay_bus.records import Record, merge_metadata
+
+if TYPE_CHECKING:
+    from databay_bus.link import Update
+
+__all__ = ["Inlet", "wrap_pulled"]
+
+
+class Inlet(Node, abc.ABC):
+    """Subclass this and implement :meth:`pull` (plain or ``async def``) to produce data.
+
+    Args:
+        metadata: global metadata attached to every record this inlet makes.
+        name: a stable name, unique within a link (used by routing); defaults to the class name.
+
+    Call ``super().__init__(...)`` from your ``__init__``. Take configuration as constructor
+    arguments rather than reading metadata inside ``pull``.
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None, name: str | None = None) -> None:
+        super().__init__(name)
+        self._metadata: dict[str, Any] = {} if metadata is None else metadata
+        self._pull_is_async = is_async_callable(self.pull)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The global metadata given at construction."""
+        return self._metadata
+
+    @abc.abstractmethod
+    def pull(self, update: Update) -> Any | Awaitable[Any]:
+        """Produce data for one transfer.
+
+        Return a list for many records, anything else for one record, ``[]`` for none.
+        Returned :class:`Record` objects pass through untouched; other values are wrapped
+        with :meth:`new_record`.
+        """
+
+    def new_record(self, payload: Any, metadata: dict[str, Any] | None = None) -> Record:
+        """Make a record whose metadata is this inlet's global metadata, then ``metadata``,
+        then ``'__inlet__'`` set to ``str(self)``."""
+        return Record(payload, merge_metadata(self._metadata, metadata, str(self)))
+
+    def __repr__(self) -> str:
+        parts = [] if self._name is None else [f"name={self._name!r}"]
+        if self._metadata:
+            parts.append(f"metadata={self._metadata!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def wrap_pulled(inlet: Inlet, value: Any) -> list[Record]:
+    """Turn what ``pull`` returned into a new list of records, element by element."""
+    if not isinstance(value, list):
+        return [value if isinstance(value, Record) else inlet.new_record(value)]
+    return [item if isinstance(item, Record) else inlet.new_record(item) for item in value]

@@ -1,0 +1,613 @@
+"""Link and Update: one transfer is pull, process, admit (queue/route/group), push.
+
+A transfer runs in one of two drivers that share every step but the waiting:
+
+* ``_run_sync``: when every inlet and outlet is synchronous, no event loop exists at all;
+  several inlets (or outlets) run side by side on the shared I/O thread pool.
+* ``_run_async``: when any node is ``async def``, the transfer is a coroutine; synchronous
+  nodes run on the I/O pool so they never block the loop the asynchronous ones share.
+
+Between pull and push sits a *delivery* (``databay_bus.delivery``): the direct one groups and
+copies records for each outlet, the queued one stores them durably and hands each outlet its
+due records. Each outlet is a *lane* that pushes its batches in order; lanes run concurrently,
+so a slow or failing outlet neither delays nor cancels the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from databay_bus._concurrency import io_pool, run_coroutine, run_parallel
+from databay_bus._validation import as_callables, as_list, as_tags, coerce_interval
+from databay_bus.delivery import DirectDelivery, Lane, Outcome
+from databay_bus.errors import (
+    ConfigurationError,
+    InvalidNodeError,
+    MissingNodeError,
+    TransferError,
+    describe,
+)
+from databay_bus.inlets.base import Inlet, wrap_pulled
+from databay_bus.outlets.base import Outlet
+from databay_bus.records import Record
+
+if TYPE_CHECKING:
+    from databay_bus.delivery import Delivery
+
+__all__ = ["Grouper", "Link", "Processor", "Update"]
+
+_LOGGER = logging.getLogger(__name__)
+
+Processor = Callable[[list[Record]], list[Record]]
+Grouper = Callable[[list[list[Record]]], list[list[Record]]]
+
+
+class Update:
+    """What a transfer passes to ``pull`` and ``push``: the link's tags and the transfer number.
+
+    ``str(update)`` is the tags joined by dots followed by the number, e.g. ``'prices.3'``.
+    """
+
+    __slots__ = ("tags", "transfer_number")
+
+    def __init__(self, tags: Sequence[str], transfer_number: int) -> None:
+        self.tags = list(tags)
+        self.transfer_number = transfer_number
+
+    def __repr__(self) -> str:
+        return ".".join([*self.tags, str(self.transfer_number)])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Update):
+            return NotImplemented
+        return self.tags == other.tags and self.transfer_number == other.transfer_number
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Link:
+    """Moves records from its inlets to its outlets, once per ``interval`` under a planner.
+
+    Args:
+        inlets: an Inlet or a list of them.
+        outlets: an Outlet or a list of them.
+        interval: time between transfers, a ``timedelta`` or seconds (int or float), > 0.
+        tags: a string or list of strings naming the link (shown in logs and updates).
+        copy_records: give every outlet its own copy of the records, so one outlet's changes
+            never reach another.
+        ignore_exceptions: log a failing inlet, processor, grouper or outlet and carry on with
+            the rest of the transfer, instead of raising once the transfer has finished.
+        inlet_concurrency: at most this many inlets pull at the same time.
+        immediate_transfer: run a transfer as soon as the planner starts (if the planner's own
+            ``immediate_transfer`` is also True), instead of after the first interval.
+        processors: callables ``list[Record] -> list[Record]`` run in order on all records.
+        groupers: callables ``list[list[Record]] -> list[list[Record]]``; each resulting batch
+            is pushed separately.
+        queue: a :class:`~databay_bus.queue.RecordQueue` that stores records before any
+            outlet sees them (see docs/queue.md).
+        name, catch_exceptions: deprecated Databay spellings of ``tags`` and
+            ``ignore_exceptions``.
+
+    Raises:
+        InvalidNodeError: an inlet/outlet is not one, or appears twice.
+        ConfigurationError: a bad interval, tags, processors, groupers or concurrency.
+    """
+
+    def __init__(
+        self,
+        inlets: Inlet | Sequence[Inlet],
+        outlets: Outlet | Sequence[Outlet],
+        interval: timedelta | float,
+        tags: str | Sequence[str] | None = None,
+        copy_records: bool = True,
+        ignore_exceptions: bool = False,
+        catch_exceptions: bool | None = None,
+        inlet_concurrency: int = 9999,
+        immediate_transfer: bool = True,
+        processors: Processor | Sequence[Processor] | None = None,
+        groupers: Grouper | Sequence[Grouper] | None = None,
+        name: str | None = None,
+        queue: Any = None,
+        **delivery_options: Any,
+    ) -> None:
+        if name is not None:
+            warnings.warn(
+                "Link(name=...) is deprecated; use tags=... instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            tags = [name] if tags is None else [name, *as_tags(tags, "Link")]
+        if catch_exceptions is not None:
+            warnings.warn(
+                "Link(catch_exceptions=...) is deprecated; use ignore_exceptions=... instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            ignore_exceptions = catch_exceptions
+        self._tags = as_tags(tags, "Link")
+        self._interval = coerce_interval(interval, f"Link(tags:{self._tags})")
+        self.copy_records = copy_records
+        self.ignore_exceptions = ignore_exceptions
+        self.inlet_concurrency = _positive_int(inlet_concurrency, "inlet_concurrency", self)
+        self.immediate_transfer = immediate_transfer
+        self.processors: list[Processor] = as_callables(processors, "processors", self)
+        self.groupers: list[Grouper] = as_callables(groupers, "groupers", self)
+        self._inlets: tuple[Inlet, ...] = ()
+        self._outlets: tuple[Outlet, ...] = ()
+        self._all_sync = True
+        self._nodes_lock = threading.RLock()
+        self._transfer_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._transfer_number = -1
+        self._started = False
+        self._in_flight = False
+        self._release_after_transfer = False
+        self._job: Any = None
+        self._delivery: Delivery = DirectDelivery(self)
+        self.add_inlets(inlets)
+        self.add_outlets(outlets)
+        if queue is not None or delivery_options:
+            from databay_bus.queue.delivery import QueueDelivery
+
+            self._delivery = QueueDelivery(self, queue, **delivery_options)
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def inlets(self) -> list[Inlet]:
+        """The link's inlets (a new list; change them with add_inlets/remove_inlets)."""
+        return list(self._inlets)
+
+    @property
+    def outlets(self) -> list[Outlet]:
+        """The link's outlets (a new list; change them with add_outlets/remove_outlets)."""
+        return list(self._outlets)
+
+    @property
+    def interval(self) -> timedelta:
+        """Time between two transfers."""
+        return self._interval
+
+    @property
+    def tags(self) -> list[str]:
+        """The link's tags."""
+        return list(self._tags)
+
+    @property
+    def name(self) -> str:
+        """Deprecated: the first tag, or ``''``."""
+        warnings.warn("Link.name is deprecated; use Link.tags", DeprecationWarning, stacklevel=2)
+        return self._tags[0] if self._tags else ""
+
+    @property
+    def job(self) -> Any:
+        """The planner's job object for this link, or None when it is not scheduled."""
+        return self._job
+
+    def set_job(self, job: Any) -> None:
+        """Record the planner's job for this link (called by planners)."""
+        self._job = job
+
+    @property
+    def queue(self) -> Any:
+        """The link's record queue, or None."""
+        return getattr(self._delivery, "queue", None)
+
+    @property
+    def transfer_number(self) -> int:
+        """Number of the last transfer started, -1 before the first."""
+        return self._transfer_number
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def add_inlets(self, inlets: Inlet | Sequence[Inlet]) -> None:
+        """Add inlets; started at once if the link is running. All or nothing."""
+        with self._nodes_lock:
+            added = self._checked_new(as_list(inlets), Inlet, self._inlets, "inlets")
+            self._inlets = (*self._inlets, *added)  # type: ignore[arg-type]
+            self._nodes_changed(added, [])
+
+    def remove_inlets(self, inlets: Inlet | Sequence[Inlet]) -> None:
+        """Remove inlets; shut down if no other running link holds them. All or nothing."""
+        with self._nodes_lock:
+            removed = self._checked_present(as_list(inlets), self._inlets, "inlets")
+            self._inlets = tuple(i for i in self._inlets if i not in removed)
+            self._nodes_changed([], removed)
+
+    def add_outlets(self, outlets: Outlet | Sequence[Outlet]) -> None:
+        """Add outlets; started at once if the link is running. All or nothing."""
+        with self._nodes_lock:
+            added = self._checked_new(as_list(outlets), Outlet, self._outlets, "outlets")
+            self._delivery.check_outlets([*self._outlets, *added])  # type: ignore[list-item]
+            self._outlets = (*self._outlets, *added)  # type: ignore[arg-type]
+            self._nodes_changed(added, [])
+
+    def remove_outlets(self, outlets: Outlet | Sequence[Outlet]) -> None:
+        """Remove outlets; shut down if no other running link holds them. All or nothing."""
+        with self._nodes_lock:
+            removed = self._checked_present(as_list(outlets), self._outlets, "outlets")
+            remaining = [o for o in self._outlets if o not in removed]
+            self._delivery.check_outlets(remaining)
+            self._outlets = tuple(remaining)
+            self._nodes_changed([], removed)
+
+    def _checked_new(
+        self, nodes: list[Any], kind: type, present: tuple[Any, ...], what: str
+    ) -> list[Any]:
+        seen: list[Any] = []
+        for index, node in enumerate(nodes):
+            if not isinstance(node, kind):
+                raise InvalidNodeError(
+                    f"{self}: {what}[{index}] must be an {kind.__name__} instance, "
+                    f"got {describe(node)}"
+                )
+            if not node._check_initialised():
+                raise InvalidNodeError(
+                    f"{self}: {what}[{index}] {type(node).__name__} was not initialised; "
+                    f"call super().__init__() in its __init__"
+                )
+            if any(node is other for other in (*present, *seen)):
+                raise InvalidNodeError(f"{self}: {what}[{index}] {node!r} is already in the link")
+            seen.append(node)
+        return seen
+
+    def _checked_present(
+        self, nodes: list[Any], present: tuple[Any, ...], what: str
+    ) -> list[Any]:
+        for index, node in enumerate(nodes):
+            if not any(node is other for other in present):
+                raise MissingNodeError(f"{self}: {what}[{index}] {node!r} is not in the link")
+        return nodes
+
+    def _nodes_changed(self, added: list[Any], removed: list[Any]) -> None:
+        self._all_sync = not any(i._pull_is_async for i in self._inlets) and not any(
+            o._push_is_async for o in self._outlets
+        )
+        if self._started:
+            for node in added:
+                node.try_start(self)
+            for node in removed:
+                node.try_shutdown(self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Start every inlet and outlet that is not already running (planners call this).
+
+        A node shared with another running link is not started twice. If a node fails to start
+        and the link does not ignore exceptions, the nodes this call started are shut down
+        again and the error is raised.
+        """
+        with self._nodes_lock:
+            with self._state_lock:
+                self._release_after_transfer = False
+                if self._started:
+                    return
+                self._started = True
+            started = []
+            for node in (*self._inlets, *self._outlets):
+                try:
+                    node.try_start(self)
+                    started.append(node)
+                except Exception:
+                    if self.ignore_exceptions:
+                        _LOGGER.exception("%s: on_start of %r failed; ignored", self, node)
+                        continue
+                    self._started = False
+                    for other in started:
+                        self._shutdown_node(other)
+                    raise
+
+    def on_shutdown(self) -> None:
+        """Shut down every node no other running link still holds (planners call this).
+
+        If a transfer is in flight, the nodes are shut down as soon as it ends. Every node gets
+        its turn even when one fails; the first failure is raised afterwards unless ignored.
+        """
+        with self._state_lock:
+            if not self._started:
+                return
+            self._started = False
+            if self._in_flight:
+                self._release_after_transfer = True
+                return
+        self._release_nodes(raise_errors=not self.ignore_exceptions)
+
+    def _release_nodes(self, raise_errors: bool) -> None:
+        with self._nodes_lock:
+            nodes = (*self._inlets, *self._outlets)
+        errors = [e for e in (self._shutdown_node(n) for n in nodes) if e is not None]
+        if errors and raise_errors:
+            raise errors[0]
+
+    def _shutdown_node(self, node: Any) -> Exception | None:
+        try:
+            node.try_shutdown(self)
+        except Exception as exc:
+            _LOGGER.error("%s: on_shutdown of %r failed", self, node, exc_info=exc)
+            return exc
+        return None
+
+    # -- transfers --------------------------------------------------------------------------
+
+    def transfer(self) -> None:
+        """Run one transfer now, from synchronous code; waits for one already running.
+
+        Works in any thread, including one whose event loop is running. Raises the first
+        failure (or a :class:`TransferError` holding several) unless ``ignore_exceptions``.
+        """
+        with self._transfer_lock:
+            self._transfer_locked()
+
+    async def transfer_async(self) -> None:
+        """Run one transfer now, inside the running event loop."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(io_pool(), self._transfer_lock.acquire)
+        try:
+            if self._all_sync:
+                await loop.run_in_executor(io_pool(), self._run_guarded, self._run_sync)
+            else:
+                await self._run_async_guarded()
+        finally:
+            self._transfer_lock.release()
+
+    def _transfer_if_idle(self) -> bool:
+        """Transfer unless one is already running; False (and a WARNING) if it was skipped."""
+        if not self._transfer_lock.acquire(blocking=False):
+            _LOGGER.warning(
+                "%s: transfer skipped, the previous transfer of this link is still running",
+                ".".join(self._tags) or self,
+            )
+            return False
+        try:
+            self._transfer_locked()
+        finally:
+            self._transfer_lock.release()
+        return True
+
+    def _transfer_locked(self) -> None:
+        if self._all_sync:
+            self._run_guarded(self._run_sync)
+        else:
+            self._run_guarded(lambda: run_coroutine(self._run_async()))
+
+    async def _run_async_guarded(self) -> None:
+        self._enter_flight()
+        try:
+            await self._run_async()
+        finally:
+            self._leave_flight()
+
+    def _run_guarded(self, run: Callable[[], None]) -> None:
+        self._enter_flight()
+        try:
+            run()
+        finally:
+            self._leave_flight()
+
+    def _enter_flight(self) -> None:
+        with self._state_lock:
+            self._in_flight = True
+
+    def _leave_flight(self) -> None:
+        with self._state_lock:
+            self._in_flight = False
+            release = self._release_after_transfer
+            self._release_after_transfer = False
+        if release:
+            self._release_nodes(raise_errors=False)
+
+    def _next_update(self) -> Update:
+        self._transfer_number += 1
+        update = Update(self._tags, self._transfer_number)
+        _LOGGER.debug("%s transfer", update)
+        return update
+
+    def _run_sync(self) -> None:
+        update = self._next_update()
+        inlets, outlets = self._inlets, self._outlets
+        errors: list[Exception] = []
+        records: list[Record] = []
+        if self._delivery.may_pull(update):
+            calls = [functools.partial(_pull_sync, inlet, update) for inlet in inlets]
+            for inlet, result in zip(inlets, run_parallel(calls, self.inlet_concurrency)):
+                self._collect(inlet, result, records, errors, update)
+        records = self._process(records, update)
+        lanes = self._delivery.admit(records, outlets, update)
+        lane_calls = [functools.partial(self._push_lane_sync, lane, update) for lane in lanes]
+        for lane_errors in run_parallel(lane_calls, len(lane_calls)):
+            errors.extend(lane_errors)  # type: ignore[arg-type]
+        self._finish(errors, update)
+
+    async def _run_async(self) -> None:
+        update = self._next_update()
+        inlets, outlets = self._inlets, self._outlets
+        loop = asyncio.get_running_loop()
+        errors: list[Exception] = []
+        records: list[Record] = []
+        if await self._blocking(loop, self._delivery.may_pull, update):
+            gate = asyncio.Semaphore(self.inlet_concurrency)
+            results = await asyncio.gather(
+                *(_pull_async(inlet, update, gate, loop) for inlet in inlets),
+                return_exceptions=True,
+            )
+            for inlet, result in zip(inlets, results):
+                self._collect(inlet, result, records, errors, update)
+        records = self._process(records, update)
+        lanes = await self._blocking(loop, self._delivery.admit, records, outlets, update)
+        for lane_errors in await asyncio.gather(
+            *(self._push_lane_async(lane, update, loop) for lane in lanes)
+        ):
+            errors.extend(lane_errors)
+        self._finish(errors, update)
+
+    async def _blocking(self, loop: asyncio.AbstractEventLoop, call: Any, *args: Any) -> Any:
+        """Run a delivery step: inline when it does no I/O, on the I/O pool when it does."""
+        if not self._delivery.blocking:
+            return call(*args)
+        return await loop.run_in_executor(io_pool(), call, *args)
+
+    def _collect(
+        self,
+        inlet: Inlet,
+        result: list[Record] | BaseException,
+        records: list[Record],
+        errors: list[Exception],
+        update: Update,
+    ) -> None:
+        if isinstance(result, list):
+            records.extend(result)
+        elif isinstance(result, Exception):
+            self._failed(errors, result, update, f"inlet {inlet!r}")
+        else:
+            raise result
+
+    def _failed(self, errors: list[Exception], exc: Exception, update: Update, what: str) -> None:
+        if self.ignore_exceptions:
+            _LOGGER.error("%s: %s failed; ignored", update, what, exc_info=exc)
+        else:
+            errors.append(exc)
+
+    def _process(self, records: list[Record], update: Update) -> list[Record]:
+        for processor in self.processors:
+            try:
+                result = processor(records)
+                if not isinstance(result, list):
+                    raise ConfigurationError(
+                        f"{self}: processor {processor!r} must return a list of records, "
+                        f"got {describe(result)}"
+                    )
+                records = result
+            except Exception as exc:
+                if not self.ignore_exceptions:
+                    raise
+                _LOGGER.error(
+                    "%s: processor %r failed; its input passed on unchanged",
+                    update,
+                    processor,
+                    exc_info=exc,
+                )
+        return records
+
+    def group(self, records: list[Record], update: Update) -> list[list[Record]]:
+        """Apply the link's groupers to ``[records]`` and return the batches to push."""
+        batches = [records]
+        for grouper in self.groupers:
+            try:
+                result = grouper(batches)
+                if not isinstance(result, list) or not all(isinstance(b, list) for b in result):
+                    raise ConfigurationError(
+                        f"{self}: grouper {grouper!r} must return a list of lists of records, "
+                        f"got {describe(result)}"
+                    )
+                batches = result
+            except Exception as exc:
+                if not self.ignore_exceptions:
+                    raise
+                _LOGGER.error(
+                    "%s: grouper %r failed; its input passed on unchanged",
+                    update,
+                    grouper,
+                    exc_info=exc,
+                )
+        return batches
+
+    def _push_lane_sync(self, lane: Lane, update: Update) -> list[Exception]:
+        errors: list[Exception] = []
+        outlet = lane.outlet
+        for batch in lane.batches:
+            try:
+                _push_sync(outlet, batch, update)
+            except Exception as exc:
+                if self._settle_failure(lane, batch, exc, errors, update):
+                    break
+            else:
+                self._delivery.settle(lane, batch, None)
+        return errors
+
+    async def _push_lane_async(
+        self, lane: Lane, update: Update, loop: asyncio.AbstractEventLoop
+    ) -> list[Exception]:
+        errors: list[Exception] = []
+        outlet = lane.outlet
+        for batch in lane.batches:
+            try:
+                if outlet._push_is_async:
+                    await outlet.push(outlet._process(batch), update)
+                else:
+                    push = functools.partial(_push_sync, outlet, batch, update)
+                    await loop.run_in_executor(io_pool(), push)
+            except Exception as exc:
+                stop = await self._blocking(
+                    loop, self._settle_failure, lane, batch, exc, errors, update
+                )
+                if stop:
+                    break
+            else:
+                await self._blocking(loop, self._delivery.settle, lane, batch, None)
+        return errors
+
+    def _settle_failure(
+        self,
+        lane: Lane,
+        batch: list[Record],
+        exc: Exception,
+        errors: list[Exception],
+        update: Update,
+    ) -> bool:
+        """Let the delivery handle a failed push; True when the lane must stop."""
+        outcome = self._delivery.settle(lane, batch, exc)
+        if outcome is Outcome.RAISE:
+            self._failed(errors, exc, update, f"outlet {lane.outlet!r}")
+            return not self.ignore_exceptions
+        return outcome is Outcome.STOP
+
+    def _finish(self, errors: list[Exception], update: Update) -> None:
+        _LOGGER.debug("%s done", update)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise TransferError(
+                f"{update}: {len(errors)} nodes failed: "
+                + "; ".join(f"{type(e).__name__}: {e}" for e in errors),
+                errors,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"Link(tags:{self._tags}, interval:{getattr(self, '_interval', None)}, "
+            f"inlets:{list(getattr(self, '_inlets', ()))}, "
+            f"outlets:{list(getattr(self, '_outlets', ()))})"
+        )
+
+
+def _pull_sync(inlet: Inlet, update: Update) -> list[Record]:
+    return wrap_pulled(inlet, inlet.pull(update))
+
+
+def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> None:
+    outlet.push(outlet._process(batch), update)
+
+
+async def _pull_async(
+    inlet: Inlet, update: Update, gate: asyncio.Semaphore, loop: asyncio.AbstractEventLoop
+) -> list[Record]:
+    async with gate:
+        if inlet._pull_is_async:
+            value = await inlet.pull(update)  # type: ignore[misc]
+        else:
+            value = await loop.run_in_executor(io_pool(), inlet.pull, update)
+    return wrap_pulled(inlet, value)
+
+
+def _positive_int(value: Any, what: str, owner: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{owner}: {what} must be an int >= 1, got {describe(value)}")
+    return value

@@ -1,0 +1,384 @@
+"""BasePlanner: the lifecycle every planner shares, whatever scheduler drives it.
+
+States move ``STOPPED -> STARTING -> RUNNING -> STOPPING -> STOPPED``; a planner can be
+started again after it stopped. Subclasses bring a scheduler by implementing four hooks
+(see docs/extending.md):
+
+* ``_schedule(link)`` / ``_unschedule(link)``: begin/stop calling ``self._run_transfer(link)``
+  every ``link.interval`` (and call ``link.set_job``);
+* ``_start_planner()`` / ``_shutdown_planner(wait)``: start and stop the scheduler.
+
+Set ``_start_planner_blocks = False`` when ``_start_planner`` returns at once (as both
+built-in planners do); Databay-style planners whose ``_start_planner`` blocks until shutdown
+keep the default ``True`` and are run on a background thread by ``start(block=False)``.
+"""
+
+from __future__ import annotations
+
+import abc
+import atexit
+import enum
+import logging
+import signal
+import threading
+import warnings
+import weakref
+from collections.abc import Sequence
+from types import FrameType, TracebackType
+
+from databay_bus._validation import as_list
+from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
+from databay_bus.link import Link
+
+__all__ = ["BasePlanner", "PlannerState"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class PlannerState(enum.Enum):
+    """Where a planner is in its lifecycle."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+class _StopSignal(BaseException):
+    """Raised in the main thread by the SIGTERM handler of a blocking ``start()``."""
+
+
+_exit_planners: weakref.WeakSet[BasePlanner] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _shutdown_planners_at_exit() -> None:
+    for planner in list(_exit_planners):
+        if planner.running:
+            _LOGGER.info('Attempting to shutdown planner "%s" gracefully.', planner)
+            planner.shutdown(wait=True)
+
+
+class BasePlanner(abc.ABC):
+    """Runs links on a schedule; start it, and shut it down when done.
+
+    Args:
+        links: a Link or a list of them to add now.
+        ignore_exceptions: log a failed transfer and keep going; when False the planner logs
+            the error and shuts down gracefully.
+        immediate_transfer: run every link (whose own ``immediate_transfer`` is True) as soon
+            as scheduling begins, instead of one interval later.
+        shutdown_at_exit: shut down gracefully when the interpreter exits normally.
+    """
+
+    _start_planner_blocks: bool = True
+
+    def __init__(
+        self,
+        links: Link | Sequence[Link] | None = None,
+        ignore_exceptions: bool = False,
+        immediate_transfer: bool = True,
+        shutdown_at_exit: bool = False,
+    ) -> None:
+        self._links: list[Link] = []
+        self._links_lock = threading.RLock()
+        self._state_lock = threading.Lock()
+        self._state = PlannerState.STOPPED
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self.ignore_exceptions = ignore_exceptions
+        self.immediate_transfer = immediate_transfer
+        self._shutdown_at_exit = False
+        self.shutdown_at_exit = shutdown_at_exit
+        if links is not None:
+            self.add_links(links)
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @property
+    def shutdown_at_exit(self) -> bool:
+        """Shut down gracefully at interpreter exit (not on SIGKILL)."""
+        return self._shutdown_at_exit
+
+    @shutdown_at_exit.setter
+    def shutdown_at_exit(self, value: bool) -> None:
+        global _exit_hook_registered
+        self._shutdown_at_exit = bool(value)
+        with _exit_hook_lock:
+            if not value:
+                _exit_planners.discard(self)
+                return
+            _exit_planners.add(self)
+            if not _exit_hook_registered:
+                atexit.register(_shutdown_planners_at_exit)
+                _exit_hook_registered = True
+
+    @property
+    def links(self) -> list[Link]:
+        """The planner's links (a new list)."""
+        with self._links_lock:
+            return list(self._links)
+
+    @property
+    def state(self) -> PlannerState:
+        """The planner's lifecycle state."""
+        return self._state
+
+    @property
+    def running(self) -> bool:
+        """True while the planner schedules transfers."""
+        return self._state is PlannerState.RUNNING
+
+    # -- links ------------------------------------------------------------------------------
+
+    def add_links(self, links: Link | Sequence[Link]) -> None:
+        """Add and schedule links, also while running (their nodes are started first).
+
+        Raises:
+            InvalidLinkError: an item is not a Link, or is already in this planner.
+        """
+        new = as_list(links)
+        with self._links_lock:
+            for index, link in enumerate(new):
+                if not isinstance(link, Link):
+                    raise InvalidLinkError(
+                        f"{self!r}: links[{index}] must be a Link instance, got {describe(link)}"
+                    )
+                if any(link is other for other in (*self._links, *new[:index])):
+                    raise InvalidLinkError(f"{self!r}: links[{index}] {link!r} is already added")
+            for link in new:
+                self._links.append(link)
+                if self._state in (PlannerState.STARTING, PlannerState.RUNNING):
+                    if not self._start_link(link):
+                        continue
+                self._schedule(link)
+                _LOGGER.info("Added link: %s", link)
+
+    def remove_links(self, links: Link | Sequence[Link]) -> None:
+        """Unschedule and remove links, also while running; their nodes are shut down once
+        their last transfer ends (unless another running link still holds them).
+
+        Raises:
+            MissingLinkError: a link is not in this planner (nothing is removed then).
+        """
+        old = as_list(links)
+        with self._links_lock:
+            for index, link in enumerate(old):
+                if not any(link is other for other in self._links):
+                    raise MissingLinkError(
+                        f"{self!r}: links[{index}] {link!r} is not in this planner"
+                    )
+            for link in old:
+                self._drop_link(link)
+
+    def purge(self) -> None:
+        """Unschedule and remove every link."""
+        with self._links_lock:
+            for link in list(self._links):
+                self._drop_link(link)
+
+    def _drop_link(self, link: Link) -> None:
+        if link.job is not None:
+            self._unschedule(link)
+        self._links = [other for other in self._links if other is not link]
+        if self._state is not PlannerState.STOPPED:
+            self._stop_link(link)
+        _LOGGER.info("Removed link: %s", link)
+
+    def _start_link(self, link: Link) -> bool:
+        try:
+            link.on_start()
+        except Exception as exc:
+            self._on_exception(exc, link)
+            return self.ignore_exceptions
+        return True
+
+    def _stop_link(self, link: Link) -> None:
+        try:
+            link.on_shutdown()
+        except Exception as exc:
+            _LOGGER.error("%s: on_shutdown failed for %s", self, link, exc_info=exc)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, block: bool = True) -> None:
+        """Start every link's nodes, then scheduling.
+
+        Args:
+            block: wait until the planner is shut down (Databay's behaviour; in the main
+                thread SIGINT and SIGTERM shut it down gracefully). With ``block=False``
+                return as soon as the planner runs, for embedding in an application.
+
+        Raises:
+            PlannerStateError: the planner is not stopped.
+        """
+        with self._state_lock:
+            if self._state is not PlannerState.STOPPED:
+                raise PlannerStateError(
+                    f"{self!r} cannot start: it is {self._state.value}, not stopped"
+                )
+            self._state = PlannerState.STARTING
+            self._stopped.clear()
+        _LOGGER.info("Starting %s", self)
+        for link in self.links:
+            if not self._start_link(link):
+                self._abort_start()
+                return
+        self._state = PlannerState.RUNNING
+        self._immediate_transfers(self.links)
+        if self._start_planner_blocks:
+            if block:
+                self._start_planner()
+            else:
+                threading.Thread(
+                    target=self._start_planner, name="databay_bus-planner", daemon=True
+                ).start()
+        else:
+            self._start_planner()
+        if block:
+            self._wait_until_stopped()
+
+    def _abort_start(self) -> None:
+        with self._state_lock:
+            self._state = PlannerState.STOPPING
+        for link in self.links:
+            self._stop_link(link)
+        with self._state_lock:
+            self._state = PlannerState.STOPPED
+        self._stopped.set()
+
+    def _immediate_transfers(self, links: list[Link]) -> None:
+        """Run immediate transfers in the calling thread (Databay's way).
+
+        Planners that schedule the first run at once themselves override this with a no-op.
+        """
+        if not self.immediate_transfer:
+            return
+        for link in links:
+            if link.immediate_transfer and self.running:
+                self._run_transfer(link)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop scheduling, then shut down every link's nodes. Safe to call more than once.
+
+        Args:
+            wait: wait for transfers in flight to end. With ``wait=False`` this returns at
+                once even if an outlet hangs; nodes of a link still transferring are shut
+                down when its transfer ends.
+        """
+        with self._state_lock:
+            if self._state in (PlannerState.STOPPED, PlannerState.STOPPING):
+                return
+            self._state = PlannerState.STOPPING
+        _LOGGER.info("Shutting down %s", self)
+        try:
+            self._shutdown_planner(wait)
+        except Exception as exc:
+            _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
+        for link in self.links:
+            self._stop_link(link)
+        with self._state_lock:
+            self._state = PlannerState.STOPPED
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the planner is stopped; False if ``timeout`` seconds passed first."""
+        return self._stopped.wait(timeout)
+
+    def _wait_until_stopped(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self._stopped.wait()
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_stop_signal)
+        try:
+            self._stopped.wait()
+        except (KeyboardInterrupt, _StopSignal) as exc:
+            _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
+            self.shutdown(wait=True)
+        finally:
+            if previous is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def force_transfer(self) -> None:
+        """Run one transfer of every link now, in the calling thread (works when stopped)."""
+        for link in self.links:
+            try:
+                link.transfer()
+            except Exception as exc:
+                self._on_exception(exc, link)
+
+    def _run_transfer(self, link: Link) -> None:
+        """What schedulers call for each tick: transfer unless the previous one still runs."""
+        try:
+            link._transfer_if_idle()
+        except Exception as exc:
+            self._on_exception(exc, link)
+
+    def _on_exception(self, exception: BaseException, link: Link | None = None) -> None:
+        """Log a failure; unless ignoring exceptions, shut a running planner down."""
+        _LOGGER.error(
+            "%s: %s raised when executing %s",
+            self,
+            type(exception).__name__,
+            link,
+            exc_info=exception,
+        )
+        if not self.ignore_exceptions and self._state is PlannerState.RUNNING:
+            threading.Thread(
+                target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
+            ).start()
+
+    # -- context manager ----------------------------------------------------------------------
+
+    def __enter__(self) -> BasePlanner:
+        self.start(block=False)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown(wait=True)
+
+    # -- scheduler hooks --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _schedule(self, link: Link) -> None:
+        """Begin running ``self._run_transfer(link)`` every ``link.interval``."""
+
+    @abc.abstractmethod
+    def _unschedule(self, link: Link) -> None:
+        """Stop running ``link``; call ``link.set_job(None)``."""
+
+    @abc.abstractmethod
+    def _start_planner(self) -> None:
+        """Start the scheduler."""
+
+    @abc.abstractmethod
+    def _shutdown_planner(self, wait: bool = True) -> None:
+        """Stop the scheduler; with ``wait``, after transfers in flight have ended."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(links={len(self._links)}, state={self._state.value})"
+
+
+def _raise_stop_signal(signum: int, frame: FrameType | None) -> None:
+    raise _StopSignal()
+
+
+def _deprecated_catch_exceptions(catch_exceptions: bool | None, ignore_exceptions: bool) -> bool:
+    """Map Databay's deprecated ``catch_exceptions`` onto ``ignore_exceptions``."""
+    if catch_exceptions is None:
+        return ignore_exceptions
+    warnings.warn(
+        "catch_exceptions is deprecated; use ignore_exceptions instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return catch_exceptions
+

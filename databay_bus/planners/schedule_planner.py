@@ -1,0 +1,159 @@
+"""SchedulePlanner: links scheduled with the ``schedule`` package, one Scheduler per planner."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+import schedule
+
+from databay_bus._concurrency import WorkerPool
+from databay_bus._validation import coerce_interval
+from databay_bus.errors import ScheduleIntervalError
+from databay_bus.link import Link
+from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
+
+__all__ = ["ScheduleIntervalError", "SchedulePlanner"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SchedulePlanner(BasePlanner):
+    """Schedules links with a ``schedule.Scheduler`` of its own and a pool of worker threads.
+
+    Args:
+        threads: worker threads running transfers.
+        refresh_interval: the longest the loop sleeps, in seconds; links may not have a
+            shorter interval. The loop wakes exactly when the next transfer is due, so this
+            is not the timing resolution.
+        links, ignore_exceptions, immediate_transfer, shutdown_at_exit: see BasePlanner.
+        catch_exceptions: deprecated spelling of ``ignore_exceptions``.
+
+    Transfers keep to a grid: the k-th is due at start + k * interval, whatever the time a
+    transfer took, so there is no cumulative drift; ticks the loop could not honour are
+    logged as missed. Overlapping ticks of one link are skipped with a WARNING.
+
+    Raises:
+        ScheduleIntervalError: a link's interval is shorter than ``refresh_interval``.
+    """
+
+    _start_planner_blocks = False
+
+    def __init__(
+        self,
+        links: Link | Sequence[Link] | None = None,
+        threads: int = 30,
+        refresh_interval: float = 1.0,
+        ignore_exceptions: bool = False,
+        catch_exceptions: bool | None = None,
+        immediate_transfer: bool = True,
+        shutdown_at_exit: bool = False,
+    ) -> None:
+        self._threads = threads
+        self._refresh_interval = coerce_interval(refresh_interval, "SchedulePlanner")
+        self._scheduler = schedule.Scheduler()
+        self._wakeup = threading.Event()
+        self._loop_thread: threading.Thread | None = None
+        self._pool: WorkerPool | None = None
+        super().__init__(
+            links,
+            ignore_exceptions=_deprecated_catch_exceptions(catch_exceptions, ignore_exceptions),
+            immediate_transfer=immediate_transfer,
+            shutdown_at_exit=shutdown_at_exit,
+        )
+
+    @property
+    def refresh_interval(self) -> float:
+        """The longest time, in seconds, the scheduling loop sleeps."""
+        return self._refresh_interval.total_seconds()
+
+    @property
+    def threads(self) -> int:
+        """Number of worker threads."""
+        return self._threads
+
+    def add_links(self, links: Link | Sequence[Link]) -> None:
+        for link in links if isinstance(links, (list, tuple)) else [links]:
+            if isinstance(link, Link) and link.interval < self._refresh_interval:
+                raise ScheduleIntervalError(
+                    f"{self!r}: interval of {link!r} must be greater than or equal to the "
+                    f"refresh interval. Link interval: {link.interval.total_seconds()}s, "
+                    f"Refresh interval: {self.refresh_interval}s"
+                )
+        super().add_links(links)
+
+    def _schedule(self, link: Link) -> None:
+        if self._pool is None:
+            return
+        seconds = link.interval.total_seconds()
+        job = self._scheduler.every(seconds).seconds.do(self._run_transfer, link)
+        immediate = self.immediate_transfer and link.immediate_transfer
+        job.next_run = datetime.now() if immediate else datetime.now() + link.interval
+        link.set_job(job)
+        self._wakeup.set()
+
+    def _unschedule(self, link: Link) -> None:
+        job = link.job
+        link.set_job(None)
+        if job is not None:
+            self._scheduler.cancel_job(job)
+
+    def _immediate_transfers(self, links: list[Link]) -> None:
+        """The first run of an immediate link is scheduled at start time instead."""
+
+    def _start_planner(self) -> None:
+        with self._links_lock:
+            self._pool = WorkerPool(self._threads, name="databay_bus-schedule")
+            self._wakeup.clear()
+            for link in self._links:
+                self._schedule(link)
+        self._loop_thread = threading.Thread(
+            target=self._loop, args=(self._pool,), name="databay_bus-schedule-loop", daemon=True
+        )
+        self._loop_thread.start()
+
+    def _loop(self, pool: WorkerPool) -> None:
+        while self._pool is pool:
+            now = datetime.now()
+            for job in list(self._scheduler.jobs):
+                if job.next_run is not None and job.next_run <= now:
+                    self._dispatch(job, pool, now)
+            idle = self._scheduler.idle_seconds
+            limit = self.refresh_interval
+            self._wakeup.wait(limit if idle is None else max(0.0, min(idle, limit)))
+            self._wakeup.clear()
+
+    def _dispatch(self, job: schedule.Job, pool: WorkerPool, now: datetime) -> None:
+        try:
+            pool.submit(job.job_func)
+        except RuntimeError:
+            return  # the pool was shut down between the check and the submit
+        assert isinstance(job.job_func, functools.partial) and job.next_run is not None
+        link: Link = job.job_func.args[0]
+        due, missed = job.next_run + link.interval, 0
+        while due <= now:
+            due += link.interval
+            missed += 1
+        if missed:
+            _LOGGER.warning("%s: %d transfer(s) missed, the planner fell behind", link, missed)
+        job.last_run = now
+        job.next_run = due
+
+    def _shutdown_planner(self, wait: bool = True) -> None:
+        pool, self._pool = self._pool, None
+        self._wakeup.set()
+        with self._links_lock:
+            for link in self._links:
+                self._unschedule(link)
+        self._scheduler.clear()
+        if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
+            self._loop_thread.join()
+        self._loop_thread = None
+        if pool is not None:
+            pool.shutdown(wait=wait)
+
+    def __repr__(self) -> str:
+        return f"SchedulePlanner(threads:{self._threads}, refresh_interval:{self.refresh_interval})"

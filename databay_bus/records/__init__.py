@@ -1,0 +1,8 @@
+"""Records, metadata keys and the helpers that move them."""
+
+from __future__ import annotations
+
+from databay_bus.records.metadata import INLET_KEY, MetadataKey, merge_metadata
+from databay_bus.records.record import Record
+
+__all__ = ["INLET_KEY", "MetadataKey", "Record", "merge_metadata"]

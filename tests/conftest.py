@@ -1,0 +1,50 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """Return ``wait_until(predicate, timeout=10, message=...)``: poll until true or fail.
+
+    Generous timeouts: a slow machine makes a test slower, never red.
+    """
+
+    def _wait(predicate: Callable[[], object], timeout: float = 10.0, message: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+            time.sleep(0.005)
+
+    return _wait
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves non-daemon threads behind (they would hang interpreter exit)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        extra = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+        ]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not extra, f"non-daemon threads left running: {extra}"
+
+
+@pytest.fixture
+def databay_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """caplog capturing every databay_bus record at DEBUG and above."""
+    caplog.set_level(logging.DEBUG, logger="databay_bus")
+    return caplog
