@@ -53,9 +53,7 @@ def _shared_background_loop() -> asyncio.AbstractEventLoop:
     with _background_lock:
         if _background_loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="databay_bus-loop", daemon=True
-            )
+            thread = threading.Thread(target=loop.run_forever, name="databay_bus-loop", daemon=True)
             thread.start()
             _background_loop = loop
         return _background_loop
@@ -93,9 +91,7 @@ class WorkerPool(Executor):
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(  # type: ignore[override]
-        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
-    ) -> Future[T]:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
         with self._lock:
             if self._closed:

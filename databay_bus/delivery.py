@@ -60,9 +60,7 @@ class Delivery(abc.ABC):
         """Raise if ``outlets`` cannot be delivered to (e.g. duplicate names)."""
 
     @abc.abstractmethod
-    def admit(
-        self, records: list[Record], outlets: Sequence[Outlet], update: Update
-    ) -> list[Lane]:
+    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
         """Take the transfer's processed records; return each outlet's batches."""
 
     @abc.abstractmethod
@@ -77,9 +75,7 @@ class DirectDelivery(Delivery):
     originals, so no outlet sees another's changes without paying for one copy too many.
     """
 
-    def admit(
-        self, records: list[Record], outlets: Sequence[Outlet], update: Update
-    ) -> list[Lane]:
+    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
         if not outlets:
             return []
         batches = self.link.group(records, update)
@@ -93,7 +89,7 @@ class DirectDelivery(Delivery):
                 _LOGGER.error(
                     "%s: records could not be copied; outlets share them", update, exc_info=exc
                 )
-        return [Lane(outlet, list(b)) for outlet, b in zip(outlets, shared)]
+        return [Lane(outlet, list(b)) for outlet, b in zip(outlets, shared, strict=True)]
 
     def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
         return None if error is None else Outcome.RAISE

@@ -28,6 +28,7 @@ written for Databay keep catching them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -114,9 +115,9 @@ class NodeInactiveError(DatabayBusError, RuntimeError):
 class TransferError(DatabayBusError, RuntimeError):
     """Several inlets, outlets or processors of one transfer failed; ``errors`` holds them all."""
 
-    def __init__(self, message: str, errors: list[BaseException]) -> None:
+    def __init__(self, message: str, errors: Sequence[BaseException]) -> None:
         super().__init__(message)
-        self.errors = errors
+        self.errors = list(errors)
 
 
 class HttpInletError(DatabayBusError, RuntimeError):

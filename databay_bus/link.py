@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from databay_bus._concurrency import io_pool, run_coroutine, run_parallel
+from databay_bus._node import Node
 from databay_bus._validation import as_callables, as_list, as_tags, coerce_interval
 from databay_bus.delivery import DirectDelivery, Lane, Outcome
 from databay_bus.errors import (
@@ -154,7 +155,7 @@ class Link:
         self.add_inlets(inlets)
         self.add_outlets(outlets)
         if queue is not None or delivery_options:
-            from databay_bus.queue.delivery import QueueDelivery
+            from databay_bus.queue.delivery import QueueDelivery  # type: ignore[import-not-found]
 
             self._delivery = QueueDelivery(self, queue, **delivery_options)
 
@@ -211,7 +212,7 @@ class Link:
         """Add inlets; started at once if the link is running. All or nothing."""
         with self._nodes_lock:
             added = self._checked_new(as_list(inlets), Inlet, self._inlets, "inlets")
-            self._inlets = (*self._inlets, *added)  # type: ignore[arg-type]
+            self._inlets = (*self._inlets, *added)
             self._nodes_changed(added, [])
 
     def remove_inlets(self, inlets: Inlet | Sequence[Inlet]) -> None:
@@ -225,8 +226,8 @@ class Link:
         """Add outlets; started at once if the link is running. All or nothing."""
         with self._nodes_lock:
             added = self._checked_new(as_list(outlets), Outlet, self._outlets, "outlets")
-            self._delivery.check_outlets([*self._outlets, *added])  # type: ignore[list-item]
-            self._outlets = (*self._outlets, *added)  # type: ignore[arg-type]
+            self._delivery.check_outlets([*self._outlets, *added])
+            self._outlets = (*self._outlets, *added)
             self._nodes_changed(added, [])
 
     def remove_outlets(self, outlets: Outlet | Sequence[Outlet]) -> None:
@@ -248,7 +249,7 @@ class Link:
                     f"{self}: {what}[{index}] must be an {kind.__name__} instance, "
                     f"got {describe(node)}"
                 )
-            if not node._check_initialised():
+            if not isinstance(node, Node) or not node._check_initialised():
                 raise InvalidNodeError(
                     f"{self}: {what}[{index}] {type(node).__name__} was not initialised; "
                     f"call super().__init__() in its __init__"
@@ -258,9 +259,7 @@ class Link:
             seen.append(node)
         return seen
 
-    def _checked_present(
-        self, nodes: list[Any], present: tuple[Any, ...], what: str
-    ) -> list[Any]:
+    def _checked_present(self, nodes: list[Any], present: tuple[Any, ...], what: str) -> list[Any]:
         for index, node in enumerate(nodes):
             if not any(node is other for other in present):
                 raise MissingNodeError(f"{self}: {what}[{index}] {node!r} is not in the link")
@@ -417,7 +416,8 @@ class Link:
         records: list[Record] = []
         if self._delivery.may_pull(update):
             calls = [functools.partial(_pull_sync, inlet, update) for inlet in inlets]
-            for inlet, result in zip(inlets, run_parallel(calls, self.inlet_concurrency)):
+            pulled = run_parallel(calls, self.inlet_concurrency)
+            for inlet, result in zip(inlets, pulled, strict=True):
                 self._collect(inlet, result, records, errors, update)
         records = self._process(records, update)
         lanes = self._delivery.admit(records, outlets, update)
@@ -438,7 +438,7 @@ class Link:
                 *(_pull_async(inlet, update, gate, loop) for inlet in inlets),
                 return_exceptions=True,
             )
-            for inlet, result in zip(inlets, results):
+            for inlet, result in zip(inlets, results, strict=True):
                 self._collect(inlet, result, records, errors, update)
         records = self._process(records, update)
         lanes = await self._blocking(loop, self._delivery.admit, records, outlets, update)
@@ -601,7 +601,7 @@ async def _pull_async(
 ) -> list[Record]:
     async with gate:
         if inlet._pull_is_async:
-            value = await inlet.pull(update)  # type: ignore[misc]
+            value = await inlet.pull(update)
         else:
             value = await loop.run_in_executor(io_pool(), inlet.pull, update)
     return wrap_pulled(inlet, value)

@@ -10,7 +10,9 @@ Every module logs to ``logging.getLogger(__name__)``, so the tree mirrors the pa
     databay_bus.processors.buffer
     databay_bus.queue.<module>
 
-Lines look like Databay's: ``2026-11-23 10:15:02.118|W| prices.3 transfer skipped (databay_bus.link)``.
+Lines look like Databay's::
+
+    2026-11-23 10:15:02.118|W| prices: transfer skipped, ... (databay_bus.link)
 
 The default handler prints to stderr only while the application has not configured logging
 itself (the root logger has no handlers); once it has, records simply propagate, so nothing is
@@ -24,8 +26,8 @@ import logging
 import time
 
 __all__ = [
-    "ISO8601Formatter",
     "LOGGER_NAME",
+    "ISO8601Formatter",
     "install_default_handler",
     "remove_default_handler",
 ]
@@ -53,7 +55,7 @@ class ISO8601Formatter(logging.Formatter):
         """Switch between the pretty and the strict ISO 8601 time format."""
         self.pretty = pretty
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         local = time.localtime(record.created)
         if datefmt:
             return time.strftime(datefmt, local)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -113,10 +114,8 @@ class ApsPlanner(BasePlanner):
         job = link.job
         link.set_job(None)
         if job is not None and self._scheduler is not None:
-            try:
+            with contextlib.suppress(LookupError):  # already gone with a stopped scheduler
                 job.remove()
-            except LookupError:
-                pass  # already gone with a stopped scheduler
 
     def _immediate_transfers(self, links: list[Link]) -> None:
         """The first run of an immediate link is scheduled at start time instead."""

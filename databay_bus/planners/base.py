@@ -149,9 +149,9 @@ class BasePlanner(abc.ABC):
                     raise InvalidLinkError(f"{self!r}: links[{index}] {link!r} is already added")
             for link in new:
                 self._links.append(link)
-                if self._state in (PlannerState.STARTING, PlannerState.RUNNING):
-                    if not self._start_link(link):
-                        continue
+                starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
+                if starting and not self._start_link(link):
+                    continue
                 self._schedule(link)
                 _LOGGER.info("Added link: %s", link)
 
@@ -381,4 +381,3 @@ def _deprecated_catch_exceptions(catch_exceptions: bool | None, ignore_exception
         stacklevel=3,
     )
     return catch_exceptions
-

@@ -89,7 +89,9 @@ class SchedulePlanner(BasePlanner):
         if self._pool is None:
             return
         seconds = link.interval.total_seconds()
-        job = self._scheduler.every(seconds).seconds.do(self._run_transfer, link)
+        job = self._scheduler.every(seconds).seconds.do(  # type: ignore[arg-type]
+            self._run_transfer, link
+        )
         immediate = self.immediate_transfer and link.immediate_transfer
         job.next_run = datetime.now() if immediate else datetime.now() + link.interval
         link.set_job(job)
@@ -127,6 +129,7 @@ class SchedulePlanner(BasePlanner):
             self._wakeup.clear()
 
     def _dispatch(self, job: schedule.Job, pool: WorkerPool, now: datetime) -> None:
+        assert job.job_func is not None
         try:
             pool.submit(job.job_func)
         except RuntimeError:

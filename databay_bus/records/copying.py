@@ -25,4 +25,4 @@ def copies(value: T, count: int) -> list[T]:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return [copy.deepcopy(value) for _ in range(count)]
-    return [pickle.loads(data) for _ in range(count)]  # noqa: S301 - our own bytes
+    return [pickle.loads(data) for _ in range(count)]
