@@ -59,7 +59,12 @@ class Inlet(Node, abc.ABC):
 
 
 def wrap_pulled(inlet: Inlet, value: Any) -> list[Record]:
-    """Turn what ``pull`` returned into a new list of records, element by element."""
-    if not isinstance(value, list):
-        return [value if isinstance(value, Record) else inlet.new_record(value)]
-    return [item if isinstance(item, Record) else inlet.new_record(item) for item in value]
+    """Turn what ``pull`` returned into a new list of records, element by element, each
+    marked with the inlet's name (see :attr:`Record.inlet_name`)."""
+    items = value if isinstance(value, list) else [value]
+    records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
+    name = inlet.name
+    for record in records:
+        if record._inlet_name is None:
+            record._inlet_name = name
+    return records

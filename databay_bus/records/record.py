@@ -17,7 +17,7 @@ class Record:
     because they are mutable.
     """
 
-    __slots__ = ("_id", "metadata", "payload")
+    __slots__ = ("_id", "_inlet_name", "metadata", "payload")
 
     def __init__(
         self, payload: Any, metadata: dict[str, Any] | None = None, *, id: str | None = None
@@ -25,11 +25,20 @@ class Record:
         self.payload = payload
         self.metadata: dict[str, Any] = {} if metadata is None else metadata
         self._id = id
+        self._inlet_name: str | None = None
 
     @property
     def id(self) -> str | None:
         """The queue's stable id for this record, or ``None`` when it was never queued."""
         return self._id
+
+    @property
+    def inlet_name(self) -> str | None:
+        """Name of the inlet whose pull produced this record (None for records made elsewhere).
+
+        Set by the link after each pull; routers use it. Not part of equality, not queued.
+        """
+        return self._inlet_name
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record):
@@ -46,8 +55,8 @@ class Record:
         ident = "" if self._id is None else f", id={self._id!r}"
         return f"Record(payload={self.payload!r}, metadata={self.metadata!r}{ident})"
 
-    def __getstate__(self) -> tuple[Any, dict[str, Any], str | None]:
-        return (self.payload, self.metadata, self._id)
+    def __getstate__(self) -> tuple[Any, dict[str, Any], str | None, str | None]:
+        return (self.payload, self.metadata, self._id, self._inlet_name)
 
-    def __setstate__(self, state: tuple[Any, dict[str, Any], str | None]) -> None:
-        self.payload, self.metadata, self._id = state
+    def __setstate__(self, state: tuple[Any, dict[str, Any], str | None, str | None]) -> None:
+        self.payload, self.metadata, self._id, self._inlet_name = state
