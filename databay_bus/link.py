@@ -19,8 +19,10 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,8 @@ from databay_bus.errors import (
     describe,
 )
 from databay_bus.inlets.base import Inlet, wrap_pulled
+from databay_bus.metrics import LinkMetrics
+from databay_bus.observers import Event, TransferCompleted, TransferFailed, TransferStarted
 from databay_bus.outlets.base import Outlet
 from databay_bus.records import Record
 
@@ -71,6 +75,24 @@ class Update:
         return self.tags == other.tags and self.transfer_number == other.transfer_number
 
     __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass
+class _Run:
+    """The state of one transfer while it runs."""
+
+    update: Update
+    started: float
+    pulled: int = 0
+    errors: list[Exception] = field(default_factory=list)
+    pushed: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def lane_done(self, outlet: str, pushed: int, failures: int) -> None:
+        # Lanes run on several threads; each writes only its own keys.
+        self.pushed[outlet] = self.pushed.get(outlet, 0) + pushed
+        if failures:
+            self.failures[outlet] = self.failures.get(outlet, 0) + failures
 
 
 class Link:
@@ -151,6 +173,8 @@ class Link:
         self._in_flight = False
         self._release_after_transfer = False
         self._job: Any = None
+        self._listeners: list[Callable[[Event], None]] = []
+        self.metrics = LinkMetrics()
         self._delivery: Delivery = DirectDelivery(self)
         self.add_inlets(inlets)
         self.add_outlets(outlets)
@@ -360,6 +384,7 @@ class Link:
     def _transfer_if_idle(self) -> bool:
         """Transfer unless one is already running; False (and a WARNING) if it was skipped."""
         if not self._transfer_lock.acquire(blocking=False):
+            self.metrics.add_skipped()
             _LOGGER.warning(
                 "%s: transfer skipped, the previous transfer of this link is still running",
                 ".".join(self._tags) or self,
@@ -403,50 +428,54 @@ class Link:
         if release:
             self._release_nodes(raise_errors=False)
 
-    def _next_update(self) -> Update:
+    def _begin(self) -> _Run:
         self._transfer_number += 1
         update = Update(self._tags, self._transfer_number)
         _LOGGER.debug("%s transfer", update)
-        return update
+        if self._listeners:
+            self._emit(TransferStarted(self, update))
+        return _Run(update, time.monotonic())
 
     def _run_sync(self) -> None:
-        update = self._next_update()
+        run = self._begin()
         inlets, outlets = self._inlets, self._outlets
-        errors: list[Exception] = []
-        records: list[Record] = []
-        if self._delivery.may_pull(update):
-            calls = [functools.partial(_pull_sync, inlet, update) for inlet in inlets]
-            pulled = run_parallel(calls, self.inlet_concurrency)
-            for inlet, result in zip(inlets, pulled, strict=True):
-                self._collect(inlet, result, records, errors, update)
-        records = self._process(records, update)
-        lanes = self._delivery.admit(records, outlets, update)
-        lane_calls = [functools.partial(self._push_lane_sync, lane, update) for lane in lanes]
-        for lane_errors in run_parallel(lane_calls, len(lane_calls)):
-            errors.extend(lane_errors)  # type: ignore[arg-type]
-        self._finish(errors, update)
+        try:
+            records: list[Record] = []
+            if self._delivery.may_pull(run.update):
+                calls = [functools.partial(_pull_sync, inlet, run.update) for inlet in inlets]
+                pulled = run_parallel(calls, self.inlet_concurrency)
+                for inlet, result in zip(inlets, pulled, strict=True):
+                    self._collect(inlet, result, records, run)
+            run.pulled = len(records)
+            records = self._process(records, run.update)
+            lanes = self._delivery.admit(records, outlets, run.update)
+            lane_calls = [functools.partial(self._push_lane_sync, lane, run) for lane in lanes]
+            run_parallel(lane_calls, len(lane_calls))
+        except Exception as exc:
+            run.errors.append(exc)
+        self._finish(run)
 
     async def _run_async(self) -> None:
-        update = self._next_update()
+        run = self._begin()
         inlets, outlets = self._inlets, self._outlets
         loop = asyncio.get_running_loop()
-        errors: list[Exception] = []
-        records: list[Record] = []
-        if await self._blocking(loop, self._delivery.may_pull, update):
-            gate = asyncio.Semaphore(self.inlet_concurrency)
-            results = await asyncio.gather(
-                *(_pull_async(inlet, update, gate, loop) for inlet in inlets),
-                return_exceptions=True,
-            )
-            for inlet, result in zip(inlets, results, strict=True):
-                self._collect(inlet, result, records, errors, update)
-        records = self._process(records, update)
-        lanes = await self._blocking(loop, self._delivery.admit, records, outlets, update)
-        for lane_errors in await asyncio.gather(
-            *(self._push_lane_async(lane, update, loop) for lane in lanes)
-        ):
-            errors.extend(lane_errors)
-        self._finish(errors, update)
+        try:
+            records: list[Record] = []
+            if await self._blocking(loop, self._delivery.may_pull, run.update):
+                gate = asyncio.Semaphore(self.inlet_concurrency)
+                results = await asyncio.gather(
+                    *(_pull_async(inlet, run.update, gate, loop) for inlet in inlets),
+                    return_exceptions=True,
+                )
+                for inlet, result in zip(inlets, results, strict=True):
+                    self._collect(inlet, result, records, run)
+            run.pulled = len(records)
+            records = self._process(records, run.update)
+            lanes = await self._blocking(loop, self._delivery.admit, records, outlets, run.update)
+            await asyncio.gather(*(self._push_lane_async(lane, run, loop) for lane in lanes))
+        except Exception as exc:
+            run.errors.append(exc)
+        self._finish(run)
 
     async def _blocking(self, loop: asyncio.AbstractEventLoop, call: Any, *args: Any) -> Any:
         """Run a delivery step: inline when it does no I/O, on the I/O pool when it does."""
@@ -459,21 +488,20 @@ class Link:
         inlet: Inlet,
         result: list[Record] | BaseException,
         records: list[Record],
-        errors: list[Exception],
-        update: Update,
+        run: _Run,
     ) -> None:
         if isinstance(result, list):
             records.extend(result)
         elif isinstance(result, Exception):
-            self._failed(errors, result, update, f"inlet {inlet!r}")
+            self._failed(run, result, f"inlet {inlet!r}")
         else:
             raise result
 
-    def _failed(self, errors: list[Exception], exc: Exception, update: Update, what: str) -> None:
+    def _failed(self, run: _Run, exc: Exception, what: str) -> None:
         if self.ignore_exceptions:
-            _LOGGER.error("%s: %s failed; ignored", update, what, exc_info=exc)
+            _LOGGER.error("%s: %s failed; ignored", run.update, what, exc_info=exc)
         else:
-            errors.append(exc)
+            run.errors.append(exc)
 
     def _process(self, records: list[Record], update: Update) -> list[Record]:
         for processor in self.processors:
@@ -519,66 +547,86 @@ class Link:
                 )
         return batches
 
-    def _push_lane_sync(self, lane: Lane, update: Update) -> list[Exception]:
-        errors: list[Exception] = []
-        outlet = lane.outlet
+    def _push_lane_sync(self, lane: Lane, run: _Run) -> None:
+        outlet, pushed, failures = lane.outlet, 0, 0
         for batch in lane.batches:
             try:
-                _push_sync(outlet, batch, update)
+                pushed += _push_sync(outlet, batch, run.update)
             except Exception as exc:
-                if self._settle_failure(lane, batch, exc, errors, update):
+                failures += len(batch)
+                if self._settle_failure(lane, batch, exc, run):
                     break
             else:
                 self._delivery.settle(lane, batch, None)
-        return errors
+        run.lane_done(outlet.name, pushed, failures)
 
     async def _push_lane_async(
-        self, lane: Lane, update: Update, loop: asyncio.AbstractEventLoop
-    ) -> list[Exception]:
-        errors: list[Exception] = []
-        outlet = lane.outlet
+        self, lane: Lane, run: _Run, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        outlet, pushed, failures = lane.outlet, 0, 0
         for batch in lane.batches:
             try:
                 if outlet._push_is_async:
-                    await outlet.push(outlet._process(batch), update)
+                    processed = outlet._process(batch)
+                    await outlet.push(processed, run.update)
+                    pushed += len(processed)
                 else:
-                    push = functools.partial(_push_sync, outlet, batch, update)
-                    await loop.run_in_executor(io_pool(), push)
+                    push = functools.partial(_push_sync, outlet, batch, run.update)
+                    pushed += await loop.run_in_executor(io_pool(), push)
             except Exception as exc:
-                stop = await self._blocking(
-                    loop, self._settle_failure, lane, batch, exc, errors, update
-                )
-                if stop:
+                failures += len(batch)
+                if await self._blocking(loop, self._settle_failure, lane, batch, exc, run):
                     break
             else:
                 await self._blocking(loop, self._delivery.settle, lane, batch, None)
-        return errors
+        run.lane_done(outlet.name, pushed, failures)
 
-    def _settle_failure(
-        self,
-        lane: Lane,
-        batch: list[Record],
-        exc: Exception,
-        errors: list[Exception],
-        update: Update,
-    ) -> bool:
+    def _settle_failure(self, lane: Lane, batch: list[Record], exc: Exception, run: _Run) -> bool:
         """Let the delivery handle a failed push; True when the lane must stop."""
         outcome = self._delivery.settle(lane, batch, exc)
         if outcome is Outcome.RAISE:
-            self._failed(errors, exc, update, f"outlet {lane.outlet!r}")
+            self._failed(run, exc, f"outlet {lane.outlet!r}")
             return not self.ignore_exceptions
         return outcome is Outcome.STOP
 
-    def _finish(self, errors: list[Exception], update: Update) -> None:
+    def _finish(self, run: _Run) -> None:
+        update, errors = run.update, run.errors
+        duration = time.monotonic() - run.started
+        self.metrics.add_transfer(
+            run.pulled, run.pushed, run.failures, duration, time.time(), bool(errors)
+        )
         _LOGGER.debug("%s done", update)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise TransferError(
+        if self._listeners:
+            pushed = dict(run.pushed)
+            self._emit(TransferCompleted(self, update, run.pulled, pushed, duration, bool(errors)))
+        if not errors:
+            return
+        error: Exception = errors[0]
+        if len(errors) > 1:
+            error = TransferError(
                 f"{update}: {len(errors)} nodes failed: "
                 + "; ".join(f"{type(e).__name__}: {e}" for e in errors),
                 errors,
             )
+        if self._listeners:
+            self._emit(TransferFailed(self, update, error))
+        raise error
+
+    # -- observers --------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` for this link's events (planners register themselves)."""
+        with self._nodes_lock:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        """Stop calling ``listener``."""
+        with self._nodes_lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
 
     def __repr__(self) -> str:
         return (
@@ -592,8 +640,10 @@ def _pull_sync(inlet: Inlet, update: Update) -> list[Record]:
     return wrap_pulled(inlet, inlet.pull(update))
 
 
-def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> None:
-    outlet.push(outlet._process(batch), update)
+def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
+    processed = outlet._process(batch)
+    outlet.push(processed, update)
+    return len(processed)
 
 
 async def _pull_async(

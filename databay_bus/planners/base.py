@@ -23,12 +23,21 @@ import signal
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType, TracebackType
+from typing import Any
 
 from databay_bus._validation import as_list
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link
+from databay_bus.observers import (
+    Event,
+    LinkAdded,
+    LinkRemoved,
+    ObserverDispatcher,
+    PlannerStarted,
+    PlannerStopped,
+)
 
 __all__ = ["BasePlanner", "PlannerState"]
 
@@ -91,6 +100,7 @@ class BasePlanner(abc.ABC):
         self.immediate_transfer = immediate_transfer
         self._shutdown_at_exit = False
         self.shutdown_at_exit = shutdown_at_exit
+        self._observers = ObserverDispatcher()
         if links is not None:
             self.add_links(links)
 
@@ -149,11 +159,13 @@ class BasePlanner(abc.ABC):
                     raise InvalidLinkError(f"{self!r}: links[{index}] {link!r} is already added")
             for link in new:
                 self._links.append(link)
+                link.add_listener(self._observers.emit)
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
                     continue
                 self._schedule(link)
                 _LOGGER.info("Added link: %s", link)
+                self._observers.emit(LinkAdded(self, link))
 
     def remove_links(self, links: Link | Sequence[Link]) -> None:
         """Unschedule and remove links, also while running; their nodes are shut down once
@@ -182,9 +194,11 @@ class BasePlanner(abc.ABC):
         if link.job is not None:
             self._unschedule(link)
         self._links = [other for other in self._links if other is not link]
+        link.remove_listener(self._observers.emit)
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)
         _LOGGER.info("Removed link: %s", link)
+        self._observers.emit(LinkRemoved(self, link))
 
     def _start_link(self, link: Link) -> bool:
         try:
@@ -226,6 +240,7 @@ class BasePlanner(abc.ABC):
                 self._abort_start()
                 return
         self._state = PlannerState.RUNNING
+        self._observers.emit(PlannerStarted(self))
         self._immediate_transfers(self.links)
         if self._start_planner_blocks:
             if block:
@@ -280,6 +295,7 @@ class BasePlanner(abc.ABC):
             self._stop_link(link)
         with self._state_lock:
             self._state = PlannerState.STOPPED
+        self._observers.emit(PlannerStopped(self))
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -330,6 +346,34 @@ class BasePlanner(abc.ABC):
             threading.Thread(
                 target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
             ).start()
+
+    # -- observation ------------------------------------------------------------------------
+
+    def add_observer(self, observer: Callable[[Event], None]) -> None:
+        """Notify ``observer`` (an Observer or a callable) of this planner's events.
+
+        Observers run on one background thread, in event order; see docs/observers.md.
+        """
+        self._observers.add(observer)
+
+    def remove_observer(self, observer: Callable[[Event], None]) -> None:
+        """Stop notifying ``observer``."""
+        self._observers.remove(observer)
+
+    def flush_observers(self, timeout: float | None = None) -> bool:
+        """Wait until observers have been told every event so far; False on timeout."""
+        return self._observers.flush(timeout)
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters per link and outlet, plus queue depths, as a JSON-serialisable dict."""
+        links = []
+        for link in self.links:
+            entry: dict[str, Any] = {"tags": link.tags, **link.metrics.as_dict()}
+            queue_stats = getattr(link._delivery, "metrics", None)
+            if callable(queue_stats):
+                entry["queue"] = queue_stats()
+            links.append(entry)
+        return {"planner": type(self).__name__, "state": self._state.value, "links": links}
 
     # -- context manager ----------------------------------------------------------------------
 
