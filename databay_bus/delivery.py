@@ -16,14 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from databay_bus.errors import InvalidNodeError
 from databay_bus.records import Record
 from databay_bus.records.copying import copies
+from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
     from databay_bus.link import Link, Update
     from databay_bus.outlets.base import Outlet
 
-__all__ = ["Delivery", "DirectDelivery", "Lane", "Outcome"]
+__all__ = ["Delivery", "DirectDelivery", "Lane", "Outcome", "unique_names"]
 
 _LOGGER = logging.getLogger("databay_bus.link")
 
@@ -56,8 +58,15 @@ class Delivery(abc.ABC):
         """False to skip pulling this transfer (backpressure)."""
         return True
 
-    def check_outlets(self, outlets: Sequence[Outlet]) -> None:  # noqa: B027 - optional hook
-        """Raise if ``outlets`` cannot be delivered to (e.g. duplicate names)."""
+    def check_outlets(self, outlets: Sequence[Outlet]) -> None:
+        """Raise if ``outlets`` cannot be delivered to; subclasses extend, calling super().
+
+        With a router, outlet names must be unique and every name it routes to must exist.
+        """
+        router = self.link.router
+        if router is not None:
+            names = unique_names(outlets, self.link)
+            router.check(names)
 
     @abc.abstractmethod
     def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
@@ -78,6 +87,8 @@ class DirectDelivery(Delivery):
     def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
         if not outlets:
             return []
+        if self.link.router is not None:
+            return self._routed(records, outlets, update)
         batches = self.link.group(records, update)
         shared = [batches] * len(outlets)
         if self.link.copy_records and len(outlets) > 1:
@@ -91,5 +102,37 @@ class DirectDelivery(Delivery):
                 )
         return [Lane(outlet, list(b)) for outlet, b in zip(outlets, shared, strict=True)]
 
+    def _routed(
+        self, records: list[Record], outlets: Sequence[Outlet], update: Update
+    ) -> list[Lane]:
+        names = [outlet.name for outlet in outlets]
+        routed: dict[str, list[Record]] = {name: [] for name in names}
+        decided = route_records(
+            self.link.router, records, names, self.link.ignore_exceptions, update
+        )
+        for record, targets in zip(records, decided, strict=True):
+            for name in targets:
+                routed[name].append(record)
+        lanes = []
+        for index, outlet in enumerate(outlets):
+            batches = self.link.group(routed[outlet.name], update)
+            if self.link.copy_records and index < len(outlets) - 1:
+                batches = copies(batches, 1)[0]
+            lanes.append(Lane(outlet, batches))
+        return lanes
+
     def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
         return None if error is None else Outcome.RAISE
+
+
+def unique_names(outlets: Sequence[Outlet], link: object) -> list[str]:
+    """Return the outlets' names, raising InvalidNodeError if two outlets share one."""
+    names: list[str] = []
+    for index, outlet in enumerate(outlets):
+        if outlet.name in names:
+            raise InvalidNodeError(
+                f"{link!r}: outlets[{index}] {outlet!r} has the name {outlet.name!r}, already "
+                f"used by another outlet; give each outlet a distinct name=..."
+            )
+        names.append(outlet.name)
+    return names

@@ -42,6 +42,7 @@ from databay_bus.metrics import LinkMetrics
 from databay_bus.observers import Event, TransferCompleted, TransferFailed, TransferStarted
 from databay_bus.outlets.base import Outlet
 from databay_bus.records import Record
+from databay_bus.routing import Router
 
 if TYPE_CHECKING:
     from databay_bus.delivery import Delivery
@@ -115,6 +116,8 @@ class Link:
             is pushed separately.
         queue: a :class:`~databay_bus.queue.RecordQueue` that stores records before any
             outlet sees them (see docs/queue.md).
+        router: a :class:`~databay_bus.routing.Router` choosing which outlets get each
+            record (see docs/routing.md); outlet names must then be unique.
         name, catch_exceptions: deprecated Databay spellings of ``tags`` and
             ``ignore_exceptions``.
 
@@ -138,6 +141,7 @@ class Link:
         groupers: Grouper | Sequence[Grouper] | None = None,
         name: str | None = None,
         queue: Any = None,
+        router: Router | None = None,
         **delivery_options: Any,
     ) -> None:
         if name is not None:
@@ -175,6 +179,11 @@ class Link:
         self._job: Any = None
         self._listeners: list[Callable[[Event], None]] = []
         self.metrics = LinkMetrics()
+        if router is not None and not isinstance(router, Router):
+            raise ConfigurationError(
+                f"{self}: router must be a databay_bus.routing.Router, got {describe(router)}"
+            )
+        self.router = router
         self._delivery: Delivery = DirectDelivery(self)
         self.add_inlets(inlets)
         self.add_outlets(outlets)

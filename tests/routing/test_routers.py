@@ -40,12 +40,8 @@ class TestMetadataRouter:
 
     def test_default_names_and_all(self) -> None:
         """A default sends unmatched records to named outlets, or ALL to every outlet."""
-        assert list(MetadataRouter("k", {}, default="print").route(rec(k=1), OUTLETS)) == [
-            "print"
-        ]
-        assert list(MetadataRouter("k", {}, default=ALL).route(rec(k=1), OUTLETS)) == list(
-            OUTLETS
-        )
+        assert list(MetadataRouter("k", {}, default="print").route(rec(k=1), OUTLETS)) == ["print"]
+        assert list(MetadataRouter("k", {}, default=ALL).route(rec(k=1), OUTLETS)) == list(OUTLETS)
 
     def test_unhashable_value_matches_nothing(self) -> None:
         """A list-valued key cannot match a route; it falls to the default."""
@@ -126,9 +122,7 @@ class TestRouteRecords:
         """Without a router every record goes to every outlet."""
         assert route_records(None, [rec(), rec()], OUTLETS, False, "u") == [OUTLETS, OUTLETS]
 
-    def test_router_error_raises_unless_ignored(
-        self, caplog: pytest.LogCaptureFixture
-    ) -> None:
+    def test_router_error_raises_unless_ignored(self, caplog: pytest.LogCaptureFixture) -> None:
         """A raising router propagates; ignored, the record goes to every outlet and is logged."""
         records = [rec("ok"), rec("bad")]
         with pytest.raises(RuntimeError, match="cannot route"):
