@@ -1,0 +1,135 @@
+"""Transfers from sync code, from inside a running event loop, and awaited with transfer_async."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from core_fakes import AsyncListInlet, AsyncRecordingOutlet, ListInlet, RecordingOutlet
+
+from databay_bus import Inlet, Link, Outlet, Record, Update
+
+
+class LoopInlet(Inlet):
+    """Remembers the event loop each async pull ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: list[asyncio.AbstractEventLoop] = []
+
+    async def pull(self, update: Update) -> int:
+        self.loops.append(asyncio.get_running_loop())
+        return update.transfer_number
+
+
+def sync_link() -> tuple[Link, RecordingOutlet]:
+    outlet = RecordingOutlet()
+    return Link(ListInlet([1]), outlet, 1), outlet
+
+
+def async_link() -> tuple[Link, AsyncRecordingOutlet]:
+    outlet = AsyncRecordingOutlet()
+    return Link([AsyncListInlet([1]), ListInlet([2])], outlet, 1), outlet
+
+
+@pytest.mark.parametrize("make", [sync_link, async_link])
+def test_transfer_from_plain_sync_code(make: object) -> None:
+    link, outlet = make()  # type: ignore[operator]
+    link.transfer()
+    assert len(outlet.batches) == 1
+
+
+@pytest.mark.parametrize("make", [sync_link, async_link])
+def test_transfer_called_inside_a_running_loop(make: object) -> None:
+    link, outlet = make()  # type: ignore[operator]
+
+    async def application() -> None:
+        link.transfer()  # a plain call from a coroutine: Databay raised RuntimeError here
+        link.transfer()
+
+    asyncio.run(application())
+    assert len(outlet.batches) == 2
+
+
+@pytest.mark.parametrize("make", [sync_link, async_link])
+def test_transfer_async_awaited(make: object) -> None:
+    link, outlet = make()  # type: ignore[operator]
+
+    async def application() -> None:
+        await link.transfer_async()
+        await link.transfer_async()
+
+    asyncio.run(application())
+    assert len(outlet.batches) == 2
+    assert [u.transfer_number for u in outlet.updates] == [0, 1]
+
+
+def test_transfer_async_does_not_block_the_callers_loop() -> None:
+    released = threading.Event()
+
+    class Waiting(Outlet):
+        def push(self, records: list[Record], update: Update) -> None:
+            assert released.wait(10), "the caller's loop was blocked by a sync push"
+
+    link = Link(ListInlet([1]), Waiting(), 1)
+
+    async def application() -> None:
+        transfer = asyncio.ensure_future(link.transfer_async())
+        await asyncio.sleep(0.01)  # the loop keeps running while the push waits
+        released.set()
+        await asyncio.wait_for(transfer, 10)
+
+    asyncio.run(application())
+
+
+def test_async_transfer_runs_on_the_callers_loop() -> None:
+    inlet = LoopInlet()
+    link = Link(inlet, AsyncRecordingOutlet(), 1)
+
+    async def application() -> asyncio.AbstractEventLoop:
+        await link.transfer_async()
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(application())
+    assert inlet.loops == [loop]
+
+
+def test_one_event_loop_is_reused_across_transfers() -> None:
+    inlet = LoopInlet()
+    link = Link(inlet, RecordingOutlet(), 1)
+    for _ in range(3):
+        link.transfer()
+    assert len(inlet.loops) == 3
+    assert inlet.loops[0] is inlet.loops[1] is inlet.loops[2]
+    assert not inlet.loops[0].is_closed()
+
+
+def test_concurrent_transfers_of_one_link_are_serialised() -> None:
+    lock = threading.Lock()
+    inside = [0]
+    peak = [0]
+
+    def pull(update: Update) -> int:
+        with lock:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+        threading.Event().wait(0.01)
+        with lock:
+            inside[0] -= 1
+        return update.transfer_number
+
+    outlet = RecordingOutlet()
+    link = Link(ListInlet(pull), outlet, 1)
+
+    async def both() -> None:
+        await asyncio.gather(link.transfer_async(), asyncio.to_thread(link.transfer))
+
+    threads = [threading.Thread(target=link.transfer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    asyncio.run(both())
+    for thread in threads:
+        thread.join(10)
+    assert peak[0] == 1
+    assert sorted(p for batch in outlet.payloads for p in batch) == [0, 1, 2, 3, 4]

@@ -1,0 +1,127 @@
+"""Record, Update, MetadataKey, the metadata merge rule and record copying."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+
+from databay_bus import MetadataKey, Record, Update
+from databay_bus.records import INLET_KEY, merge_metadata
+from databay_bus.records.copying import copies
+
+
+class TestRecord:
+    def test_payload_and_metadata_default_to_a_fresh_dict(self) -> None:
+        first, second = Record(1), Record(2)
+        assert first.payload == 1
+        assert first.metadata == {}
+        assert first.metadata is not second.metadata
+        assert first.id is None
+
+    def test_metadata_is_kept_by_reference(self) -> None:
+        metadata = {"a": 1}
+        assert Record("x", metadata).metadata is metadata
+
+    def test_payload_and_metadata_are_assignable(self) -> None:
+        # Databay's own processor docs assign record.payload; here that works.
+        record = Record(1.234, {"a": 1})
+        record.payload = round(record.payload, 1)
+        record.metadata = {"b": 2}
+        assert record.payload == 1.2
+        assert record.metadata == {"b": 2}
+
+    def test_id_is_read_only(self) -> None:
+        record = Record(1, id="abc")
+        assert record.id == "abc"
+        with pytest.raises(AttributeError):
+            record.id = "other"  # type: ignore[misc]
+
+    def test_repr_matches_databay(self) -> None:
+        assert repr(Record({"a": 1}, {"m": "x"})) == "Record(payload={'a': 1}, metadata={'m': 'x'})"
+        assert repr(Record(1)) == "Record(payload=1, metadata={})"
+        assert repr(Record(1, id="7")) == "Record(payload=1, metadata={}, id='7')"
+
+    def test_equality_is_by_value(self) -> None:
+        assert Record(1, {"a": 1}) == Record(1, {"a": 1})
+        assert Record(1, {"a": 1}) != Record(1, {"a": 2})
+        assert Record(1) != Record(2)
+        assert Record(1, id="a") != Record(1, id="b")
+        assert Record(1) != 1
+
+    def test_records_are_unhashable(self) -> None:
+        with pytest.raises(TypeError):
+            hash(Record(1))
+
+    def test_pickle_round_trip_keeps_everything(self) -> None:
+        record = Record([1, {"x": 2}], {"m": 1}, id="r1")
+        clone = pickle.loads(pickle.dumps(record))
+        assert clone == record
+        assert clone is not record
+        assert clone.id == "r1"
+
+
+class TestUpdate:
+    @pytest.mark.parametrize(
+        ("tags", "number", "text"),
+        [(["a", "b"], 3, "a.b.3"), ([], 0, "0"), (["twitter_link"], 16, "twitter_link.16")],
+    )
+    def test_str_and_repr(self, tags: list[str], number: int, text: str) -> None:
+        update = Update(tags, number)
+        assert str(update) == text
+        assert repr(update) == text
+        assert update.tags == tags
+        assert update.transfer_number == number
+
+    def test_tags_are_copied(self) -> None:
+        tags = ["a"]
+        update = Update(tags, 0)
+        tags.append("b")
+        assert update.tags == ["a"]
+
+    def test_equality(self) -> None:
+        assert Update(["a"], 1) == Update(("a",), 1)
+        assert Update(["a"], 1) != Update(["a"], 2)
+        assert Update(["a"], 1) != "a.1"
+
+
+class TestMetadata:
+    def test_metadata_key_is_a_str(self) -> None:
+        key = MetadataKey("CsvOutlet.CSV_FILE")
+        assert isinstance(key, str)
+        assert key == "CsvOutlet.CSV_FILE"
+        assert {"CsvOutlet.CSV_FILE": 1}[key] == 1
+
+    def test_merge_local_wins_and_inlet_key_is_last(self) -> None:
+        global_metadata = {"a": 1, "b": 1}
+        merged = merge_metadata(global_metadata, {"b": 2, INLET_KEY: "forged"}, "MyInlet()")
+        assert merged == {"a": 1, "b": 2, "__inlet__": "MyInlet()"}
+        assert global_metadata == {"a": 1, "b": 1}
+
+    def test_merge_without_local(self) -> None:
+        assert merge_metadata({}, None, "x") == {"__inlet__": "x"}
+
+
+class TestCopies:
+    def test_copies_are_deep_and_independent(self) -> None:
+        batches = [[Record({"n": [1]}, {"m": 1})]]
+        made = copies(batches, 2)
+        assert len(made) == 2
+        assert made[0] == batches and made[1] == batches
+        made[0][0][0].payload["n"].append(2)
+        assert batches[0][0].payload == {"n": [1]}
+        assert made[1][0][0].payload == {"n": [1]}
+
+    def test_unpicklable_values_fall_back_to_deepcopy(self) -> None:
+        value = [Record({"f": lambda: 1, "data": [1]})]
+        made = copies(value, 1)[0]
+        made[0].payload["data"].append(2)
+        assert value[0].payload["data"] == [1]
+
+    def test_uncopyable_values_raise(self) -> None:
+        with pytest.raises(TypeError):
+            copies([Record(threading.Lock())], 1)
+
+    def test_zero_copies(self) -> None:
+        assert copies([1], 0) == []
