@@ -96,6 +96,7 @@ class BasePlanner(abc.ABC):
         self._state = PlannerState.STOPPED
         self._stopped = threading.Event()
         self._stopped.set()
+        self._start_failed = False
         self.ignore_exceptions = ignore_exceptions
         self.immediate_transfer = immediate_transfer
         self._shutdown_at_exit = False
@@ -233,15 +234,21 @@ class BasePlanner(abc.ABC):
                     f"{self!r} cannot start: it is {self._state.value}, not stopped"
                 )
             self._state = PlannerState.STARTING
+            self._start_failed = False
             self._stopped.clear()
         _LOGGER.info("Starting %s", self)
         for link in self.links:
             if not self._start_link(link):
                 self._abort_start()
                 return
+        # Immediate transfers run while STARTING: an unignored failure aborts the start here,
+        # before any scheduler (possibly a blocking one) is started.
+        self._immediate_transfers(self.links)
+        if self._start_failed:
+            self._abort_start()
+            return
         self._state = PlannerState.RUNNING
         self._observers.emit(PlannerStarted(self))
-        self._immediate_transfers(self.links)
         if self._start_planner_blocks:
             if block:
                 self._start_planner()
@@ -271,7 +278,7 @@ class BasePlanner(abc.ABC):
         if not self.immediate_transfer:
             return
         for link in links:
-            if link.immediate_transfer and self.running:
+            if link.immediate_transfer and not self._start_failed:
                 self._run_transfer(link)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -342,7 +349,9 @@ class BasePlanner(abc.ABC):
             link,
             exc_info=exception,
         )
-        if not self.ignore_exceptions and self._state is PlannerState.RUNNING:
+        if not self.ignore_exceptions and self._state is PlannerState.STARTING:
+            self._start_failed = True  # start() aborts once the current step returns
+        elif not self.ignore_exceptions and self._state is PlannerState.RUNNING:
             threading.Thread(
                 target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
             ).start()
