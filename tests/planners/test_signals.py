@@ -1,0 +1,63 @@
+"""A blocking start() in the main thread shuts down gracefully on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from databay_bus import Inlet, Link, Outlet
+    from databay_bus.planners import ApsPlanner, SchedulePlanner
+
+    class Ticks(Inlet):
+        def pull(self, update):
+            return update.transfer_number
+
+    class Announcing(Outlet):
+        def push(self, records, update):
+            if update.transfer_number == 0:
+                print("ready", flush=True)
+
+        def on_shutdown(self):
+            print("on_shutdown ran", flush=True)
+
+    kind = sys.argv[1]
+    link = Link(Ticks(), Announcing(), 0.1)
+    if kind == "aps":
+        planner = ApsPlanner(link, threads=2)
+    else:
+        planner = SchedulePlanner(link, threads=2, refresh_interval=0.1)
+    planner.start()  # blocks until the signal
+    print("start returned", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("kind", ["aps", "schedule"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_shuts_a_blocking_planner_down(kind: str, signum: signal.Signals) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, kind],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err
+    assert out.splitlines() == ["on_shutdown ran", "start returned"]
+    assert "Traceback" not in err
