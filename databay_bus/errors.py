@@ -49,6 +49,7 @@ __all__ = [
     "RecordEncodeError",
     "ScheduleIntervalError",
     "TransferError",
+    "describe",
 ]
 
 
