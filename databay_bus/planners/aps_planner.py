@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +19,7 @@ from databay_bus.errors import PlannerStateError
 from databay_bus.link import Link
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
 
-__all__ = ["ApsPlanner"]
+__all__ = ["APSPlanner", "ApsPlanner"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -151,3 +152,13 @@ class ApsPlanner(BasePlanner):
 
     def __repr__(self) -> str:
         return f"ApsPlanner(threads:{self._threads})"
+
+
+class APSPlanner(ApsPlanner):
+    """Deprecated: Databay's old name for :class:`ApsPlanner` (renamed in Databay 0.1.7)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn(
+            "APSPlanner is deprecated; use ApsPlanner instead", DeprecationWarning, stacklevel=2
+        )
+        super().__init__(*args, **kwargs)

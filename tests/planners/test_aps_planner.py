@@ -13,7 +13,7 @@ from core_fakes import ListInlet, RecordingOutlet
 
 from databay_bus import Link
 from databay_bus.errors import PlannerStateError
-from databay_bus.planners import ApsPlanner
+from databay_bus.planners import APSPlanner, ApsPlanner
 
 
 @pytest.fixture
@@ -137,3 +137,10 @@ def test_two_planners_keep_their_own_jobs(planners: list[ApsPlanner]) -> None:
     assert second_out.batches == []
     assert second_link.job is None
     assert [job.args[0] for job in first._scheduler.get_jobs()] == [first_link]  # type: ignore[union-attr]
+
+
+def test_deprecated_aps_planner_alias() -> None:
+    with pytest.warns(DeprecationWarning, match="ApsPlanner"):
+        planner = APSPlanner(threads=2)
+    assert isinstance(planner, ApsPlanner)
+    assert planner.threads == 2
