@@ -255,6 +255,20 @@ class TestShutdown:
         assert not outlet.active
         assert log.index("push-end:gate") < log.index("shutdown:gate")
 
+    def test_shutdown_called_from_inside_a_transfer(self, make_planner: Factory) -> None:
+        planners: list[BasePlanner] = []
+        log: list[str] = []
+
+        def stop_on_second(records: Any, update: Any) -> None:
+            if update.transfer_number == 1:
+                planners[0].shutdown()  # wait=True, from the transfer's own worker thread
+
+        outlet = RecordingOutlet(name="out", log=log, on_push=stop_on_second)
+        planners.append(make_planner(Link(ListInlet([1]), outlet, 0.1)))
+        planners[0].start(block=False)
+        assert planners[0].wait(10), "shutdown from inside a transfer did not complete"
+        assert log[-1] == "shutdown:out"
+
 
 class TestExceptions:
     def test_planner_ignoring_keeps_scheduling(
