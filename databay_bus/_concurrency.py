@@ -40,12 +40,24 @@ def is_async_callable(obj: Any) -> bool:
     )
 
 
+class _ThreadLoop:
+    """Owns one thread's event loop and closes it when the thread ends (its locals are freed),
+    so threads that ran an async transfer and exit do not leak an open loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed() and not self.loop.is_running():
+            self.loop.close()
+
+
 def _thread_loop() -> asyncio.AbstractEventLoop:
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _local.loop = loop
-    return loop
+    owner: _ThreadLoop | None = getattr(_local, "owner", None)
+    if owner is None or owner.loop.is_closed():
+        owner = _ThreadLoop()
+        _local.owner = owner
+    return owner.loop
 
 
 def _shared_background_loop() -> asyncio.AbstractEventLoop:

@@ -379,14 +379,18 @@ class Link:
             self._transfer_locked()
 
     async def transfer_async(self) -> None:
-        """Run one transfer now, inside the running event loop."""
+        """Run one transfer now, inside the running event loop.
+
+        Cancelling the call never leaves the link locked: a sync-only transfer already handed
+        to a worker thread finishes there, and a lock acquired after cancellation is released.
+        """
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(io_pool(), self._transfer_lock.acquire)
+        if self._all_sync:
+            await asyncio.shield(loop.run_in_executor(io_pool(), self.transfer))
+            return
+        await _acquire_off_loop(self._transfer_lock, loop)
         try:
-            if self._all_sync:
-                await loop.run_in_executor(io_pool(), self._run_guarded, self._run_sync)
-            else:
-                await self._run_async_guarded()
+            await self._run_async_guarded()
         finally:
             self._transfer_lock.release()
 
@@ -647,6 +651,33 @@ class Link:
 
 def _pull_sync(inlet: Inlet, update: Update) -> list[Record]:
     return wrap_pulled(inlet, inlet.pull(update))
+
+
+async def _acquire_off_loop(lock: threading.Lock, loop: asyncio.AbstractEventLoop) -> None:
+    """Acquire ``lock`` on a worker thread without blocking ``loop``.
+
+    If the awaiting task is cancelled first, the worker releases the lock as soon as it gets
+    it, so a cancelled caller never leaves the lock held.
+    """
+    guard = threading.Lock()
+    state = {"acquired": False, "abandoned": False}
+
+    def acquire() -> None:
+        lock.acquire()
+        with guard:
+            if state["abandoned"]:
+                lock.release()
+            else:
+                state["acquired"] = True
+
+    try:
+        await asyncio.shield(loop.run_in_executor(io_pool(), acquire))
+    except asyncio.CancelledError:
+        with guard:
+            state["abandoned"] = True
+            if state["acquired"]:
+                lock.release()
+        raise
 
 
 def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:

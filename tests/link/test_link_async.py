@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
@@ -133,3 +134,44 @@ def test_concurrent_transfers_of_one_link_are_serialised() -> None:
         thread.join(10)
     assert peak[0] == 1
     assert sorted(p for batch in outlet.payloads for p in batch) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("async_outlet", [False, True], ids=["sync-link", "async-link"])
+def test_cancelled_transfer_async_never_leaves_the_link_locked(async_outlet: bool) -> None:
+    entered, gate = threading.Event(), threading.Event()
+
+    def first_blocks(update: Update) -> int:
+        if update.transfer_number == 0:
+            entered.set()
+            assert gate.wait(10)
+        return update.transfer_number
+
+    outlet = AsyncRecordingOutlet() if async_outlet else RecordingOutlet()
+    link = Link(ListInlet(first_blocks), outlet, 1)
+    running = threading.Thread(target=link.transfer)
+    running.start()
+    assert entered.wait(10)
+
+    async def impatient() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(link.transfer_async(), 0.05)
+
+    asyncio.run(impatient())
+    gate.set()
+    running.join(10)
+    finished = threading.Event()
+    threading.Thread(target=lambda: (link.transfer(), finished.set()), daemon=True).start()
+    assert finished.wait(10), "a cancelled transfer_async left the link locked"
+    numbers = [u.transfer_number for u in outlet.updates]
+    assert numbers == list(range(len(numbers)))  # one at a time, none lost or repeated
+
+
+def test_a_finished_thread_does_not_leave_its_event_loop_open() -> None:
+    inlet = LoopInlet()
+    link = Link(inlet, RecordingOutlet(), 1)
+    worker = threading.Thread(target=link.transfer)
+    worker.start()
+    worker.join(10)
+    gc.collect()
+    (loop,) = inlet.loops
+    assert loop.is_closed()
