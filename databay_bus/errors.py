@@ -7,7 +7,8 @@ written for Databay keeps working)::
     ├── InvalidNodeError (TypeError, RuntimeError)  bad or duplicate inlet/outlet given to a Link
     ├── InvalidLinkError (TypeError)          a non-Link given to a planner
     ├── ConfigurationError (ValueError)       a bad argument value (interval, tags, processors...)
-    │   └── ScheduleIntervalError             interval shorter than SchedulePlanner's refresh
+    │   ├── ScheduleIntervalError             interval shorter than SchedulePlanner's refresh
+    │   └── ConfigError                       a pipeline file that cannot be loaded
     ├── MissingLinkError (LookupError, RuntimeError)  removing a link the planner does not have
     ├── MissingNodeError (InvalidNodeError, LookupError)  removing a node the link does not have
     ├── PlannerStateError (RuntimeError)      start() on a running planner, and similar misuse
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "ConfigError",
     "ConfigurationError",
     "DatabayBusError",
     "HttpInletError",
@@ -79,6 +81,20 @@ class ConfigurationError(DatabayBusError, ValueError):
 
 class ScheduleIntervalError(ConfigurationError):
     """A link's interval is shorter than the SchedulePlanner's refresh interval."""
+
+
+class ConfigError(ConfigurationError):
+    """A pipeline file cannot be loaded; ``problems`` lists each ``(key path, reason)``."""
+
+    def __init__(self, source: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = [f"{path}: {reason}" if path else reason for path, reason in self.problems]
+        if len(lines) == 1:
+            message = f"{source}: {lines[0]}"
+        else:
+            message = f"{source}: {len(lines)} problems\n" + "\n".join(f"  {x}" for x in lines)
+        super().__init__(message)
 
 
 class MissingLinkError(DatabayBusError, LookupError, RuntimeError):
