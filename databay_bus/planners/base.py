@@ -237,6 +237,14 @@ class BasePlanner(abc.ABC):
             self._start_failed = False
             self._stopped.clear()
         _LOGGER.info("Starting %s", self)
+        if block and threading.current_thread() is threading.main_thread():
+            # Signals are handled from here on, also while nodes start and the scheduler
+            # starts: a service stopped during its own startup still shuts down gracefully.
+            self._until_stop_signal(self._start_steps)
+        else:
+            self._start_steps(block)
+
+    def _start_steps(self, block: bool = True) -> None:
         for link in self.links:
             if not self._start_link(link):
                 self._abort_start()
@@ -259,7 +267,7 @@ class BasePlanner(abc.ABC):
         else:
             self._start_planner()
         if block:
-            self._wait_until_stopped()
+            self._stopped.wait()
 
     def _abort_start(self) -> None:
         with self._state_lock:
@@ -309,15 +317,13 @@ class BasePlanner(abc.ABC):
         """Block until the planner is stopped; False if ``timeout`` seconds passed first."""
         return self._stopped.wait(timeout)
 
-    def _wait_until_stopped(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            self._stopped.wait()
-            return
+    def _until_stop_signal(self, run: Callable[[], None]) -> None:
+        """Call ``run`` in the main thread; SIGINT or SIGTERM meanwhile shut down gracefully."""
         previous = signal.getsignal(signal.SIGTERM)
         if previous is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _raise_stop_signal)
         try:
-            self._stopped.wait()
+            run()
         except (KeyboardInterrupt, _StopSignal) as exc:
             _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
             self.shutdown(wait=True)

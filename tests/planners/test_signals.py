@@ -61,3 +61,57 @@ def test_signal_shuts_a_blocking_planner_down(kind: str, signum: signal.Signals)
     assert child.returncode == 0, err
     assert out.splitlines() == ["on_shutdown ran", "start returned"]
     assert "Traceback" not in err
+
+
+STARTING_CHILD = textwrap.dedent(
+    """
+    import time
+    from databay_bus import Inlet, Link, Outlet
+    from databay_bus.planners import SchedulePlanner
+
+    class Quick(Inlet):
+        def pull(self, update):
+            return 1
+
+    class Closing(Outlet):
+        def push(self, records, update):
+            pass
+
+        def on_shutdown(self):
+            print("on_shutdown ran", flush=True)
+
+    class SlowToStart(Inlet):
+        def on_start(self):
+            print("starting", flush=True)
+            time.sleep(30)
+
+        def pull(self, update):
+            return 1
+
+    first = Link(Quick(), Closing(), 1)
+    second = Link(SlowToStart(), Closing(), 1)
+    SchedulePlanner([first, second]).start()
+    print("start returned", flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_while_nodes_are_still_starting() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", STARTING_CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "starting"
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err
+    assert out.splitlines() == ["on_shutdown ran", "start returned"]
