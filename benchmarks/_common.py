@@ -18,8 +18,10 @@ from typing import Any
 __all__ = [
     "BUS",
     "DATABAY",
+    "GE",
     "LIBS",
     "MODES",
+    "TIMES",
     "Row",
     "Unavailable",
     "fmt_bytes",
@@ -37,6 +39,9 @@ __all__ = [
     "verdict",
 ]
 
+#: the multiplication and greater-or-equal signs used in the table
+TIMES = "\u00d7"
+GE = "\u2265"
 DATABAY = "databay"
 BUS = "databay_bus"
 LIBS = (DATABAY, BUS)
@@ -44,7 +49,7 @@ LIBS = (DATABAY, BUS)
 MODES = ("full", "quick", "smoke")
 
 
-class Unavailable(Exception):  # noqa: N818 - a status, not an error condition
+class Unavailable(Exception):
     """The code a scenario measures does not exist (yet) in this environment."""
 
 
@@ -98,7 +103,8 @@ _node_cache: dict[str, dict[str, type]] = {}
 def node_classes(lib: str) -> dict[str, type]:
     """Inlet and outlet classes for the benchmarks, subclassing ``lib``'s Inlet and Outlet.
 
-    * ``ListInlet(payload)``: returns ``payload`` (a list: one record per item; else one).
+    * ``ListInlet(payload)``: returns ``payload`` (a list, copied: one record per item; else
+      one record).
     * ``AsyncListInlet(payload)``: the same from ``async def pull``.
     * ``StampInlet(stamps)``: appends ``time.time()`` to ``stamps``, returns one record.
     * ``CountOutlet()`` / ``AsyncCountOutlet()``: count the records pushed.
@@ -113,7 +119,9 @@ def node_classes(lib: str) -> dict[str, type]:
             self.payload = payload
 
         def pull(self, update: Any) -> Any:
-            return self.payload
+            # A new list each time: Databay replaces the items of the returned list by Records
+            # in place, which would turn later pulls into pre-made Records.
+            return list(self.payload) if isinstance(self.payload, list) else self.payload
 
     class AsyncListInlet(mod.Inlet):  # type: ignore[misc, name-defined]
         def __init__(self, payload: Any) -> None:
@@ -121,7 +129,7 @@ def node_classes(lib: str) -> dict[str, type]:
             self.payload = payload
 
         async def pull(self, update: Any) -> Any:
-            return self.payload
+            return list(self.payload) if isinstance(self.payload, list) else self.payload
 
     class StampInlet(mod.Inlet):  # type: ignore[misc, name-defined]
         def __init__(self, stamps: list[float]) -> None:
@@ -214,10 +222,10 @@ def fmt_bytes(value: float) -> str:
 
 
 def fmt_ratio(value: float, better: str = "") -> str:
-    """A ratio as ``12.3×`` (optionally followed by a word)."""
+    """A ratio as ``12.3x`` with a multiplication sign (optionally followed by a word)."""
     if value != value:
         return "n/a"
-    text = f"{value:.3g}×"
+    text = f"{value:.3g}{TIMES}"
     return f"{text} {better}".rstrip()
 
 

@@ -72,8 +72,15 @@ def ensure_databay_venv(venv: Path = VENV) -> Path:
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        + VENV_PACKAGES,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *VENV_PACKAGES,
+        ],
         check=True,
     )
     if not _imports_ok(python):
@@ -235,8 +242,11 @@ def run_scenario(
     raw[str(number)] = results
     rows: list[Row] = module.summarize(mode, results)
     for row in rows:
-        print(f"   -> {row.case}: Databay/baseline {row.databay} | databay_bus {row.bus} | "
-              f"{row.ratio} | target {row.target}: {row.verdict}", flush=True)
+        print(
+            f"   -> {row.case}: Databay/baseline {row.databay} | databay_bus {row.bus} | "
+            f"{row.ratio} | target {row.target}: {row.verdict}",
+            flush=True,
+        )
     return rows
 
 
@@ -291,7 +301,8 @@ def _log_file() -> Iterator[IO[str]]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__,
+        prog="python -m benchmarks",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     size = parser.add_mutually_exclusive_group()
@@ -302,7 +313,9 @@ def main(argv: list[str]) -> int:
     side.add_argument("--databay-only", action="store_true", help="measure Databay only")
     side.add_argument("--bus-only", action="store_true", help="measure databay_bus only")
     parser.add_argument(
-        "--results", type=Path, default=BENCH_DIR / "RESULTS.md",
+        "--results",
+        type=Path,
+        default=BENCH_DIR / "RESULTS.md",
         help="markdown file the table is appended to (default: benchmarks/RESULTS.md)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to --results")
@@ -339,8 +352,12 @@ def main(argv: list[str]) -> int:
             out.write("\n" + table)
         print(f"appended to {args.results}")
     if args.json:
-        payload = {"mode": mode, "machine": info, "results": raw,
-                   "rows": [row.__dict__ for row in rows]}
+        payload = {
+            "mode": mode,
+            "machine": info,
+            "results": raw,
+            "rows": [row.__dict__ for row in rows],
+        }
         args.json.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return 0
 

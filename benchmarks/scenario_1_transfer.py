@@ -12,7 +12,9 @@ from typing import Any
 from benchmarks._common import (
     BUS,
     DATABAY,
+    GE,
     LIBS,
+    TIMES,
     Row,
     fmt_ratio,
     fmt_time,
@@ -74,9 +76,8 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                 fmt_time(old) if old else status(sides.get(DATABAY)),
                 fmt_time(new) if new else status(sides.get(BUS)),
                 fmt_ratio(ratio, "less time") if ratio else "—",
-                f"≥ {TARGET:g}× less time than Databay",
+                f"{GE} {TARGET:g}{TIMES} less time than Databay",
                 verdict(None if ratio is None else ratio >= TARGET),
             )
         )
     return rows
-
