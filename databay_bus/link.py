@@ -188,7 +188,7 @@ class Link:
         self.add_inlets(inlets)
         self.add_outlets(outlets)
         if queue is not None or delivery_options:
-            from databay_bus.queue.delivery import QueueDelivery  # type: ignore[import-not-found]
+            from databay_bus.queue.delivery import QueueDelivery
 
             self._delivery = QueueDelivery(self, queue, **delivery_options)
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from databay_bus.records.codecs import Codec, JsonCodec, PickleCodec
 from databay_bus.records.metadata import INLET_KEY, MetadataKey, merge_metadata
 from databay_bus.records.record import Record
 
-__all__ = ["INLET_KEY", "MetadataKey", "Record", "merge_metadata"]
+__all__ = [
+    "INLET_KEY",
+    "Codec",
+    "JsonCodec",
+    "MetadataKey",
+    "PickleCodec",
+    "Record",
+    "merge_metadata",
+]

@@ -1,0 +1,522 @@
+"""RecordQueue: the contract every record queue backend keeps.
+
+A record queue stores each record a link pulled, with one *delivery* per outlet that must
+receive it, and tracks every delivery on its own::
+
+    PENDING ──push ok──► DELIVERED ──retention──► purged
+       │  ▲
+     fail │ retry time reached (due again)
+       ▼  │
+     FAILED ──max_attempts reached──► DEAD ──replay──► PENDING
+                                        └───drop───► removed
+
+Public methods are concrete: they read the clock, encode and decode through the codec and
+check arguments, then call the abstract ``_do_*`` methods, which see only bytes, integer
+ids and an explicit ``now``. A backend implements those (see :class:`MemoryQueue` for the
+reference) and must make each of them atomic: either all of its effect is stored or none.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from databay_bus._clock import Clock, SystemClock
+from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError, describe
+from databay_bus.records import Record
+from databay_bus.records.codecs import Codec, JsonCodec, encode_record
+
+__all__ = [
+    "DeadLetter",
+    "DeliveryState",
+    "EncodedRecord",
+    "OutletStats",
+    "QueueStats",
+    "RecordQueue",
+    "StoredRecord",
+    "new_queue_id",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class DeliveryState(enum.Enum):
+    """The state of one record's delivery to one outlet (the value is what backends store)."""
+
+    PENDING = 0  #: waiting for its first push
+    FAILED = 1  #: a push failed; due again at its retry time
+    DELIVERED = 2  #: the outlet accepted it; kept until the retention period has passed
+    DEAD = 3  #: failed max_attempts times; kept until replayed or dropped
+
+
+#: States whose deliveries still wait for a push.
+WAITING = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
+
+
+class EncodedRecord(NamedTuple):
+    """A record as backends store it: codec name, bytes, and the outlets that must get it."""
+
+    codec: str
+    data: bytes
+    targets: tuple[str, ...]
+
+
+class StoredRecord(NamedTuple):
+    """A record as backends return it."""
+
+    id: int
+    codec: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutletStats:
+    """Delivery counts of one link's outlet.
+
+    ``oldest_pending_age`` is the age in seconds of the oldest record still waiting for
+    this outlet (None when nothing waits). ``pending`` counts PENDING and FAILED deliveries.
+    """
+
+    link: str
+    outlet: str
+    pending: int
+    retrying: int
+    delivered: int
+    dead: int
+    oldest_pending_age: float | None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A snapshot of a queue: one :class:`OutletStats` per (link, outlet), and stored records."""
+
+    outlets: tuple[OutletStats, ...]
+    records: int
+
+    def _select(self, link: str | None, outlet: str | None) -> list[OutletStats]:
+        return [
+            s
+            for s in self.outlets
+            if (link is None or s.link == link) and (outlet is None or s.outlet == outlet)
+        ]
+
+    def pending(self, link: str | None = None, outlet: str | None = None) -> int:
+        """Deliveries still waiting (PENDING or FAILED), optionally for one link/outlet."""
+        return sum(s.pending for s in self._select(link, outlet))
+
+    def dead(self, link: str | None = None, outlet: str | None = None) -> int:
+        """Dead-lettered deliveries, optionally for one link/outlet."""
+        return sum(s.dead for s in self._select(link, outlet))
+
+    def oldest_pending_age(
+        self, link: str | None = None, outlet: str | None = None
+    ) -> float | None:
+        """Age in seconds of the oldest waiting record, or None."""
+        ages = [s.oldest_pending_age for s in self._select(link, outlet)]
+        known = [age for age in ages if age is not None]
+        return max(known) if known else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form: ``{'records': n, 'outlets': [{...}, ...]}``."""
+        return {"records": self.records, "outlets": [vars(s).copy() for s in self.outlets]}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead delivery: the record (None if this queue's codec cannot read it) and why."""
+
+    id: str
+    link: str
+    outlet: str
+    record: Record | None
+    attempts: int
+    last_error: str | None
+    failed_at: float
+
+
+def _seconds(value: float | timedelta | None, what: str, owner: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(
+            f"{owner}: {what} must be seconds >= 0, a timedelta or None, got {describe(value)}"
+        )
+    return float(value)
+
+
+class RecordQueue(abc.ABC):
+    """Durable store between a link's pull and its pushes; at-least-once per outlet.
+
+    Guarantees every implementation keeps:
+
+    * :meth:`enqueue` is atomic: all records of the call, with one PENDING delivery per
+      target outlet, are stored, or nothing is. Once it returns they survive a crash
+      (for a durable backend) and each has a stable id ``'<queue id>-<n>'``, increasing in
+      enqueue order and never reused by this queue.
+    * :meth:`due` returns, per (link, outlet), the deliveries whose time has come (PENDING,
+      or FAILED with a retry time <= now) in enqueue order; it changes nothing, so a record
+      handed out but never acked (crash, lost push) is due again: delivery is at least once.
+    * :meth:`ack` and :meth:`fail` only touch waiting deliveries of that (link, outlet);
+      acking twice or acking a dead delivery changes nothing.
+    * Deliveries of one outlet never hold back another's.
+    * Every method is safe to call from several threads at once.
+
+    Args:
+        codec: how payloads and metadata become bytes (default :class:`JsonCodec`).
+        clock: the time source (default the system clock; tests pass a FakeClock).
+        retention: seconds (or a timedelta) a DELIVERED entry is kept before :meth:`purge`
+            removes it; None keeps them forever.
+        purge_interval: how often, in seconds, a running planner calls :meth:`purge`;
+            None never.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec | None = None,
+        clock: Clock | None = None,
+        retention: float | timedelta | None = 86400.0,
+        purge_interval: float | timedelta | None = 60.0,
+    ) -> None:
+        owner = type(self).__name__
+        self.codec: Codec = JsonCodec() if codec is None else codec
+        if not callable(getattr(self.codec, "encode", None)) or not isinstance(
+            getattr(self.codec, "name", None), str
+        ):
+            raise ConfigurationError(f"{owner}: codec must be a Codec, got {describe(codec)}")
+        self.clock: Clock = SystemClock() if clock is None else clock
+        self.retention = _seconds(retention, "retention", owner)
+        interval = _seconds(purge_interval, "purge_interval", owner)
+        if interval == 0:
+            raise ConfigurationError(f"{owner}: purge_interval must be > 0 or None, got 0")
+        self.purge_interval = interval
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def queue_id(self) -> str:
+        """A random string fixed when the queue (file) was created; prefixes record ids."""
+
+    def _record_id(self, number: int) -> str:
+        return f"{self.queue_id}-{number}"
+
+    def _numbers(self, ids: Iterable[str | None], strict: bool) -> list[int]:
+        """Turn record ids of this queue back into numbers; others raise or are skipped."""
+        prefix = self.queue_id + "-"
+        numbers = []
+        for record_id in ids:
+            if isinstance(record_id, str) and record_id.startswith(prefix):
+                tail = record_id[len(prefix) :]
+                if tail.isdigit():
+                    numbers.append(int(tail))
+                    continue
+            if strict:
+                raise ConfigurationError(
+                    f"{self!r}: {describe(record_id)} is not a record id of this queue"
+                )
+            _LOGGER.warning("%r: ignoring %r, not a record id of this queue", self, record_id)
+        return numbers
+
+    # -- the delivery cycle -----------------------------------------------------------------
+
+    def enqueue(
+        self,
+        link: str,
+        records: Sequence[Record],
+        targets: Sequence[Sequence[str]],
+        *,
+        on_encode_error: Callable[[Record, RecordEncodeError], None] | None = None,
+    ) -> list[str | None]:
+        """Store ``records`` with a PENDING delivery to each name in ``targets[i]``, atomically.
+
+        Args:
+            link: the link's stable key.
+            records: the records, in order.
+            targets: for each record, the names of the outlets that must receive it.
+            on_encode_error: called for each record the codec cannot store, which is then
+                left out; without it the first such record raises before anything is stored.
+
+        Returns:
+            Each record's new id, or None for a record left out.
+
+        Raises:
+            RecordEncodeError: a record the codec cannot store (nothing was stored).
+            QueueError: the backend failed (nothing was stored).
+        """
+        if len(records) != len(targets):
+            raise ConfigurationError(
+                f"{self!r}: enqueue got {len(records)} records but {len(targets)} target lists"
+            )
+        rows: list[EncodedRecord] = []
+        kept: list[int] = []
+        codec = self.codec
+        for index, (record, names) in enumerate(zip(records, targets, strict=True)):
+            try:
+                data = encode_record(codec, record.payload, record.metadata)
+            except RecordEncodeError as exc:
+                if on_encode_error is None:
+                    raise
+                on_encode_error(record, exc)
+                continue
+            rows.append(EncodedRecord(codec.name, data, tuple(names)))
+            kept.append(index)
+        numbers = self._do_enqueue(link, rows, self.clock.time()) if rows else []
+        ids: list[str | None] = [None] * len(records)
+        for index, number in zip(kept, numbers, strict=True):
+            ids[index] = self._record_id(number)
+        return ids
+
+    def due(self, link: str, outlet: str, limit: int) -> list[Record]:
+        """Up to ``limit`` records whose delivery to ``outlet`` is due now, in enqueue order.
+
+        Each is a fresh :class:`Record` (decoded from storage) carrying its ``id``. A stored
+        record this queue's codec cannot decode is dead-lettered at once (logged as ERROR)
+        rather than blocking the outlet.
+        """
+        if limit < 1:
+            return []
+        stored = self._do_due(link, outlet, limit, self.clock.time())
+        records: list[Record] = []
+        broken: list[tuple[int, str]] = []
+        for item in stored:
+            try:
+                records.append(self._decode(item))
+            except Exception as exc:
+                broken.append((item.id, f"{type(exc).__name__}: {exc}"))
+        for number, reason in broken:
+            _LOGGER.error(
+                "%r: record %s for outlet %r of link %r cannot be decoded; dead-lettered: %s",
+                self,
+                self._record_id(number),
+                outlet,
+                link,
+                reason,
+            )
+            self._do_fail(link, outlet, [number], reason, self.clock.time(), lambda _n: None)
+        return records
+
+    def ack(self, link: str, outlet: str, ids: Iterable[str | None]) -> int:
+        """Mark the deliveries of ``ids`` to ``outlet`` DELIVERED; returns how many changed."""
+        numbers = self._numbers(ids, strict=False)
+        if not numbers:
+            return 0
+        return self._do_ack(link, outlet, numbers, self.clock.time())
+
+    def fail(
+        self,
+        link: str,
+        outlet: str,
+        ids: Iterable[str | None],
+        error: BaseException | str,
+        next_delay: Callable[[int], float | None],
+    ) -> tuple[int, int]:
+        """Record a failed attempt for each delivery of ``ids`` to ``outlet``.
+
+        Args:
+            next_delay: given a delivery's number of failed attempts so far (this one
+                included), the seconds until its next attempt, or None to dead-letter it
+                (e.g. :meth:`RetryPolicy.next_delay`).
+
+        Returns:
+            ``(retrying, dead)``: how many deliveries were scheduled again, how many died.
+        """
+        numbers = self._numbers(ids, strict=False)
+        if not numbers:
+            return (0, 0)
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        return self._do_fail(link, outlet, numbers, text[:2000], self.clock.time(), next_delay)
+
+    def waiting(self, link: str) -> int:
+        """How many records of ``link`` still wait for at least one outlet (for backpressure)."""
+        return self._do_waiting(link)
+
+    def waiting_outlets(self, link: str) -> list[str]:
+        """Names of the outlets that have deliveries of ``link`` still waiting, sorted."""
+        return sorted(self._do_waiting_outlets(link))
+
+    # -- operations -------------------------------------------------------------------------
+
+    def stats(self) -> QueueStats:
+        """Counts per (link, outlet) and the number of stored records."""
+        outlets, records = self._do_stats(self.clock.time())
+        ordered = sorted(outlets, key=lambda s: (s.link, s.outlet))
+        return QueueStats(tuple(ordered), records)
+
+    def dead_letters(
+        self, link: str | None = None, outlet: str | None = None, limit: int | None = None
+    ) -> list[DeadLetter]:
+        """Dead deliveries in enqueue order, optionally of one link and/or outlet."""
+        letters = []
+        for row in self._do_dead_letters(link, outlet, limit):
+            number, codec, data, row_link, row_outlet, attempts, last_error, failed_at = row
+            try:
+                record: Record | None = self._decode(StoredRecord(number, codec, data))
+            except Exception:
+                record = None
+            letters.append(
+                DeadLetter(
+                    self._record_id(number),
+                    row_link,
+                    row_outlet,
+                    record,
+                    attempts,
+                    last_error,
+                    failed_at,
+                )
+            )
+        return letters
+
+    def replay(
+        self,
+        link: str | None = None,
+        outlet: str | None = None,
+        ids: Iterable[str] | None = None,
+    ) -> int:
+        """Make dead deliveries PENDING again, due now, with their attempts reset.
+
+        Selects by link, outlet and/or record ids (all given filters apply; none selects
+        every dead delivery). Returns how many were revived.
+        """
+        numbers = None if ids is None else self._numbers(ids, strict=True)
+        return self._do_replay(link, outlet, numbers, self.clock.time())
+
+    def drop(
+        self,
+        link: str | None = None,
+        outlet: str | None = None,
+        ids: Iterable[str] | None = None,
+        states: Iterable[DeliveryState] = (DeliveryState.DEAD,),
+    ) -> int:
+        """Delete deliveries (by default only dead ones) matching the filters; returns how many.
+
+        Records left without deliveries are deleted too. Pass
+        ``states=(DeliveryState.PENDING, DeliveryState.FAILED)`` with ``outlet=`` to give up
+        on an outlet that was removed from its link.
+        """
+        chosen = frozenset(DeliveryState(s).value for s in states)
+        numbers = None if ids is None else self._numbers(ids, strict=True)
+        return self._do_drop(link, outlet, numbers, chosen)
+
+    def purge(self) -> int:
+        """Delete DELIVERED entries older than ``retention`` (and records left without any).
+
+        Returns how many deliveries were deleted. Safe to call while links transfer.
+        """
+        if self.retention is None:
+            return 0
+        return self._do_purge(self.clock.time() - self.retention)
+
+    def close(self) -> None:
+        """Release the queue's resources; the queue cannot be used afterwards."""
+        self._do_close()
+
+    def __enter__(self) -> RecordQueue:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _decode(self, item: StoredRecord) -> Record:
+        if item.codec != self.codec.name:
+            raise QueueError(
+                f"record {self._record_id(item.id)} was stored with codec {item.codec!r} but "
+                f"this queue uses {self.codec.name!r}"
+            )
+        payload, metadata = self.codec.decode(item.data)
+        return Record(payload, metadata, id=self._record_id(item.id))
+
+    # -- what a backend implements ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _do_enqueue(self, link: str, rows: Sequence[EncodedRecord], now: float) -> list[int]:
+        """Store ``rows`` and their PENDING deliveries (due at ``now``) atomically.
+
+        Returns new, increasing, never reused numbers, one per row. Rows with no targets
+        are stored with no deliveries (and purged).
+        """
+
+    @abc.abstractmethod
+    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
+        """Up to ``limit`` waiting deliveries of (link, outlet) due at ``now``, by number."""
+
+    @abc.abstractmethod
+    def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
+        """Waiting deliveries among ``numbers`` become DELIVERED at ``now``; return the count."""
+
+    @abc.abstractmethod
+    def _do_fail(
+        self,
+        link: str,
+        outlet: str,
+        numbers: list[int],
+        error: str,
+        now: float,
+        next_delay: Callable[[int], float | None],
+    ) -> tuple[int, int]:
+        """Count one more attempt for each waiting delivery among ``numbers``, atomically.
+
+        With ``next_delay(attempts)`` None the delivery becomes DEAD, otherwise FAILED due at
+        ``now + delay``. Returns ``(retrying, dead)``.
+        """
+
+    @abc.abstractmethod
+    def _do_waiting(self, link: str) -> int:
+        """Distinct records of ``link`` with a PENDING or FAILED delivery."""
+
+    @abc.abstractmethod
+    def _do_waiting_outlets(self, link: str) -> list[str]:
+        """Outlet names with PENDING or FAILED deliveries of ``link``."""
+
+    @abc.abstractmethod
+    def _do_stats(self, now: float) -> tuple[list[OutletStats], int]:
+        """One OutletStats per (link, outlet) with any delivery; and the record count."""
+
+    @abc.abstractmethod
+    def _do_dead_letters(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
+        """Dead deliveries: (number, codec, data, link, outlet, attempts, error, failed_at)."""
+
+    @abc.abstractmethod
+    def _do_replay(
+        self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float
+    ) -> int:
+        """Matching DEAD deliveries become PENDING, attempts 0, due at ``now``."""
+
+    @abc.abstractmethod
+    def _do_drop(
+        self,
+        link: str | None,
+        outlet: str | None,
+        numbers: list[int] | None,
+        states: frozenset[int],
+    ) -> int:
+        """Delete matching deliveries in ``states`` and records left without deliveries."""
+
+    @abc.abstractmethod
+    def _do_purge(self, before: float) -> int:
+        """Delete DELIVERED deliveries settled before ``before``, and orphaned records."""
+
+    @abc.abstractmethod
+    def _do_close(self) -> None:
+        """Release resources."""
+
+
+def new_queue_id() -> str:
+    """A random id for a new queue (12 hex digits)."""
+    return secrets.token_hex(6)

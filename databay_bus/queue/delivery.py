@@ -1,0 +1,250 @@
+"""QueueDelivery: the Delivery a Link uses with ``queue=``: store first, then push what is due.
+
+``Link(..., queue=q, **options)`` builds ``QueueDelivery(link, q, **options)``. Each transfer:
+
+1. ``may_pull``: with ``max_pending``, skip pulling while the link has that many records
+   waiting (WARNING, counted in ``backpressure_skips``); pushes of what waits go on.
+2. ``admit``: decide each record's outlets (:meth:`QueueDelivery.targets`), encode and
+   store them all in one transaction, then hand each outlet its due records (PENDING, or
+   FAILED whose retry time has come) in enqueue order, at most ``batch_size``, grouped by
+   the link's groupers. Every outlet gets its own decoded copy carrying ``record.id``.
+3. ``settle``: a pushed batch is acked; a failed one counts an attempt for each of its
+   records and is scheduled again (or dead-lettered) by the outlet's RetryPolicy. The
+   failure is logged and handled here (``Outcome.STOP``): it never fails the transfer, and
+   the other outlets' lanes are not affected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from databay_bus.delivery import Delivery, Lane, Outcome, unique_names
+from databay_bus.errors import (
+    ConfigurationError,
+    QueueIdentityError,
+    RecordEncodeError,
+    describe,
+)
+from databay_bus.queue.base import RecordQueue
+from databay_bus.queue.retry import RetryPolicy
+from databay_bus.records import Record
+from databay_bus.routing import route_records
+
+if TYPE_CHECKING:
+    from databay_bus.link import Link, Update
+    from databay_bus.outlets.base import Outlet
+
+__all__ = ["QueueDelivery"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class QueueDelivery(Delivery):
+    """Stores a link's records in a RecordQueue and delivers them per outlet, at least once.
+
+    Args:
+        link: the link.
+        queue: the :class:`~databay_bus.queue.RecordQueue`.
+        key: the link's identity in the queue, stable across restarts; defaults to the
+            link's tags joined by ``'.'``. Two links sharing a queue need different keys.
+        retry: the link's :class:`RetryPolicy` (default ``RetryPolicy()``: 5 attempts).
+        outlet_retry: ``{outlet name: RetryPolicy}`` overriding ``retry`` per outlet.
+        max_pending: stop pulling while this many records wait for an outlet; None: no bound.
+        batch_size: at most this many due records per outlet per transfer.
+
+    Raises:
+        ConfigurationError: no queue, or a bad option.
+        QueueIdentityError: no key and no tags.
+        InvalidNodeError: two outlets share a name.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        link: Link,
+        queue: RecordQueue | None,
+        *,
+        key: str | None = None,
+        retry: RetryPolicy | None = None,
+        outlet_retry: Mapping[str, RetryPolicy] | None = None,
+        max_pending: int | None = None,
+        batch_size: int = 1000,
+        **unknown: Any,
+    ) -> None:
+        super().__init__(link)
+        if unknown:
+            raise ConfigurationError(
+                f"{link}: unknown option(s) {sorted(unknown)}; queued links take key, retry, "
+                f"outlet_retry, max_pending and batch_size"
+            )
+        if not isinstance(queue, RecordQueue):
+            raise ConfigurationError(
+                f"{link}: queue must be a databay_bus.queue.RecordQueue, got {describe(queue)}"
+            )
+        if key is None:
+            if not link.tags:
+                raise QueueIdentityError(
+                    f"{link}: a queued link needs a stable identity to find its records "
+                    f"after a restart; give it tags=... or key=..."
+                )
+            key = ".".join(link.tags)
+        if not isinstance(key, str) or not key:
+            raise QueueIdentityError(f"{link}: key must be a non-empty str, got {describe(key)}")
+        self.queue = queue
+        self.key = key
+        self.retry = RetryPolicy() if retry is None else retry
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigurationError(f"{link}: retry must be a RetryPolicy, got {describe(retry)}")
+        self.outlet_retry = dict(outlet_retry or {})
+        for name, policy in self.outlet_retry.items():
+            if not isinstance(name, str) or not isinstance(policy, RetryPolicy):
+                raise ConfigurationError(
+                    f"{link}: outlet_retry must map outlet names to RetryPolicy, got "
+                    f"{describe(name)}: {describe(policy)}"
+                )
+        if max_pending is not None and (
+            isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
+        ):
+            raise ConfigurationError(
+                f"{link}: max_pending must be an int >= 1 or None, got {describe(max_pending)}"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigurationError(
+                f"{link}: batch_size must be an int >= 1, got {describe(batch_size)}"
+            )
+        self.max_pending = max_pending
+        self.batch_size = batch_size
+        self.backpressure_skips = 0
+        self._lock = threading.Lock()
+        self._reported: set[str] = set()
+        self._outlets_changed = True
+        self.check_outlets(link.outlets)
+
+    # -- the Delivery seam -----------------------------------------------------------------
+
+    def check_outlets(self, outlets: Sequence[Outlet]) -> None:
+        """Outlet names key the deliveries, so they must be unique within the link."""
+        super().check_outlets(outlets)
+        unique_names(outlets, self.link)
+        self._outlets_changed = True
+
+    def may_pull(self, update: Update) -> bool:
+        if self.max_pending is None:
+            return True
+        waiting = self.queue.waiting(self.key)
+        if waiting < self.max_pending:
+            return True
+        with self._lock:
+            self.backpressure_skips += 1
+        _LOGGER.warning(
+            "%s: not pulling: %d records wait for delivery (max_pending=%d); "
+            "pulling resumes once outlets catch up",
+            update,
+            waiting,
+            self.max_pending,
+        )
+        return False
+
+    def targets(
+        self, records: Sequence[Record], names: Sequence[str], update: Update
+    ) -> list[tuple[str, ...]]:
+        """The one place that decides which outlets each record goes to (the router's call)."""
+        return route_records(self.link.router, records, names, self.link.ignore_exceptions, update)
+
+    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
+        names = [outlet.name for outlet in outlets]
+        if records:
+            self._enqueue(records, names, update)
+        if self._outlets_changed:
+            self._outlets_changed = False
+            self._report_missing(names)
+        lanes = []
+        for outlet in outlets:
+            due = self.queue.due(self.key, outlet.name, self.batch_size)
+            if due:
+                lanes.append(Lane(outlet, self.link.group(due, update)))
+        return lanes
+
+    def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
+        name = lane.outlet.name
+        ids = [record.id for record in batch]
+        if error is None:
+            self.queue.ack(self.key, name, ids)
+            return None
+        policy = self.outlet_retry.get(name, self.retry)
+        retrying, dead = self.queue.fail(self.key, name, ids, error, policy.next_delay)
+        if dead:
+            _LOGGER.error(
+                "%s: outlet %r failed; %d record(s) dead-lettered after %s attempts, "
+                "%d will be retried",
+                ".".join(self.link.tags) or self.key,
+                name,
+                dead,
+                policy.max_attempts,
+                retrying,
+                exc_info=error,
+            )
+        else:
+            _LOGGER.warning(
+                "%s: outlet %r failed on %d record(s); retrying later: %s: %s",
+                ".".join(self.link.tags) or self.key,
+                name,
+                retrying,
+                type(error).__name__,
+                error,
+            )
+        return Outcome.STOP
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _enqueue(self, records: list[Record], names: list[str], update: Update) -> None:
+        decided = self.targets(records, names, update)
+        kept = [(r, t) for r, t in zip(records, decided, strict=True) if t]
+        if not kept:
+            return
+
+        def skip(record: Record, exc: RecordEncodeError) -> None:
+            _LOGGER.error("%s: record not queued: %s", update, exc, exc_info=exc)
+
+        self.queue.enqueue(
+            self.key,
+            [r for r, _ in kept],
+            [t for _, t in kept],
+            on_encode_error=skip if self.link.ignore_exceptions else None,
+        )
+
+    def _report_missing(self, names: list[str]) -> None:
+        """Warn (once per outlet) about waiting deliveries for outlets the link lacks."""
+        current = set(names)
+        for missing in self.queue.waiting_outlets(self.key):
+            if missing not in current and missing not in self._reported:
+                self._reported.add(missing)
+                _LOGGER.warning(
+                    "%s: the queue holds records waiting for outlet %r, which this link no "
+                    "longer has; they are kept (add the outlet back, or drop them with "
+                    "queue.drop(link=%r, outlet=%r, states=...))",
+                    ".".join(self.link.tags) or self.key,
+                    missing,
+                    self.key,
+                    missing,
+                )
+
+    def metrics(self) -> dict[str, Any]:
+        """This link's queue counters, for ``BasePlanner.metrics()``."""
+        stats = self.queue.stats()
+        return {
+            "key": self.key,
+            "pending": stats.pending(self.key),
+            "dead": stats.dead(self.key),
+            "oldest_pending_age": stats.oldest_pending_age(self.key),
+            "backpressure_skips": self.backpressure_skips,
+            "outlets": {
+                s.outlet: {"pending": s.pending, "retrying": s.retrying, "dead": s.dead}
+                for s in stats.outlets
+                if s.link == self.key
+            },
+        }

@@ -1,0 +1,275 @@
+"""MemoryQueue: the reference RecordQueue, same semantics as SqliteQueue, nothing durable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from databay_bus._clock import Clock
+from databay_bus.errors import QueueError
+from databay_bus.queue.base import (
+    WAITING,
+    DeliveryState,
+    EncodedRecord,
+    OutletStats,
+    RecordQueue,
+    StoredRecord,
+    new_queue_id,
+)
+from databay_bus.records.codecs import Codec
+
+__all__ = ["MemoryQueue"]
+
+_PENDING = DeliveryState.PENDING.value
+_FAILED = DeliveryState.FAILED.value
+_DELIVERED = DeliveryState.DELIVERED.value
+_DEAD = DeliveryState.DEAD.value
+
+
+@dataclass
+class _Stored:
+    link: str
+    codec: str
+    data: bytes
+    enqueued_at: float
+    deliveries: int
+
+
+@dataclass
+class _Delivery:
+    state: int
+    attempts: int
+    due_at: float
+    updated_at: float
+    error: str | None = None
+
+
+class MemoryQueue(RecordQueue):
+    """Keeps records in memory, encoded by the codec as a durable queue would store them.
+
+    For tests and pipelines that need retries and per-outlet tracking but not durability:
+    everything is lost when the process ends. One lock makes every method atomic.
+    Arguments as for :class:`~databay_bus.queue.RecordQueue`.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec | None = None,
+        clock: Clock | None = None,
+        retention: float | timedelta | None = 86400.0,
+        purge_interval: float | timedelta | None = 60.0,
+    ) -> None:
+        super().__init__(
+            codec=codec, clock=clock, retention=retention, purge_interval=purge_interval
+        )
+        self._id = new_queue_id()
+        self._lock = threading.Lock()
+        self._records: dict[int, _Stored] = {}
+        self._deliveries: dict[tuple[str, str], dict[int, _Delivery]] = {}
+        self._last = 0
+        self._closed = False
+
+    @property
+    def queue_id(self) -> str:
+        return self._id
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueError(f"{self!r} is closed")
+
+    def _do_enqueue(self, link: str, rows: Sequence[EncodedRecord], now: float) -> list[int]:
+        with self._lock:
+            self._check_open()
+            numbers = []
+            for row in rows:
+                self._last += 1
+                number = self._last
+                self._records[number] = _Stored(link, row.codec, row.data, now, len(row.targets))
+                for outlet in row.targets:
+                    table = self._deliveries.setdefault((link, outlet), {})
+                    table[number] = _Delivery(_PENDING, 0, now, now)
+                numbers.append(number)
+            return numbers
+
+    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
+        with self._lock:
+            self._check_open()
+            table = self._deliveries.get((link, outlet), {})
+            chosen = sorted(n for n, d in table.items() if d.state in WAITING and d.due_at <= now)[
+                :limit
+            ]
+            return [StoredRecord(n, self._records[n].codec, self._records[n].data) for n in chosen]
+
+    def _waiting_in(self, link: str, outlet: str, numbers: list[int]) -> list[_Delivery]:
+        table = self._deliveries.get((link, outlet), {})
+        found = (table.get(n) for n in dict.fromkeys(numbers))
+        return [d for d in found if d is not None and d.state in WAITING]
+
+    def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
+        with self._lock:
+            self._check_open()
+            waiting = self._waiting_in(link, outlet, numbers)
+            for delivery in waiting:
+                delivery.state, delivery.updated_at = _DELIVERED, now
+            return len(waiting)
+
+    def _do_fail(
+        self,
+        link: str,
+        outlet: str,
+        numbers: list[int],
+        error: str,
+        now: float,
+        next_delay: Callable[[int], float | None],
+    ) -> tuple[int, int]:
+        with self._lock:
+            self._check_open()
+            retrying = dead = 0
+            for delivery in self._waiting_in(link, outlet, numbers):
+                delivery.attempts += 1
+                delay = next_delay(delivery.attempts)
+                delivery.error, delivery.updated_at = error, now
+                if delay is None:
+                    delivery.state = _DEAD
+                    dead += 1
+                else:
+                    delivery.state, delivery.due_at = _FAILED, now + delay
+                    retrying += 1
+            return retrying, dead
+
+    def _do_waiting(self, link: str) -> int:
+        with self._lock:
+            self._check_open()
+            numbers: set[int] = set()
+            for (row_link, _), table in self._deliveries.items():
+                if row_link == link:
+                    numbers.update(n for n, d in table.items() if d.state in WAITING)
+            return len(numbers)
+
+    def _do_waiting_outlets(self, link: str) -> list[str]:
+        with self._lock:
+            self._check_open()
+            return [
+                outlet
+                for (row_link, outlet), table in self._deliveries.items()
+                if row_link == link and any(d.state in WAITING for d in table.values())
+            ]
+
+    def _do_stats(self, now: float) -> tuple[list[OutletStats], int]:
+        with self._lock:
+            self._check_open()
+            result = []
+            for (link, outlet), table in self._deliveries.items():
+                if not table:
+                    continue
+                counts = dict.fromkeys((_PENDING, _FAILED, _DELIVERED, _DEAD), 0)
+                oldest: float | None = None
+                for number, delivery in table.items():
+                    counts[delivery.state] += 1
+                    if delivery.state in WAITING:
+                        enqueued = self._records[number].enqueued_at
+                        oldest = enqueued if oldest is None else min(oldest, enqueued)
+                result.append(
+                    OutletStats(
+                        link,
+                        outlet,
+                        counts[_PENDING] + counts[_FAILED],
+                        counts[_FAILED],
+                        counts[_DELIVERED],
+                        counts[_DEAD],
+                        None if oldest is None else max(0.0, now - oldest),
+                    )
+                )
+            return result, len(self._records)
+
+    def _matching(
+        self, link: str | None, outlet: str | None, numbers: list[int] | None, states: set[int]
+    ) -> list[tuple[tuple[str, str], int, _Delivery]]:
+        wanted = None if numbers is None else set(numbers)
+        found = []
+        for key, table in self._deliveries.items():
+            if (link is not None and key[0] != link) or (outlet is not None and key[1] != outlet):
+                continue
+            for number, delivery in table.items():
+                if delivery.state in states and (wanted is None or number in wanted):
+                    found.append((key, number, delivery))
+        found.sort(key=lambda item: (item[1], item[0]))
+        return found
+
+    def _do_dead_letters(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
+        with self._lock:
+            self._check_open()
+            found = self._matching(link, outlet, None, {_DEAD})
+            if limit is not None:
+                found = found[:limit]
+            return [
+                (
+                    number,
+                    self._records[number].codec,
+                    self._records[number].data,
+                    key[0],
+                    key[1],
+                    d.attempts,
+                    d.error,
+                    d.updated_at,
+                )
+                for key, number, d in found
+            ]
+
+    def _do_replay(
+        self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float
+    ) -> int:
+        with self._lock:
+            self._check_open()
+            found = self._matching(link, outlet, numbers, {_DEAD})
+            for _, _, delivery in found:
+                delivery.state, delivery.attempts = _PENDING, 0
+                delivery.due_at = delivery.updated_at = now
+            return len(found)
+
+    def _do_drop(
+        self,
+        link: str | None,
+        outlet: str | None,
+        numbers: list[int] | None,
+        states: frozenset[int],
+    ) -> int:
+        with self._lock:
+            self._check_open()
+            found = self._matching(link, outlet, numbers, set(states))
+            self._delete(found)
+            return len(found)
+
+    def _delete(self, found: list[tuple[tuple[str, str], int, _Delivery]]) -> None:
+        for key, number, _ in found:
+            del self._deliveries[key][number]
+            stored = self._records[number]
+            stored.deliveries -= 1
+            if stored.deliveries <= 0:
+                del self._records[number]
+
+    def _do_purge(self, before: float) -> int:
+        with self._lock:
+            self._check_open()
+            found = [
+                item
+                for item in self._matching(None, None, None, {_DELIVERED})
+                if item[2].updated_at < before
+            ]
+            self._delete(found)
+            # records stored with no targets at all
+            for number in [n for n, r in self._records.items() if r.deliveries <= 0]:
+                del self._records[number]
+            return len(found)
+
+    def _do_close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"MemoryQueue(id={self._id!r})"

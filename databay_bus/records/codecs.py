@@ -1,0 +1,188 @@
+"""Codecs: how a record queue turns a record's payload and metadata into bytes and back.
+
+:class:`JsonCodec` is the default. It stores plain JSON data exactly (``None``, ``bool``,
+``int``, ``float``, ``str``, lists, dicts with string keys) and tags the few other values
+records commonly carry so they come back with their type: ``tuple``, ``datetime``, ``date``,
+``time``, ``timedelta``, ``bytes``, ``bytearray`` and ``Decimal``. Anything else (a set, an
+object, a dict with non-string keys) raises :class:`~databay_bus.errors.RecordEncodeError`
+instead of being changed silently.
+
+:class:`PickleCodec` stores any picklable object. It is never the default: loading a pickle
+runs code named in the data, so only use it for queue files nobody else can write.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import pickle
+from decimal import Decimal
+from typing import Any, Protocol
+
+from databay_bus.errors import RecordEncodeError
+from databay_bus.records.metadata import INLET_KEY
+
+__all__ = ["TAG", "Codec", "CodecError", "JsonCodec", "PickleCodec", "encode_record"]
+
+#: The key that marks a tagged value in JsonCodec's output: ``{TAG: kind, "v": value}``.
+TAG = "$databay_bus"
+
+
+class CodecError(Exception):
+    """Raised by a codec's ``encode`` for a value it cannot store; ``path`` says where."""
+
+    def __init__(self, path: str, value: Any, reason: str) -> None:
+        self.path = path
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class Codec(Protocol):
+    """Turns ``(payload, metadata)`` into bytes and back; ``name`` is stored with each record.
+
+    ``encode`` raises :class:`CodecError` (or any exception) for what it cannot store;
+    the queue turns that into a :class:`~databay_bus.errors.RecordEncodeError`.
+    """
+
+    name: str
+
+    def encode(self, payload: Any, metadata: dict[str, Any]) -> bytes:
+        """Return bytes from which ``decode`` rebuilds an equal payload and metadata."""
+
+    def decode(self, data: bytes) -> tuple[Any, dict[str, Any]]:
+        """Rebuild ``(payload, metadata)`` from ``encode``'s bytes."""
+
+
+def encode_record(codec: Codec, payload: Any, metadata: dict[str, Any]) -> bytes:
+    """Encode with ``codec``, raising RecordEncodeError naming the inlet and the type."""
+    try:
+        return codec.encode(payload, metadata)
+    except Exception as exc:
+        inlet = metadata.get(INLET_KEY) if isinstance(metadata, dict) else None
+        if isinstance(exc, CodecError):
+            where, value, reason = exc.path, exc.value, exc.reason
+        else:
+            where, value, reason = "record", payload, f"{type(exc).__name__}: {exc}"
+        error = RecordEncodeError(
+            f"codec {codec.name!r} cannot store a record from inlet {inlet!r}: {where} is a "
+            f"{type(value).__module__}.{type(value).__qualname__} ({reason})"
+        )
+        error.inlet = inlet  # type: ignore[attr-defined]
+        error.value_type = type(value)  # type: ignore[attr-defined]
+        raise error from exc
+
+
+class JsonCodec:
+    """The default codec: JSON with tags for tuples, datetimes, bytes and Decimals.
+
+    Floats keep ``nan`` and ``inf`` (Python's JSON extension). A dict that happens to use
+    the tag key is itself stored tagged, so no user data is ever mistaken for a tag.
+    """
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+        self._decoder = json.JSONDecoder(object_hook=_untag)
+
+    def encode(self, payload: Any, metadata: dict[str, Any]) -> bytes:
+        document = [_tagged(payload, "payload"), _tagged(metadata, "metadata")]
+        return self._encoder.encode(document).encode("utf-8")
+
+    def decode(self, data: bytes) -> tuple[Any, dict[str, Any]]:
+        payload, metadata = self._decoder.decode(data.decode("utf-8"))
+        return payload, metadata
+
+    def __repr__(self) -> str:
+        return "JsonCodec()"
+
+
+class PickleCodec:
+    """Stores any picklable payload. Opt-in only: unpickling can run arbitrary code.
+
+    Args:
+        protocol: the pickle protocol (default: the highest available).
+    """
+
+    name = "pickle"
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def encode(self, payload: Any, metadata: dict[str, Any]) -> bytes:
+        return pickle.dumps((payload, metadata), protocol=self.protocol)
+
+    def decode(self, data: bytes) -> tuple[Any, dict[str, Any]]:
+        payload, metadata = pickle.loads(data)  # the user opted in (see docs/queue.md)
+        return payload, metadata
+
+    def __repr__(self) -> str:
+        return f"PickleCodec(protocol={self.protocol})"
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _tagged(value: Any, path: str) -> Any:
+    """Return ``value`` as plain JSON data, tagging the non-JSON types we support."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CodecError(f"{path} key {key!r}", key, "dict keys must be str")
+            out[key] = _tagged(item, f"{path}[{key!r}]")
+        if TAG in out:
+            return {TAG: "dict", "v": [[k, v] for k, v in out.items()]}
+        return out
+    if kind is list:
+        return [_tagged(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind is tuple:
+        return {TAG: "tuple", "v": [_tagged(item, f"{path}[{i}]") for i, item in enumerate(value)]}
+    if kind is _dt.datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    if kind is _dt.date:
+        return {TAG: "date", "v": value.isoformat()}
+    if kind is _dt.time:
+        if value.tzinfo is not None:
+            raise CodecError(path, value, "times with a tzinfo are not supported")
+        return {TAG: "time", "v": value.isoformat()}
+    if kind is _dt.timedelta:
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if kind is bytes:
+        return {TAG: "bytes", "v": value.hex()}
+    if kind is bytearray:
+        return {TAG: "bytearray", "v": value.hex()}
+    if kind is Decimal:
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, _PLAIN) and not isinstance(value, bool):
+        return value  # str/int/float subclasses (enums, MetadataKey) are stored by value
+    raise CodecError(path, value, "JSON cannot store it; convert it, or opt in to PickleCodec")
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) != 2 or TAG not in obj:
+        return obj
+    kind, value = obj[TAG], obj["v"]
+    if kind == "tuple":
+        return tuple(value)
+    if kind == "datetime":
+        return _dt.datetime.fromisoformat(value)
+    if kind == "date":
+        return _dt.date.fromisoformat(value)
+    if kind == "time":
+        return _dt.time.fromisoformat(value)
+    if kind == "timedelta":
+        return _dt.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
+    if kind == "bytes":
+        return bytes.fromhex(value)
+    if kind == "bytearray":
+        return bytearray.fromhex(value)
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "dict":
+        return {k: v for k, v in value}
+    return obj
