@@ -19,6 +19,7 @@ __all__ = [
     "BUS",
     "DATABAY",
     "GE",
+    "LE",
     "LIBS",
     "MODES",
     "TIMES",
@@ -42,6 +43,7 @@ __all__ = [
 #: the multiplication and greater-or-equal signs used in the table
 TIMES = "\u00d7"
 GE = "\u2265"
+LE = "\u2264"
 DATABAY = "databay"
 BUS = "databay_bus"
 LIBS = (DATABAY, BUS)
@@ -221,12 +223,14 @@ def fmt_bytes(value: float) -> str:
     return f"{value / 1024:.2f} KB"
 
 
-def fmt_ratio(value: float, better: str = "") -> str:
-    """A ratio as ``12.3x`` with a multiplication sign (optionally followed by a word)."""
-    if value != value:
+def fmt_ratio(value: float, better: str = "", worse: str = "") -> str:
+    """A ratio as ``12.3x`` (multiplication sign) followed by ``better``; when ``worse`` is
+    given and the ratio is below 1, its inverse followed by ``worse`` instead."""
+    if value != value or value <= 0:
         return "n/a"
-    text = f"{value:.3g}{TIMES}"
-    return f"{text} {better}".rstrip()
+    if worse and value < 1:
+        value, better = 1 / value, worse
+    return f"{value:.3g}{TIMES} {better}".rstrip()
 
 
 def verdict(met: bool | None) -> str:

@@ -75,7 +75,7 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                 f"{case['id']}: time per transfer",
                 fmt_time(old) if old else status(sides.get(DATABAY)),
                 fmt_time(new) if new else status(sides.get(BUS)),
-                fmt_ratio(ratio, "less time") if ratio else "—",
+                fmt_ratio(ratio, "less time", "more time") if ratio else "—",
                 f"{GE} {TARGET:g}{TIMES} less time than Databay",
                 verdict(None if ratio is None else ratio >= TARGET),
             )

@@ -99,7 +99,7 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                 f"B={case['size']:,}, {case['outlets']} outlet(s), copy_records={case['copy']}",
                 fmt_count(old, "rec/s") if old else status(sides.get(DATABAY)),
                 fmt_count(new, "rec/s") if new else status(sides.get(BUS)),
-                fmt_ratio(ratio, "faster") if ratio else "—",
+                fmt_ratio(ratio, "faster", "slower") if ratio else "—",
                 target,
                 met,
             )

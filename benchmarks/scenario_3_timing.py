@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks._common import (
     BUS,
     DATABAY,
+    LE,
     LIBS,
     Row,
     make_link,
@@ -123,12 +124,12 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
         old, new = sides.get(DATABAY, {}), sides.get(BUS, {})
         name = f"{case['planner']}: "
         for key, label, fmt, target, check in (
-            ("p99_lateness_s", "p99 lateness", _ms, "≤ 5 ms", lambda v: v <= P99_TARGET),
+            ("p99_lateness_s", "p99 lateness", _ms, f"{LE} 5 ms", lambda v: v <= P99_TARGET),
             (
                 "drift_s",
                 "cumulative drift",
                 _ms_signed,
-                "|drift| ≤ 5 ms",
+                f"|drift| {LE} 5 ms",
                 lambda v: abs(v) <= DRIFT_TARGET,
             ),
             ("dropped_share", "dropped transfers", _pct, "0 %", lambda v: v <= 0),
