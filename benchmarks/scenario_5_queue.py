@@ -1,0 +1,253 @@
+"""Scenario 5: the durable queue, end to end, against the disk's own limits.
+
+databay_bus: one link with ``queue=SqliteQueue(path)``, one inlet returning B records
+(B = 1, 100, 1 000), one outlet; ``link.transfer()`` in a loop, each transfer enqueueing the
+records (committed), pushing them and acking them (committed). Figures: records/s and
+transfers/s. Databay has no queue, so its column holds the anchors, measured in the same run
+on the same disk (the temp directory):
+
+* persist-queue's ``SQLiteAckQueue`` (its defaults: WAL, a commit per call), ``put`` rate and
+  ``get`` + ``ack`` rate, one record per call (runs in the Databay venv, where it is installed);
+* raw ``os.fsync`` per second (write 64 bytes, fsync, repeat);
+* raw SQLite inserts/s in WAL mode with ``synchronous=FULL``, one insert per transaction.
+
+Targets: B = 1 000: >= 50 000 records/s and >= 40x persist-queue's get + ack rate;
+B = 1: transfers/s >= 0.3x the raw fsync rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (
+    BUS,
+    DATABAY,
+    GE,
+    TIMES,
+    Row,
+    Unavailable,
+    fmt_count,
+    fmt_ratio,
+    make_link,
+    node_classes,
+    status,
+    timed_loop,
+    verdict,
+)
+from benchmarks.scenario_2_batches import payloads
+
+__all__ = ["ID", "TITLE", "cases", "measure", "summarize"]
+
+ID = 5
+TITLE = "durable queue end to end, with disk anchors"
+FRESH_PROCESS = False
+RECORDS_TARGET = 50_000.0
+PQ_RATIO_TARGET = 40.0
+FSYNC_RATIO_TARGET = 0.3
+_SIZES = {"full": (1, 100, 1_000), "quick": (1, 100, 1_000), "smoke": (1, 100)}
+_MIN_TIME = {"full": 1.0, "quick": 0.3, "smoke": 0.05}
+_REPEATS = {"full": 5, "quick": 2, "smoke": 1}
+
+
+def cases(mode: str) -> list[dict[str, Any]]:
+    """databay_bus at each B, then the anchors."""
+    repeats = _REPEATS[mode]
+    found: list[dict[str, Any]] = [
+        {"id": f"queue B={size}", "kind": "queue", "size": size, "libs": [BUS], "repeats": repeats}
+        for size in _SIZES[mode]
+    ]
+    found += [
+        {"id": "persist-queue", "kind": "persistqueue", "libs": [DATABAY], "repeats": repeats},
+        {"id": "fsync", "kind": "fsync", "libs": [BUS], "repeats": repeats},
+        {"id": "sqlite", "kind": "sqlite", "libs": [BUS], "repeats": repeats},
+    ]
+    return found
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="databay-bench-q-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Dispatch on the case kind."""
+    min_time = _MIN_TIME[mode]
+    with _scratch() as folder:
+        kind = case["kind"]
+        if kind == "queue":
+            return _queue(lib, case["size"], folder, min_time)
+        if kind == "persistqueue":
+            return _persist_queue(folder, min_time)
+        if kind == "fsync":
+            return _fsync(folder, min_time)
+        return _sqlite(folder, min_time)
+
+
+def _queue(lib: str, size: int, folder: Path, min_time: float) -> dict[str, Any]:
+    try:
+        from databay_bus.queue import SqliteQueue
+    except ImportError as exc:
+        raise Unavailable(f"databay_bus.queue.SqliteQueue: {exc}") from exc
+    nodes = node_classes(lib)
+    queue = SqliteQueue(folder / "queue.sqlite3")
+    outlet = nodes["CountOutlet"]()
+    try:
+        link = make_link(
+            lib, [nodes["ListInlet"](payloads(size))], [outlet], 60.0, queue=queue, tags="bench"
+        )
+    except ImportError as exc:
+        queue.close()
+        raise Unavailable(f"Link(queue=...): {exc}") from exc
+    link.on_start()
+    try:
+        count, seconds = timed_loop(link.transfer, min_time, min_count=3, warmup=2)
+        pending = queue.stats().pending()
+    finally:
+        link.on_shutdown()
+        queue.close()
+    if outlet.count != (count + 2) * size or pending:
+        raise AssertionError(f"pushed {outlet.count}, {pending} still pending")
+    return {"records_per_s": count * size / seconds, "transfers_per_s": count / seconds}
+
+
+def _persist_queue(folder: Path, min_time: float) -> dict[str, Any]:
+    try:
+        from persistqueue import SQLiteAckQueue
+    except ImportError as exc:
+        raise Unavailable(f"persist-queue is not installed here: {exc}") from exc
+    queue = SQLiteAckQueue(str(folder / "pq"))
+    item = payloads(1)[0]
+    puts, put_seconds = timed_loop(lambda: queue.put(item), min_time, min_count=20, warmup=0)
+
+    def get_ack() -> None:
+        queue.ack(queue.get(block=False))
+
+    gets, get_seconds = timed_loop(get_ack, min(min_time, put_seconds), min_count=1, warmup=0)
+    if gets > puts:
+        raise AssertionError("got more than was put")
+    return {"put_per_s": puts / put_seconds, "get_ack_per_s": gets / get_seconds}
+
+
+def _fsync(folder: Path, min_time: float) -> dict[str, Any]:
+    fd = os.open(folder / "fsync.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+
+        def write_sync() -> None:
+            os.write(fd, b"x" * 64)
+            os.fsync(fd)
+
+        count, seconds = timed_loop(write_sync, min_time, min_count=20)
+    finally:
+        os.close(fd)
+    return {"fsync_per_s": count / seconds}
+
+
+def _sqlite(folder: Path, min_time: float) -> dict[str, Any]:
+    conn = sqlite3.connect(folder / "raw.sqlite3", isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        blob = b"x" * 100
+
+        def insert() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (data) VALUES (?)", (blob,))
+            conn.execute("COMMIT")
+
+        count, seconds = timed_loop(insert, min_time, min_count=20)
+    finally:
+        conn.close()
+    return {"inserts_per_s": count / seconds}
+
+
+def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
+    """Anchors first, then databay_bus at each B with its targets."""
+
+    def figure(case: str, lib: str, key: str) -> float | None:
+        value = results.get(case, {}).get(lib, {}).get(key)
+        return float(value) if value else None
+
+    def cell(case: str, lib: str, key: str, unit: str) -> str:
+        value = figure(case, lib, key)
+        return fmt_count(value, unit) if value else status(results.get(case, {}).get(lib))
+
+    pq_get = figure("persist-queue", DATABAY, "get_ack_per_s")
+    fsync = figure("fsync", BUS, "fsync_per_s")
+    rows = [
+        Row(
+            ID,
+            "anchor: persist-queue SQLiteAckQueue put",
+            cell("persist-queue", DATABAY, "put_per_s", "rec/s"),
+        ),
+        Row(
+            ID,
+            "anchor: persist-queue SQLiteAckQueue get + ack",
+            cell("persist-queue", DATABAY, "get_ack_per_s", "rec/s"),
+        ),
+        Row(ID, "anchor: raw os.fsync", cell("fsync", BUS, "fsync_per_s", "fsync/s")),
+        Row(
+            ID,
+            "anchor: raw SQLite WAL insert, synchronous=FULL, commit each",
+            cell("sqlite", BUS, "inserts_per_s", "inserts/s"),
+        ),
+    ]
+    for size in _SIZES[mode]:
+        case = f"queue B={size}"
+        records = figure(case, BUS, "records_per_s")
+        transfers = figure(case, BUS, "transfers_per_s")
+        label = f"SqliteQueue end to end, B={size:,}"
+        rows.append(
+            Row(
+                ID,
+                label + ": records/s",
+                "Databay: no queue",
+                cell(case, BUS, "records_per_s", "rec/s"),
+                fmt_ratio(records / pq_get, "persist-queue get + ack")
+                if records and pq_get
+                else "—",
+            )
+        )
+        rows.append(
+            Row(
+                ID,
+                label + ": transfers/s",
+                "—",
+                cell(case, BUS, "transfers_per_s", "transfers/s"),
+                fmt_ratio(transfers / fsync, "raw fsync rate") if transfers and fsync else "—",
+            )
+        )
+        if size == 1_000:
+            met = None if records is None else records >= RECORDS_TARGET
+            rows[-2].target = f"{GE} 50,000 rec/s"
+            rows[-2].verdict = verdict(met)
+            rows.append(
+                Row(
+                    ID,
+                    label + ": vs persist-queue get + ack",
+                    "—",
+                    "—",
+                    rows[-2].ratio,
+                    f"{GE} {PQ_RATIO_TARGET:g}{TIMES} persist-queue",
+                    verdict(
+                        None if not (records and pq_get) else records / pq_get >= PQ_RATIO_TARGET
+                    ),
+                )
+            )
+        if size == 1:
+            rows[-1].target = f"{GE} {FSYNC_RATIO_TARGET:g}{TIMES} raw fsync/s"
+            rows[-1].verdict = verdict(
+                None if not (transfers and fsync) else transfers / fsync >= FSYNC_RATIO_TARGET
+            )
+    return rows
