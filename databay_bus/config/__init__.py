@@ -1,0 +1,23 @@
+"""Pipelines declared in a file: ``databay_bus.config.load('pipeline.toml').planner.start()``.
+
+The file format is described in docs/config.md; ``databay-bus validate FILE`` checks a file
+and prints what it resolves to.
+"""
+
+from __future__ import annotations
+
+from databay_bus.config.loader import build, load, loads, parse_duration
+from databay_bus.config.names import BUILTINS
+from databay_bus.config.pipeline import LogObserver, Pipeline
+from databay_bus.errors import ConfigError
+
+__all__ = [
+    "BUILTINS",
+    "ConfigError",
+    "LogObserver",
+    "Pipeline",
+    "build",
+    "load",
+    "loads",
+    "parse_duration",
+]

@@ -1,0 +1,235 @@
+"""Pipeline: what a pipeline file built, and a bounded or signal-ended way to run it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from databay_bus.config.loader import LinkSpec
+from databay_bus.link import Link
+from databay_bus.observers import Event, Observer, TransferCompleted
+from databay_bus.planners.base import BasePlanner, PlannerState
+
+__all__ = ["LogObserver", "Pipeline", "status_line"]
+
+_LOGGER = logging.getLogger(__name__)
+_SECRET = re.compile(r"token|secret|password|passwd|authori[sz]ation|api_?key|headers|auth", re.I)
+
+
+class LogObserver(Observer):
+    """Logs every planner event as one line (the pipeline file's ``observers = ["log"]``).
+
+    Args:
+        level: the logging level name or number of the lines.
+    """
+
+    def __init__(self, level: str | int = "INFO") -> None:
+        self.level = logging.getLevelName(level) if isinstance(level, str) else level
+        if not isinstance(self.level, int):
+            raise ValueError(f"LogObserver: unknown logging level {level!r}")
+
+    def notify(self, event: Event) -> None:
+        fields = []
+        for name in (
+            "link",
+            "update",
+            "outlet",
+            "count",
+            "pulled",
+            "pushed",
+            "duration",
+            "record_id",
+            "exception",
+        ):
+            value = getattr(event, name, None)
+            if value is None:
+                continue
+            if name == "link":
+                value = ".".join(value.tags) or repr(value)
+            elif name == "duration":
+                value = f"{value:.3f}s"
+            fields.append(f"{name}={value}")
+        _LOGGER.log(self.level, "%s %s", type(event).__name__, " ".join(fields))
+
+
+def status_line(entry: dict[str, Any]) -> str:
+    """One line of ``planner.metrics()['links'][i]``: transfers, records, pending, dead."""
+    name = ".".join(entry.get("tags") or []) or "link"
+    parts = [
+        f"transfers={entry.get('transfers', 0)}",
+        f"failures={entry.get('failures', 0)}",
+        f"pulled={entry.get('records_pulled', 0)}",
+        f"pushed={entry.get('records_pushed', 0)}",
+    ]
+    queue = entry.get("queue")
+    if isinstance(queue, dict):
+        parts.append(f"pending={queue.get('pending', 0)}")
+        parts.append(f"dead={queue.get('dead', 0)}")
+    last = entry.get("last_duration")
+    if isinstance(last, (int, float)):
+        parts.append(f"last={last:.3f}s")
+    return f"{name}: {' '.join(parts)}"
+
+
+class _TransferCounter(Observer):
+    """Sets ``done`` once every link has completed at least ``target`` transfers."""
+
+    def __init__(self, links: list[Link], target: int, done: threading.Event) -> None:
+        self.counts = {id(link): 0 for link in links}
+        self.target = target
+        self.done = done
+
+    def notify(self, event: Event) -> None:
+        if isinstance(event, TransferCompleted) and id(event.link) in self.counts:
+            self.counts[id(event.link)] += 1
+            if all(n >= self.target for n in self.counts.values()):
+                self.done.set()
+
+
+@dataclass
+class Pipeline:
+    """A planner with its links, queues and observers, built from a pipeline file.
+
+    ``planner`` is ready to start (``pipeline.planner.start()``), or use :meth:`run`.
+    """
+
+    planner: BasePlanner
+    links: list[Link]
+    queues: list[Any] = field(default_factory=list)
+    observers: list[Callable[[Event], None]] = field(default_factory=list)
+    log_level: int | None = None
+    source: str = "<pipeline>"
+    planner_spec: tuple[str, dict[str, Any]] = ("aps", {})
+    queue_spec: dict[str, Any] = field(default_factory=dict)
+    link_specs: list[LinkSpec] = field(default_factory=list)
+    #: ``planner.metrics()`` taken by :meth:`run` after shutdown, before closing the queues.
+    final_metrics: dict[str, Any] | None = None
+
+    def configure_logging(self, level: int | None = None) -> None:
+        """Set the ``databay_bus`` logger to ``level``, or to the file's ``log_level``."""
+        chosen = self.log_level if level is None else level
+        if chosen is not None:
+            logging.getLogger("databay_bus").setLevel(chosen)
+
+    def run(
+        self,
+        *,
+        duration: float | None = None,
+        transfers: int | None = None,
+        stop: threading.Event | None = None,
+        status_interval: float | None = None,
+        status: Callable[[str], None] | None = None,
+    ) -> str:
+        """Start the planner, wait, shut it down gracefully and close the queues.
+
+        Args:
+            duration: stop after this many seconds.
+            transfers: stop once every link has completed at least this many transfers.
+            stop: set it (from a signal handler, another thread) to stop.
+            status_interval: every so many seconds, report one status line per link.
+            status: where status lines go; INFO on this module's logger by default.
+
+        Returns:
+            Why it stopped: ``'duration'``, ``'transfers'``, ``'stopped'`` (``stop`` was set)
+            or ``'failed'`` (the planner did not start, or shut itself down after an error).
+        """
+        stop = stop if stop is not None else threading.Event()
+        report = status or (lambda line: _LOGGER.info("%s", line))
+        enough = threading.Event()
+        counter = None
+        if transfers is not None:
+            counter = _TransferCounter(self.links, transfers, enough)
+            self.planner.add_observer(counter)
+        started = time.monotonic()
+        reason = "failed"
+        try:
+            self.planner.start(block=False)
+            next_status = started + status_interval if status_interval else None
+            while self.planner.state is PlannerState.RUNNING:
+                if stop.is_set():
+                    reason = "stopped"
+                    break
+                if enough.is_set():
+                    reason = "transfers"
+                    break
+                now = time.monotonic()
+                if duration is not None and now - started >= duration:
+                    reason = "duration"
+                    break
+                if next_status is not None and now >= next_status:
+                    self.report_status(report)
+                    next_status = now + (status_interval or 0)
+                stop.wait(0.05)
+        finally:
+            self.planner.shutdown(wait=True)
+            self.planner.flush_observers(timeout=10)
+            if counter is not None:
+                self.planner.remove_observer(counter)
+            try:
+                self.final_metrics = self.planner.metrics()
+            finally:
+                self.close()
+        return reason
+
+    def report_status(self, report: Callable[[str], None]) -> None:
+        """Pass one status line per link to ``report``."""
+        for entry in self.planner.metrics()["links"]:
+            report(status_line(entry))
+
+    def close(self) -> None:
+        """Close the pipeline's queues (safe to call more than once)."""
+        for queue in self.queues:
+            close = getattr(queue, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    _LOGGER.warning("closing %r failed", queue, exc_info=exc)
+
+    def describe(self) -> str:
+        """A readable account of the resolved pipeline (secrets masked), for ``validate``."""
+        kind, options = self.planner_spec
+        lines = [f"pipeline {self.source}"]
+        lines.append(f"  planner: {type(self.planner).__name__} ({kind}){_args(options)}")
+        if self.log_level is not None:
+            lines.append(f"  log level: {logging.getLevelName(self.log_level)}")
+        if self.queue_spec:
+            lines.append(f"  queue: {_args(self.queue_spec).strip()}")
+        for observer in self.observers:
+            lines.append(f"  observer: {_name_of(observer)}")
+        for spec in self.link_specs:
+            name = ".".join(spec.tags) or f"links[{spec.index}]"
+            lines.append(
+                f"  link {name!r} every {spec.interval:g}s" + (" (queued)" if spec.queued else "")
+            )
+            for what in ("inlets", "processors", "groupers", "outlets"):
+                for type_name, args in getattr(spec, what):
+                    lines.append(f"    {what[:-1]}: {type_name}{_args(args)}")
+            if spec.router is not None:
+                lines.append(f"    router: {spec.router[0]}{_args(spec.router[1])}")
+            if spec.options:
+                lines.append(f"    options:{_args(spec.options)}")
+        return "\n".join(lines)
+
+
+def _name_of(obj: object) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+def _args(args: dict[str, Any]) -> str:
+    return "".join(f" {key}={_shown(key, value)}" for key, value in args.items())
+
+
+def _shown(key: str, value: Any) -> str:
+    if _SECRET.search(key):
+        return "***"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_shown(k, v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(key, v) for v in value) + "]"
+    return repr(value)
