@@ -178,7 +178,7 @@ def _disk(path: str) -> str:
     name = os.path.basename(device)
     kind = ""
     with contextlib.suppress(OSError), open(f"/sys/block/{name}/queue/rotational") as rot:
-        kind = ", rotational" if rot.read().strip() == "1" else ", non-rotational"
+        kind = ", kernel: rotational" if rot.read().strip() == "1" else ", non-rotational"
     usage = shutil.disk_usage(path)
     return f"{device} ({fstype}{kind}, {usage.total / 2**30:.0f} GiB) mounted on {best}"
 
@@ -210,16 +210,19 @@ def run_scenario(
     context = getattr(module, "runner_context", None)
     with contextlib.ExitStack() as stack:
         extra: dict[str, Any] = stack.enter_context(context(mode)) if context else {}
+        cases = [{**case, **extra} for case in module.cases(mode)]
+        samples: dict[str, dict[str, list[dict[str, Any]]]] = {c["id"]: {} for c in cases}
+        stopped: dict[str, dict[str, Any]] = {c["id"]: {} for c in cases}
         try:
-            for case in module.cases(mode):
-                case = {**case, **extra}
-                sides = [lib for lib in case["libs"] if lib in libs]
-                samples: dict[str, list[dict[str, Any]]] = {lib: [] for lib in sides}
-                outcome: dict[str, Any] = {}
-                for _ in range(case["repeats"]):
-                    for lib in sides:  # A B A B ...
-                        if lib in outcome:
-                            continue  # unavailable or failed: do not retry every repeat
+            # Rounds: every case and library once per round, libraries alternating (A B A B),
+            # so a drift in machine speed spreads over all figures alike.
+            for round_ in range(max(case["repeats"] for case in cases)):
+                for case in cases:
+                    if round_ >= case["repeats"]:
+                        continue
+                    for lib in (lib for lib in case["libs"] if lib in libs):
+                        if lib in stopped[case["id"]]:
+                            continue  # unavailable or failed: not retried every round
                         if fresh or lib not in workers or not workers[lib].alive:
                             if lib in workers:
                                 workers.pop(lib).close()
@@ -228,12 +231,14 @@ def run_scenario(
                         if fresh:
                             workers.pop(lib).close()
                         if "result" in answer:
-                            samples[lib].append(answer["result"])
+                            samples[case["id"]].setdefault(lib, []).append(answer["result"])
                         else:
-                            outcome[lib] = answer
-                for lib in sides:
-                    if lib not in outcome:
-                        outcome[lib] = median_metrics(samples[lib])
+                            stopped[case["id"]][lib] = answer
+            for case in cases:
+                outcome = dict(stopped[case["id"]])
+                for lib, taken in samples[case["id"]].items():
+                    outcome.setdefault(lib, median_metrics(taken))
+                for lib in (lib for lib in case["libs"] if lib in outcome):
                     _print_side(number, case["id"], lib, outcome[lib])
                 results[case["id"]] = outcome
         finally:

@@ -129,7 +129,7 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                 "drift_s",
                 "cumulative drift",
                 _ms_signed,
-                f"|drift| {LE} 5 ms",
+                "drift within ±5 ms",
                 lambda v: abs(v) <= DRIFT_TARGET,
             ),
             ("dropped_share", "dropped transfers", _pct, "0 %", lambda v: v <= 0),
