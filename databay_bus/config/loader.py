@@ -225,7 +225,8 @@ class _Builder:
         else:
             obj = target
         if expect is not None and not isinstance(obj, expect):
-            self.problem(path, f"{name!r} gave {describe(obj)}, not a {expect.__name__}")
+            article = "an" if expect.__name__[:1] in "AEIOU" else "a"
+            self.problem(path, f"{name!r} gave {describe(obj)}, not {article} {expect.__name__}")
             return FAILED
         if expect is None and not callable(obj):
             self.problem(path, f"{name!r} gave {describe(obj)}, which is not callable")

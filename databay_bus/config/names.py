@@ -67,7 +67,9 @@ def import_path(path: str) -> Any:
     else:
         pieces = path.split(".")
         candidates = [(".".join(pieces[:i]), pieces[i:]) for i in range(len(pieces), 0, -1)]
-    if not path or any(not part for module, attrs in candidates[:1] for part in [module, *attrs]):
+    module_part, _, attribute_part = path.partition(":")
+    pieces_all = module_part.split(".") + (attribute_part.split(".") if attribute_part else [])
+    if not path or path.count(":") > 1 or any(not p.isidentifier() for p in pieces_all):
         raise ImportFailed(f"cannot import {path!r}: not an import path")
     reason = "no module of that name"
     for module_name, attributes in candidates:
