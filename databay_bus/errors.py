@@ -17,6 +17,7 @@ written for Databay keeps working)::
     ├── NodeInactiveError (RuntimeError)      an outlet used outside on_start/on_shutdown
     ├── TransferError (RuntimeError)          several nodes of one transfer failed
     ├── HttpInletError (RuntimeError)         HttpInlet request failed
+    ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
     └── QueueError (RuntimeError)             persistent record queue problems
         ├── RecordEncodeError (TypeError)     a payload the codec cannot store
         ├── QueueLockedError                  the queue file is held by another process
@@ -44,6 +45,7 @@ __all__ = [
     "MissingLinkError",
     "MissingNodeError",
     "NodeInactiveError",
+    "PayloadError",
     "PlannerStateError",
     "QueueError",
     "QueueIdentityError",
@@ -139,6 +141,10 @@ class TransferError(DatabayBusError, RuntimeError):
 
 class HttpInletError(DatabayBusError, RuntimeError):
     """An HttpInlet request failed: bad status, timeout, connection error or invalid body."""
+
+
+class PayloadError(DatabayBusError, TypeError):
+    """A record's payload does not have the shape an outlet needs (e.g. CsvOutlet wants a dict)."""
 
 
 class QueueError(DatabayBusError, RuntimeError):
