@@ -1,0 +1,202 @@
+"""HttpInlet: fetch a URL on every pull (needs the ``http`` extra: aiohttp).
+
+Where the requests run: every HttpInlet keeps **one** ``aiohttp.ClientSession`` on the
+library's shared background event loop (``databay_bus._concurrency``). Transfers of a link
+run on whichever thread's loop the planner uses, and those per-thread loops close when their
+thread ends, possibly before ``on_shutdown``; a session bound to such a loop could then never be
+closed cleanly. Bound to the long-lived background loop instead, the session is reused by every
+pull from every thread and closed on its own loop in :meth:`HttpInlet.on_shutdown`. ``pull``
+awaits the request from the caller's loop, so inlets still pull concurrently, and decoding the
+body happens in the caller's loop too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as _json
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from databay_bus._concurrency import _shared_background_loop
+from databay_bus.errors import ConfigurationError, HttpInletError, MissingDependencyError, describe
+from databay_bus.inlets.base import Inlet
+
+try:
+    import aiohttp
+except ImportError as _exc:  # pragma: no cover - exercised in a venv without aiohttp
+    raise MissingDependencyError("aiohttp", "http", "HttpInlet") from _exc
+
+if TYPE_CHECKING:
+    from databay_bus.link import Update
+
+__all__ = ["DEFAULT_TIMEOUT", "HttpInlet"]
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Seconds a whole request (connect, send, read the body) may take unless told otherwise.
+DEFAULT_TIMEOUT = 30.0
+
+_CLOSE_TIMEOUT = 10.0
+
+
+class HttpInlet(Inlet):
+    """Requests ``url`` on every pull and turns the response body into records.
+
+    With ``json=True`` a JSON array becomes one record per element, any other JSON value one
+    record; with ``json=False`` the body text is one record. An empty body gives no record.
+
+    Args:
+        url: the address to request.
+        json: parse the body as JSON (default) or pass it on as text.
+        cacert: path of a PEM file of CA certificates to verify the server with (for a private
+            CA); None (or False, Databay's spelling) uses the system's default trust store.
+        params: query-string parameters.
+        headers: request headers (e.g. an ``Authorization`` token); never logged or shown in
+            ``repr``.
+        metadata, name: see :class:`~databay_bus.Inlet`.
+        method: the HTTP method.
+        body: a request body: ``str``/``bytes`` are sent as they are, anything else as JSON.
+        timeout: seconds the whole request may take; None for no limit (not recommended).
+
+    Raises:
+        HttpInletError: from ``pull``, for a non-2xx status, invalid JSON, a timeout or a
+            connection/TLS failure; the message names the method, the URL and the cause.
+        ConfigurationError: a bad ``timeout``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        json: bool = True,
+        cacert: str | os.PathLike[str] | Literal[False] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        *,
+        method: str = "GET",
+        body: Any = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(metadata, name)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"HttpInlet({url!r}): timeout must be a number of seconds > 0 or None, "
+                f"got {describe(timeout)}"
+            )
+        self.url = url
+        self.json = json
+        self.cacert = os.fspath(cacert) if cacert else None
+        self.params = dict(params) if params else None
+        self._headers = dict(headers) if headers else None
+        self.method = method.upper()
+        self.body = body
+        self.timeout = timeout
+        # Built now so a missing or unreadable CA file fails at construction, not at first pull.
+        self._ssl: ssl.SSLContext | None = (
+            ssl.create_default_context(cafile=self.cacert) if self.cacert else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._session_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def on_shutdown(self) -> None:
+        """Close the client session (a later pull opens a new one)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        loop = _shared_background_loop()
+        future = asyncio.run_coroutine_threadsafe(session.close(), loop)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:  # never block the loop the close has to run on
+            future.result(_CLOSE_TIMEOUT)
+
+    # -- pulling -----------------------------------------------------------------------------
+
+    async def pull(self, update: Update) -> Any:
+        """Request the URL once; see the class docstring for what it returns."""
+        _LOGGER.info("%s %s %s", update, self.method, self.url)
+        request = asyncio.run_coroutine_threadsafe(self._fetch(), _shared_background_loop())
+        status, raw, charset = await asyncio.wrap_future(request)
+        _LOGGER.debug("%s %s %s -> %s, %d bytes", update, self.method, self.url, status, len(raw))
+        return self._decode(raw, charset)
+
+    async def _fetch(self) -> tuple[int, bytes, str]:
+        """Runs on the background loop: send the request, return status, body and charset."""
+        session = self._session_for_request()
+        kwargs: dict[str, Any] = {"params": self.params}
+        if isinstance(self.body, str | bytes):
+            kwargs["data"] = self.body
+        elif self.body is not None:
+            kwargs["json"] = self.body
+        try:
+            async with session.request(self.method, self.url, **kwargs) as response:
+                raw = await response.read()
+                if not 200 <= response.status < 300:
+                    raise HttpInletError(
+                        f"{self.method} {self.url} failed: HTTP {response.status} "
+                        f"{response.reason or ''}".rstrip()
+                    )
+                return response.status, raw, response.charset or "utf-8"
+        except TimeoutError as exc:
+            raise HttpInletError(
+                f"{self.method} {self.url} failed: no complete response within {self.timeout}s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise HttpInletError(
+                f"{self.method} {self.url} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _session_for_request(self) -> aiohttp.ClientSession:
+        with self._session_lock:
+            if self._session is None or self._session.closed:
+                timeout = aiohttp.ClientTimeout(total=self.timeout)
+                connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl else True)
+                self._session = aiohttp.ClientSession(
+                    connector=connector, headers=self._headers, timeout=timeout
+                )
+            return self._session
+
+    def _decode(self, raw: bytes, charset: str) -> Any:
+        if not raw.strip():
+            return []
+        try:
+            text = raw.decode(charset)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise HttpInletError(
+                f"{self.method} {self.url}: response body is not valid {charset} text: {exc}"
+            ) from exc
+        if not self.json:
+            return text
+        try:
+            return _json.loads(text)
+        except ValueError as exc:
+            raise HttpInletError(
+                f"{self.method} {self.url}: response is not valid JSON ({exc}); "
+                f"body starts with {text[:60]!r}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        parts = [f"url={self.url!r}"]
+        if self.method != "GET":
+            parts.append(f"method={self.method!r}")
+        if not self.json:
+            parts.append("json=False")
+        if self.params:
+            parts.append(f"params={sorted(self.params)!r}")  # names only: values may be secrets
+        if self.cacert:
+            parts.append(f"cacert={self.cacert!r}")
+        if self.metadata:
+            parts.append(f"metadata={self.metadata!r}")
+        return f"HttpInlet({', '.join(parts)})"
