@@ -1,5 +1,7 @@
-"""Ready-made processors and groupers."""
+"""Ready-made processors: :class:`Buffer` holds records back until a threshold releases them."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from databay_bus.processors.buffer import Buffer, Controller
+
+__all__ = ["Buffer", "Controller"]
