@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ __all__ = ["LinkSpec", "build", "load", "loads", "parse_duration"]
 
 _LOGGER = logging.getLogger(__name__)
 
-TOP_KEYS = ("log_level", "planner", "queue", "observers", "links")
+TOP_KEYS = ("log_level", "python_path", "planner", "queue", "observers", "links")
 LINK_KEYS = (
     "tags",
     "interval",
@@ -275,6 +276,7 @@ class _Builder:
         always_call: bool,
         specs: list[tuple[str, dict[str, Any]]],
         required: bool = False,
+        prepare: Callable[[Any, dict[str, Any], str], dict[str, Any] | None] | None = None,
     ) -> list[Any]:
         if value is None:
             if required:
@@ -285,10 +287,31 @@ class _Builder:
             self.problem(path, f"a link needs at least one {kind}")
         return [
             self.make(
-                kind, item, key_path(path, i), expect=expect, always_call=always_call, specs=specs
+                kind,
+                item,
+                key_path(path, i),
+                expect=expect,
+                always_call=always_call,
+                specs=specs,
+                prepare=prepare,
             )
             for i, item in enumerate(items)
         ]
+
+    def prepare_outlet(
+        self, target: Any, kwargs: dict[str, Any], path: str
+    ) -> dict[str, Any] | None:
+        """An outlet's own ``processors`` are named like the link's."""
+        if "processors" not in kwargs:
+            return kwargs
+        where = key_path(path, "processors")
+        value = kwargs["processors"]
+        items = value if isinstance(value, list) else [value]
+        made = [
+            self.make("processor", item, key_path(where, i), expect=None, always_call=False)
+            for i, item in enumerate(items)
+        ]
+        return None if FAILED in made else {**kwargs, "processors": made}
 
     # -- routers -----------------------------------------------------------------------------
 
@@ -471,6 +494,7 @@ class _Builder:
             always_call=True,
             specs=spec.outlets,
             required=True,
+            prepare=self.prepare_outlet,
         )
         processors = self.make_list(
             "processor",
@@ -665,6 +689,7 @@ def build(
     data = expand_variables(data, variables, "", builder.problems)
     builder.table(data, "", TOP_KEYS)
     log_level = _log_level(builder, data.get("log_level"))
+    _python_path(builder, data.get("python_path"))
     planner_data = dict(builder.table(data.get("planner", {}), "planner"))
     if "queue" in data:
         builder.queue_spec = builder.queue_table(data["queue"], "queue")
@@ -717,6 +742,24 @@ def _as_items(builder: _Builder, value: Any, path: str) -> list[Any]:
         builder.problem(path, f"must be a list of observers, got {describe(value)}")
         return []
     return value
+
+
+def _python_path(builder: _Builder, value: Any) -> None:
+    """Put the file's ``python_path`` directories first on ``sys.path`` (once each)."""
+    if value is None:
+        return
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        builder.problem(
+            "python_path", f"must be a directory or a list of directories, got {describe(value)}"
+        )
+        return
+    for index, item in reversed(list(enumerate(items))):
+        folder = str(Path(item).resolve())
+        if not Path(folder).is_dir():
+            builder.problem(key_path("python_path", index), f"no directory {item!r}")
+        elif folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def _log_level(builder: _Builder, value: Any) -> int | None:
