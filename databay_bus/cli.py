@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from databay_bus import __version__
 from databay_bus.errors import ConfigError, DatabayBusError
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
