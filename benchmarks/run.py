@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import queue
+import shlex
 import shutil
 import subprocess
 import sys
@@ -272,7 +273,7 @@ def markdown(
 ) -> str:
     """The results section appended to RESULTS.md."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = " ".join(["python -m benchmarks", *argv])
+    command = shlex.join(["python", "-m", "benchmarks", *argv])
     lines = [
         f"## {stamp} — {mode} run",
         "",
@@ -298,10 +299,15 @@ def markdown(
 
 @contextlib.contextmanager
 def _log_file() -> Iterator[IO[str]]:
+    """A file for the workers' stderr; removed afterwards unless something was written."""
     with tempfile.NamedTemporaryFile(
         "w+", prefix="databay-bench-", suffix=".log", delete=False
     ) as log:
         yield log
+    if os.path.getsize(log.name) == 0:
+        os.unlink(log.name)
+    else:
+        print(f"worker stderr kept in {log.name}")
 
 
 def main(argv: list[str]) -> int:
@@ -348,7 +354,6 @@ def main(argv: list[str]) -> int:
     with _log_file() as log:
         for number in scenarios:
             rows += run_scenario(number, mode, libs, pythons, log, raw)
-        print(f"\nworker stderr: {log.name}")
     end_load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = markdown(rows, info, mode, argv, args.note, end_load)
     print(f"\n{table}\n(total {time.monotonic() - started:.0f} s)")

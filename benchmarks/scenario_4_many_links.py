@@ -150,8 +150,8 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                     label + "add + start",
                     fmt_time(a) if a else status(sides.get(DATABAY)),
                     fmt_time(b) if b else status(sides.get(BUS)),
-                    fmt_ratio(ratio, "of Databay's time") if ratio else "—",
-                    f"{LE} {START_RATIO_TARGET:g}{TIMES} Databay" if aps else "",
+                    fmt_ratio(1 / ratio, "less time", "more time") if ratio else "—",
+                    f"{LE} {START_RATIO_TARGET:g}{TIMES} Databay's time" if aps else "",
                     verdict(None if ratio is None else ratio <= START_RATIO_TARGET) if aps else "",
                 )
             )
