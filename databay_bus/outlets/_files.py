@@ -40,11 +40,11 @@ class FileTarget:
         return self.mode == "w"
 
 
-def check_mode(mode: Any, owner: object) -> str:
-    """Return ``mode`` if it is ``'a'`` or ``'w'``; raise ConfigurationError otherwise."""
+def check_mode(mode: Any, owner: str) -> str:
+    """Return ``mode`` if it is ``'a'`` or ``'w'``; raise ConfigurationError naming ``owner``."""
     if mode not in _MODES:
         raise ConfigurationError(
-            f"{owner!r}: file mode must be 'a' (append) or 'w' (truncate once per transfer), "
+            f"{owner}: file mode must be 'a' (append) or 'w' (truncate once per transfer), "
             f"got {describe(mode)}"
         )
     return str(mode)
@@ -73,7 +73,7 @@ class FileTargets:
         self._owner = owner
         self._keys = (path_key, mode_key, encoding_key)
         self.default_path = Path(default_path)
-        self.default_mode = check_mode(default_mode, owner)
+        self.default_mode = check_mode(default_mode, type(owner).__name__)
         self.default_encoding = default_encoding
         self._truncated: dict[Path, Hashable] = {}
         self._lock = threading.Lock()
@@ -85,7 +85,7 @@ class FileTargets:
         for record in records:
             metadata = record.metadata
             path = Path(metadata.get(path_key, self.default_path))
-            mode = check_mode(metadata.get(mode_key, self.default_mode), self._owner)
+            mode = check_mode(metadata.get(mode_key, self.default_mode), repr(self._owner))
             encoding = self.default_encoding
             if encoding_key is not None:
                 encoding = str(metadata.get(encoding_key, encoding))
