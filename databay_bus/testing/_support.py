@@ -10,9 +10,24 @@ from typing import Any, TypeVar
 
 from databay_bus._concurrency import run_coroutine
 
-__all__ = ["for_each", "resolve"]
+__all__ = ["ContractTestCase", "for_each", "resolve"]
 
 T = TypeVar("T", bound=unittest.TestCase)
+
+
+class ContractTestCase(unittest.TestCase):
+    """Base of the testers: pytest collects their subclasses, not the testers themselves.
+
+    A tester imported into a test module would otherwise also run on its default node.
+    A class that sets ``__test__`` in its own body keeps that value.
+    """
+
+    __test__ = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = True
 
 
 def resolve(value: Any) -> Any:

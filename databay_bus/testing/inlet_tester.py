@@ -13,7 +13,6 @@ pytest and unittest both collect it.
 
 from __future__ import annotations
 
-import unittest
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from databay_bus.inlets.base import Inlet, wrap_pulled
 from databay_bus.inlets.null_inlet import NullInlet
 from databay_bus.link import Update
 from databay_bus.records import Record
-from databay_bus.testing._support import for_each, resolve
+from databay_bus.testing._support import ContractTestCase, for_each, resolve
 
 __all__ = ["InletTester", "for_each_inlet"]
 
@@ -48,11 +47,13 @@ class _WatchedMetadata(dict[str, Any]):
         return super().__getitem__(key)
 
 
-class InletTester(unittest.TestCase):
+class InletTester(ContractTestCase):
     """Checks that inlets make records correctly and pull without reading metadata.
 
     Each inlet gets the global metadata ``{'global': 'global'}`` added for the tests.
     """
+
+    __test__ = False
 
     inlets: list[Inlet]
 

@@ -14,7 +14,6 @@ Sync and ``async def`` pushes are both driven; pytest and unittest both collect 
 
 from __future__ import annotations
 
-import unittest
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from databay_bus.outlets.base import Outlet
 from databay_bus.outlets.null_outlet import NullOutlet
 from databay_bus.records import MetadataKey, Record
 from databay_bus.records.copying import copies
-from databay_bus.testing._support import for_each, resolve
+from databay_bus.testing._support import ContractTestCase, for_each, resolve
 
 __all__ = ["OutletTester", "for_each_outlet"]
 
@@ -31,8 +30,10 @@ __all__ = ["OutletTester", "for_each_outlet"]
 for_each_outlet: Callable[[Callable[[Any, Any], None]], Callable[[Any], None]] = for_each("outlets")
 
 
-class OutletTester(unittest.TestCase):
+class OutletTester(ContractTestCase):
     """Checks that outlets start, push (with and without records) and shut down correctly."""
+
+    __test__ = False
 
     outlets: list[Outlet]
 
