@@ -38,6 +38,7 @@ from databay_bus.observers import (
     PlannerStarted,
     PlannerStopped,
 )
+from databay_bus.queue.maintenance import QueueMaintenance
 
 __all__ = ["BasePlanner", "PlannerState"]
 
@@ -102,6 +103,7 @@ class BasePlanner(abc.ABC):
         self._shutdown_at_exit = False
         self.shutdown_at_exit = shutdown_at_exit
         self._observers = ObserverDispatcher()
+        self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
         if links is not None:
             self.add_links(links)
 
@@ -257,6 +259,9 @@ class BasePlanner(abc.ABC):
             return
         self._state = PlannerState.RUNNING
         self._observers.emit(PlannerStarted(self))
+        # Queue retention: purge delivered records on a daemon thread, never in a transfer.
+        self._maintenance = QueueMaintenance(lambda: self.links)
+        self._maintenance.start()
         if self._start_planner_blocks:
             if block:
                 self._start_planner()
@@ -302,6 +307,9 @@ class BasePlanner(abc.ABC):
                 return
             self._state = PlannerState.STOPPING
         _LOGGER.info("Shutting down %s", self)
+        if self._maintenance is not None:
+            self._maintenance.stop(timeout=10.0 if wait else 0.0)
+            self._maintenance = None
         try:
             self._shutdown_planner(wait)
         except Exception as exc:
