@@ -1,0 +1,135 @@
+"""Codecs (JSON default with tags, pickle opt-in) and RetryPolicy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from decimal import Decimal
+
+import pytest
+
+from databay_bus.errors import ConfigurationError, RecordEncodeError
+from databay_bus.queue import MemoryQueue, RetryPolicy
+from databay_bus.records import JsonCodec, MetadataKey, PickleCodec, Record
+from databay_bus.records.codecs import TAG, encode_record
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class TestJsonCodec:
+    @pytest.mark.parametrize(
+        "value",
+        [
+            None,
+            True,
+            3,
+            2.5,
+            "é",
+            [1, [2]],
+            {"a": {"b": None}},
+            (1, (2, "x")),
+            dt.datetime(2024, 5, 6, 7, 8, 9, 123456),
+            dt.datetime(2024, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            dt.date(2024, 5, 6),
+            dt.time(7, 8, 9),
+            dt.timedelta(days=-1, seconds=5),
+            b"\x00\x01",
+            bytearray(b"ab"),
+            Decimal("-1.500"),
+            {TAG: "datetime", "v": "not a tag"},
+        ],
+        ids=repr,
+    )
+    def test_round_trip(self, value: object) -> None:
+        """Each supported value comes back equal and of the same type."""
+        codec = JsonCodec()
+        payload, metadata = codec.decode(codec.encode(value, {"__inlet__": "I"}))
+        assert payload == value and type(payload) is type(value)
+        assert metadata == {"__inlet__": "I"}
+
+    def test_nan_survives(self) -> None:
+        codec = JsonCodec()
+        assert math.isnan(codec.decode(codec.encode(float("nan"), {}))[0])
+
+    def test_str_subclasses_are_stored_by_value(self) -> None:
+        codec = JsonCodec()
+        key = MetadataKey("Out.KEY")
+        assert codec.decode(codec.encode(Colour.RED, {key: 1})) == (1, {"Out.KEY": 1})
+
+    @pytest.mark.parametrize(
+        ("value", "type_name"),
+        [({1, 2}, "set"), ({1: "a"}, "int"), (object(), "object"), ([complex(1, 2)], "complex")],
+    )
+    def test_unstorable_values_raise_naming_inlet_and_type(
+        self, value: object, type_name: str
+    ) -> None:
+        """No silent conversion: the error names the inlet, the place and the type."""
+        with pytest.raises(RecordEncodeError) as info:
+            encode_record(JsonCodec(), value, {"__inlet__": "HttpInlet(name='prices')"})
+        message = str(info.value)
+        assert "HttpInlet(name='prices')" in message and type_name in message
+        assert info.value.inlet == "HttpInlet(name='prices')"  # type: ignore[attr-defined]
+
+    def test_bad_metadata_is_reported_too(self) -> None:
+        with pytest.raises(RecordEncodeError, match="metadata"):
+            encode_record(JsonCodec(), 1, {"__inlet__": "I", "x": {1}})
+
+
+class TestPickleCodec:
+    def test_opt_in_stores_any_picklable_object(self) -> None:
+        queue = MemoryQueue(codec=PickleCodec())
+        value = {1, 2, frozenset({3})}
+        queue.enqueue("L", [Record(value, {})], [["a"]])
+        assert queue.due("L", "a", 1)[0].payload == value
+
+    def test_unpicklable_raises_encode_error(self) -> None:
+        with pytest.raises(RecordEncodeError, match=r"lambda|pickle|local"):
+            encode_record(PickleCodec(), lambda: 1, {"__inlet__": "I"})
+
+    def test_json_queue_refuses_pickled_rows(self) -> None:
+        """A queue configured for JSON never unpickles: such rows are dead-lettered."""
+        queue = MemoryQueue(codec=PickleCodec())
+        queue.enqueue("L", [Record(1, {})], [["a"]])
+        queue.codec = JsonCodec()
+        assert queue.due("L", "a", 1) == []
+        assert "pickle" in str(queue.dead_letters()[0].last_error)
+
+
+class TestRetryPolicy:
+    def test_exponential_backoff_capped(self) -> None:
+        policy = RetryPolicy(
+            max_attempts=None, initial_delay=2, multiplier=3, max_delay=50, jitter=0
+        )
+        assert [policy.delay(n) for n in (1, 2, 3, 4, 5000)] == [2, 6, 18, 50, 50]
+
+    def test_jitter_only_shortens_within_bounds(self) -> None:
+        policy = RetryPolicy(initial_delay=10, jitter=0.5, seed=1)
+        delays = [policy.delay(1) for _ in range(200)]
+        assert all(5 <= d <= 10 for d in delays) and len(set(delays)) > 100
+
+    def test_next_delay_none_at_max_attempts(self) -> None:
+        policy = RetryPolicy(max_attempts=3, jitter=0)
+        assert policy.next_delay(2) is not None and policy.next_delay(3) is None
+        assert RetryPolicy(max_attempts=None).next_delay(10**6) is not None
+
+    def test_timedelta_accepted(self) -> None:
+        policy = RetryPolicy(initial_delay=dt.timedelta(minutes=1), jitter=0)
+        assert policy.delay(1) == 60
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"max_attempts": 0},
+            {"max_attempts": True},
+            {"initial_delay": -1},
+            {"multiplier": 0.5},
+            {"jitter": 2},
+            {"max_delay": "x"},
+        ],
+    )
+    def test_bad_values_rejected(self, kwargs: dict[str, object]) -> None:
+        with pytest.raises(ConfigurationError, match="RetryPolicy"):
+            RetryPolicy(**kwargs)  # type: ignore[arg-type]
