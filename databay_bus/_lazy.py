@@ -6,7 +6,9 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_attributes"]
+from databay_bus.errors import MissingDependencyError
+
+__all__ = ["lazy_attributes", "require_extra"]
 
 
 def lazy_attributes(
@@ -33,3 +35,15 @@ def lazy_attributes(
         return sorted(set(namespace) | set(lazy))
 
     return __getattr__, __dir__
+
+
+def require_extra(feature: str, extra: str, *modules: str) -> None:
+    """Import ``modules`` or raise MissingDependencyError naming ``feature`` and the pip extra.
+
+    Call it before the module's own ``import`` statements of optional dependencies.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependencyError(module, extra, feature) from exc

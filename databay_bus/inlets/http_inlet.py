@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from databay_bus._concurrency import _shared_background_loop
-from databay_bus.errors import ConfigurationError, HttpInletError, MissingDependencyError, describe
+from databay_bus._lazy import require_extra
+from databay_bus.errors import ConfigurationError, HttpInletError, describe
 from databay_bus.inlets.base import Inlet
 
-try:
-    import aiohttp
-except ImportError as _exc:  # pragma: no cover - exercised in a venv without aiohttp
-    raise MissingDependencyError("aiohttp", "http", "HttpInlet") from _exc
+require_extra("HttpInlet", "http", "aiohttp")
+
+import aiohttp  # noqa: E402 - after the check that names the extra
 
 if TYPE_CHECKING:
     from databay_bus.link import Update

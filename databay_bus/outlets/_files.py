@@ -8,20 +8,22 @@ batch of the same transfer appends, so grouped transfers keep all their records.
 
 from __future__ import annotations
 
+import abc
 import os
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from databay_bus.errors import ConfigurationError, describe
+from databay_bus.outlets.base import Outlet, Processor
 
 if TYPE_CHECKING:
     from databay_bus.link import Update
     from databay_bus.records import Record
 
-__all__ = ["FileTarget", "FileTargets", "check_mode"]
+__all__ = ["FileTarget", "FileTargets", "TargetedFileOutlet", "check_mode"]
 
 _MODES = ("a", "w")
 
@@ -102,3 +104,56 @@ class FileTargets:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 result.append((FileTarget(path, mode, encoding), members))
         return result
+
+
+class TargetedFileOutlet(Outlet):
+    """Base of CsvOutlet and FileOutlet: one :class:`FileTargets`, pushes serialised by a lock.
+
+    Subclasses check the whole push in :meth:`_check` (before anything is written) and write
+    one file's records in :meth:`_write`.
+    """
+
+    def __init__(
+        self,
+        targets: tuple[str, str, str | None],
+        default_filepath: str | os.PathLike[str],
+        default_file_mode: str,
+        default_encoding: str,
+        processors: Processor | Sequence[Processor] | None,
+        name: str | None,
+    ) -> None:
+        super().__init__(processors, name)
+        path_key, mode_key, encoding_key = targets
+        self._targets = FileTargets(
+            self,
+            path_key,
+            mode_key,
+            encoding_key,
+            default_filepath,
+            default_file_mode,
+            default_encoding,
+        )
+        self._lock = threading.Lock()
+
+    @property
+    def default_filepath(self) -> str:
+        """The file for records without a file metadata key."""
+        return str(self._targets.default_path)
+
+    @property
+    def default_file_mode(self) -> str:
+        """``'a'`` or ``'w'`` for records without a mode metadata key."""
+        return self._targets.default_mode
+
+    def push(self, records: list[Record], update: Update) -> None:
+        self._check(records)
+        with self._lock:
+            for target, members in self._targets.group(records, update):
+                self._write(target, members, update)
+
+    def _check(self, records: list[Record]) -> None:
+        """Raise before anything is written if a record cannot be written."""
+
+    @abc.abstractmethod
+    def _write(self, target: FileTarget, records: list[Record], update: Update) -> None:
+        """Write ``records`` to ``target`` (opened and closed here)."""

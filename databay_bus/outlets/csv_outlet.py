@@ -14,20 +14,19 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from databay_bus.errors import PayloadError, describe
-from databay_bus.outlets._files import FileTarget, FileTargets
-from databay_bus.outlets.base import Outlet, Processor
+from databay_bus.outlets._files import FileTarget, TargetedFileOutlet
 from databay_bus.records import MetadataKey
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from databay_bus.link import Update
+    from databay_bus.outlets.base import Processor
     from databay_bus.records import Record
 
 __all__ = ["CsvOutlet"]
@@ -35,7 +34,7 @@ __all__ = ["CsvOutlet"]
 _LOGGER = logging.getLogger(__name__)
 
 
-class CsvOutlet(Outlet):
+class CsvOutlet(TargetedFileOutlet):
     """Writes each record's payload (a dict) as one CSV row.
 
     Each push opens every target file once; parent folders are created; the header is written
@@ -66,39 +65,21 @@ class CsvOutlet(Outlet):
         *,
         encoding: str = "utf-8",
     ) -> None:
-        super().__init__(processors, name)
-        self._targets = FileTargets(
-            self, self.CSV_FILE, self.FILE_MODE, None, default_filepath, default_file_mode, encoding
-        )
-        self._lock = threading.Lock()
+        keys = (self.CSV_FILE, self.FILE_MODE, None)
+        super().__init__(keys, default_filepath, default_file_mode, encoding, processors, name)
 
-    @property
-    def default_filepath(self) -> str:
-        return str(self._targets.default_path)
-
-    @property
-    def default_file_mode(self) -> str:
-        return self._targets.default_mode
-
-    def push(self, records: list[Record], update: Update) -> None:
+    def _check(self, records: list[Record]) -> None:
         for record in records:
             if not isinstance(record.payload, Mapping):
                 raise PayloadError(
                     f"{self!r} writes dict payloads only, got {describe(record.payload)}"
                 )
-        with self._lock:
-            for target, members in self._targets.group(records, update):
-                rows = [{str(k): v for k, v in r.payload.items()} for r in members]
-                _LOGGER.info(
-                    "%s writing %d rows into %s (mode %r)",
-                    update,
-                    len(rows),
-                    target.path,
-                    target.mode,
-                )
-                self._write(target, rows)
 
-    def _write(self, target: FileTarget, rows: list[dict[str, Any]]) -> None:
+    def _write(self, target: FileTarget, records: list[Record], update: Update) -> None:
+        rows = [{str(k): v for k, v in r.payload.items()} for r in records]
+        _LOGGER.info(
+            "%s writing %d rows into %s (mode %r)", update, len(rows), target.path, target.mode
+        )
         header = [] if target.truncates else _read_header(target)
         columns = list(header)
         known = set(columns)

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING
 
-from databay_bus.outlets._files import FileTargets
-from databay_bus.outlets.base import Outlet, Processor
+from databay_bus.outlets._files import FileTarget, TargetedFileOutlet
 from databay_bus.records import MetadataKey
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from databay_bus.link import Update
+    from databay_bus.outlets.base import Processor
     from databay_bus.records import Record
 
 __all__ = ["FileOutlet"]
 
 
-class FileOutlet(Outlet):
+class FileOutlet(TargetedFileOutlet):
     """Writes ``str(record.payload)`` and a newline per record.
 
     Each push opens every target file once and closes it before returning; parent folders
@@ -50,35 +49,18 @@ class FileOutlet(Outlet):
         processors: Processor | Sequence[Processor] | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__(processors, name)
-        self._targets = FileTargets(
-            self,
-            self.FILEPATH,
-            self.FILE_MODE,
-            self.FILE_ENCODING,
-            default_filepath,
-            default_file_mode,
-            default_encoding,
+        keys = (self.FILEPATH, self.FILE_MODE, self.FILE_ENCODING)
+        super().__init__(
+            keys, default_filepath, default_file_mode, default_encoding, processors, name
         )
-        self._lock = threading.Lock()
-
-    @property
-    def default_filepath(self) -> str:
-        return str(self._targets.default_path)
-
-    @property
-    def default_file_mode(self) -> str:
-        return self._targets.default_mode
 
     @property
     def default_encoding(self) -> str:
         return self._targets.default_encoding
 
-    def push(self, records: list[Record], update: Update) -> None:
-        with self._lock:
-            for target, members in self._targets.group(records, update):
-                with target.path.open(target.mode, encoding=target.encoding) as file:
-                    file.writelines(f"{record.payload}\n" for record in members)
+    def _write(self, target: FileTarget, records: list[Record], update: Update) -> None:
+        with target.path.open(target.mode, encoding=target.encoding) as file:
+            file.writelines(f"{record.payload}\n" for record in records)
 
     def __repr__(self) -> str:
         return (

@@ -7,15 +7,15 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from databay_bus.errors import MissingDependencyError, NodeInactiveError, PayloadError, describe
+from databay_bus._lazy import require_extra
+from databay_bus.errors import NodeInactiveError, PayloadError, describe
 from databay_bus.outlets.base import Outlet, Processor
 from databay_bus.records import MetadataKey
 
-try:
-    import pymongo
-    import pymongo.errors
-except ImportError as _exc:  # pragma: no cover - exercised in a venv without pymongo
-    raise MissingDependencyError("pymongo", "mongo", "MongoOutlet") from _exc
+require_extra("MongoOutlet", "mongo", "pymongo")
+
+import pymongo  # noqa: E402 - after the check that names the extra
+import pymongo.errors  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
