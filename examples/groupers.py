@@ -10,12 +10,22 @@ Prints one line per batch: ``groupers.0 batch ['Oslo', 'Oslo']`` (by city) and
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.planners import ApsPlanner
 
 CITIES = ["Oslo", "Lima", "Oslo", "Pune", "Lima"]
+
+
+_print_lock = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print from any thread without lines of concurrent pushes running together."""
+    with _print_lock:
+        print(line, flush=True)
 
 
 class ReadingsInlet(Inlet):
@@ -29,7 +39,7 @@ class BatchPrintOutlet(Outlet):
         self.field = field
 
     def push(self, records: list[Record], update: Update) -> None:
-        print(f"{update} batch {[r.payload[self.field] for r in records]}", flush=True)
+        say(f"{update} batch {[r.payload[self.field] for r in records]}")
 
 
 def group_by_city(batches: list[list[Record]]) -> list[list[Record]]:

@@ -10,10 +10,19 @@ by a link processor) and ``big: 8.0 -> 80.0`` only for values of 60 and more.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.planners import ApsPlanner
+
+_print_lock = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print from any thread without lines of concurrent pushes running together."""
+    with _print_lock:
+        print(line, flush=True)
 
 
 class CounterInlet(Inlet):
@@ -28,7 +37,7 @@ class LabelledPrint(Outlet):
 
     def push(self, records: list[Record], update: Update) -> None:
         for record in records:
-            print(f"{self.name}: {record.metadata['original']} -> {record.payload}", flush=True)
+            say(f"{self.name}: {record.metadata['original']} -> {record.payload}")
 
 
 def only_even(records: list[Record]) -> list[Record]:

@@ -17,13 +17,21 @@ import time
 from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.planners import ApsPlanner
 
+_print_lock = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Print from any thread without lines of concurrent pushes running together."""
+    with _print_lock:
+        print(line, flush=True)
+
 
 class LoudInlet(Inlet):
     def on_start(self) -> None:
-        print(f"{self.name}: on_start", flush=True)
+        say(f"{self.name}: on_start")
 
     def on_shutdown(self) -> None:
-        print(f"{self.name}: on_shutdown", flush=True)
+        say(f"{self.name}: on_shutdown")
 
     def pull(self, update: Update) -> str:
         return f"data of {update}"
@@ -31,14 +39,14 @@ class LoudInlet(Inlet):
 
 class LoudOutlet(Outlet):
     def on_start(self) -> None:
-        print(f"{self.name}: on_start", flush=True)
+        say(f"{self.name}: on_start")
 
     def on_shutdown(self) -> None:
-        print(f"{self.name}: on_shutdown", flush=True)
+        say(f"{self.name}: on_shutdown")
 
     def push(self, records: list[Record], update: Update) -> None:
         for record in records:
-            print(f"{self.name}: {record.payload}", flush=True)
+            say(f"{self.name}: {record.payload}")
 
 
 def wait_for(links: list[Link], transfers: int, planner: ApsPlanner) -> None:
