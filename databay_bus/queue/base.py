@@ -257,23 +257,31 @@ class RecordQueue(abc.ABC):
             raise ConfigurationError(
                 f"{self!r}: enqueue got {len(records)} records but {len(targets)} target lists"
             )
-        rows: list[EncodedRecord] = []
-        kept: list[int] = []
-        codec = self.codec
-        for index, (record, names) in enumerate(zip(records, targets, strict=True)):
-            try:
-                data = encode_record(codec, record.payload, record.metadata)
-            except RecordEncodeError as exc:
-                if on_encode_error is None:
-                    raise
-                on_encode_error(record, exc)
-                continue
-            rows.append(EncodedRecord(codec.name, data, tuple(names)))
-            kept.append(index)
+        codec, name = self.codec, self.codec.name
+        encode = codec.encode
+        try:  # the fast path: every record encodes
+            rows = [
+                EncodedRecord(name, encode(r.payload, r.metadata), tuple(t))
+                for r, t in zip(records, targets, strict=True)
+            ]
+            kept: list[int] = list(range(len(records)))
+        except Exception:  # find the bad records again, one by one, to report them
+            rows, kept = [], []
+            for index, (record, names) in enumerate(zip(records, targets, strict=True)):
+                try:
+                    data = encode_record(codec, record.payload, record.metadata)
+                except RecordEncodeError as exc:
+                    if on_encode_error is None:
+                        raise
+                    on_encode_error(record, exc)
+                    continue
+                rows.append(EncodedRecord(name, data, tuple(names)))
+                kept.append(index)
         numbers = self._do_enqueue(link, rows, self.clock.time()) if rows else []
+        prefix = self.queue_id + "-"
         ids: list[str | None] = [None] * len(records)
         for index, number in zip(kept, numbers, strict=True):
-            ids[index] = self._record_id(number)
+            ids[index] = prefix + str(number)
         return ids
 
     def due(self, link: str, outlet: str, limit: int) -> list[Record]:
@@ -288,11 +296,16 @@ class RecordQueue(abc.ABC):
         stored = self._do_due(link, outlet, limit, self.clock.time())
         records: list[Record] = []
         broken: list[tuple[int, str]] = []
+        name, decode, prefix = self.codec.name, self.codec.decode, self.queue_id + "-"
         for item in stored:
             try:
-                records.append(self._decode(item))
+                if item.codec != name:
+                    self._decode(item)  # raises, naming both codecs
+                payload, metadata = decode(item.data)
             except Exception as exc:
                 broken.append((item.id, f"{type(exc).__name__}: {exc}"))
+            else:
+                records.append(Record(payload, metadata, id=prefix + str(item.id)))
         for number, reason in broken:
             _LOGGER.error(
                 "%r: record %s for outlet %r of link %r cannot be decoded; dead-lettered: %s",

@@ -64,6 +64,17 @@ def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
         yield items[start : start + _CHUNK]
 
 
+def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Distinct ``numbers`` as runs of consecutive values: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for number in sorted(set(numbers)):
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
+
+
 def _marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -157,8 +168,12 @@ class SqliteQueue(RecordQueue):
             check_same_thread=False,
             cached_statements=64,
         )
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise QueueError(f"SqliteQueue: {str(self.path)!r} is not a queue file: {exc}") from exc
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -255,33 +270,42 @@ class SqliteQueue(RecordQueue):
                 "INSERT INTO records (id, link, codec, data, enqueued_at) VALUES (?,?,?,?,?)",
                 [(n, link, row.codec, row.data, now) for n, row in zip(numbers, rows, strict=True)],
             )
-            conn.executemany(
-                "INSERT INTO deliveries (record_id, outlet, link, state, due_at, updated_at) "
-                f"VALUES (?,?,?,{_PENDING},?,?)",
-                [
-                    (n, outlet, link, now, now)
-                    for n, row in zip(numbers, rows, strict=True)
-                    for outlet in row.targets
-                ],
-            )
+            by_outlet: dict[str, list[int]] = {}
+            for number, row in zip(numbers, rows, strict=True):
+                for outlet in row.targets:
+                    by_outlet.setdefault(outlet, []).append(number)
+            for outlet, targeted in by_outlet.items():
+                # Usually every record goes to every outlet: one INSERT ... SELECT per run
+                # of consecutive numbers instead of one statement per delivery.
+                conn.executemany(
+                    "INSERT INTO deliveries (record_id, outlet, link, state, due_at, updated_at) "
+                    f"SELECT id, ?, link, {_PENDING}, ?, ? FROM records WHERE id BETWEEN ? AND ?",
+                    [(outlet, now, now, first, last) for first, last in _runs(targeted)],
+                )
         return numbers
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT r.id, r.codec, r.data FROM deliveries d JOIN records r "
-                "ON r.id = d.record_id WHERE d.link = ? AND d.outlet = ? AND d.state < 2 "
-                "AND d.due_at <= ? ORDER BY d.record_id LIMIT ?",
-                (link, outlet, now, limit),
-            ).fetchall()
+        # One statement is one snapshot already: no BEGIN/COMMIT round trip needed.
+        with self._lock if not self._per_thread else contextlib.nullcontext():
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT r.id, r.codec, r.data FROM deliveries d JOIN records r "
+                    "ON r.id = d.record_id WHERE d.link = ? AND d.outlet = ? AND d.state < 2 "
+                    "AND d.due_at <= ? ORDER BY d.record_id LIMIT ?",
+                    (link, outlet, now, limit),
+                )
+                .fetchall()
+            )
         return [StoredRecord(*row) for row in rows]
 
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
         with self._write() as conn:
+            # A batch is usually one run of consecutive numbers: one range update.
             cursor = conn.executemany(
                 f"UPDATE deliveries SET state = {_DELIVERED}, updated_at = ? "
-                "WHERE record_id = ? AND outlet = ? AND link = ? AND state < 2",
-                [(now, n, outlet, link) for n in numbers],
+                "WHERE link = ? AND outlet = ? AND state < 2 AND record_id BETWEEN ? AND ?",
+                [(now, link, outlet, first, last) for first, last in _runs(numbers)],
             )
             return cursor.rowcount
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import json.encoder
 import pickle
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ __all__ = ["TAG", "Codec", "CodecError", "JsonCodec", "PickleCodec", "encode_rec
 
 #: The key that marks a tagged value in JsonCodec's output: ``{TAG: kind, "v": value}``.
 TAG = "$databay_bus"
+_TAG_BYTES = json.dumps(TAG).encode("utf-8")
 
 
 class CodecError(Exception):
@@ -84,14 +87,26 @@ class JsonCodec:
 
     def __init__(self) -> None:
         self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+        self._encode = _fast_encoder() or self._encoder.encode
         self._decoder = json.JSONDecoder(object_hook=_untag)
+        self._plain = json.JSONDecoder()
 
     def encode(self, payload: Any, metadata: dict[str, Any]) -> bytes:
-        document = [_tagged(payload, "payload"), _tagged(metadata, "metadata")]
-        return self._encoder.encode(document).encode("utf-8")
+        document = [_tagged_at(payload, "payload"), _tagged_at(metadata, "metadata")]
+        return self._encode(document).encode("utf-8")
 
     def decode(self, data: bytes) -> tuple[Any, dict[str, Any]]:
-        payload, metadata = self._decoder.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        # Most records hold no tagged value: skip the per-dict hook for them, and call the
+        # C scanner directly (what JSONDecoder.decode does after a whitespace regex).
+        decoder = self._decoder if _TAG_BYTES in data else self._plain
+        try:
+            document, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            document = decoder.decode(text)  # not our output: let json report the error
+        payload, metadata = document
         return payload, metadata
 
     def __repr__(self) -> str:
@@ -121,34 +136,72 @@ class PickleCodec:
         return f"PickleCodec(protocol={self.protocol})"
 
 
+def _fast_encoder() -> Callable[[Any], str] | None:
+    """CPython's C encoder, built once (``JSONEncoder.encode`` rebuilds it on every call).
+
+    Same output as the JSONEncoder above; ``_tagged`` has already turned every value into
+    plain JSON data, so no ``default`` hook is ever needed.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - not CPython
+        return None
+
+    def refuse(value: Any) -> Any:
+        raise TypeError(f"{type(value).__name__} is not JSON data")
+
+    encoder = make(None, refuse, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def encode(document: Any) -> str:
+        return "".join(encoder(document, 0))
+
+    return encode
+
+
 _PLAIN = (str, int, float, bool, type(None))
 
 
-def _tagged(value: Any, path: str) -> Any:
-    """Return ``value`` as plain JSON data, tagging the non-JSON types we support."""
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
+def _tagged(value: Any) -> Any:
+    """Return ``value`` as plain JSON data, tagging the non-JSON types we support.
+
+    Plain containers of plain values (the usual record) are returned as they are, uncopied.
+    """
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in _PLAIN_TYPES:
         return value
     if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str or type(v) not in _PLAIN_TYPES:
+                break
+        else:
+            if TAG not in value:
+                return value
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise CodecError(f"{path} key {key!r}", key, "dict keys must be str")
-            out[key] = _tagged(item, f"{path}[{key!r}]")
+                raise CodecError("", key, "dict keys must be str")
+            out[key] = _tagged(item)
         if TAG in out:
             return {TAG: "dict", "v": [[k, v] for k, v in out.items()]}
         return out
     if kind is list:
-        return [_tagged(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        for v in value:
+            if type(v) not in _PLAIN_TYPES:
+                break
+        else:
+            return value
+        return [_tagged(item) for item in value]
     if kind is tuple:
-        return {TAG: "tuple", "v": [_tagged(item, f"{path}[{i}]") for i, item in enumerate(value)]}
+        return {TAG: "tuple", "v": [_tagged(item) for item in value]}
     if kind is _dt.datetime:
         return {TAG: "datetime", "v": value.isoformat()}
     if kind is _dt.date:
         return {TAG: "date", "v": value.isoformat()}
     if kind is _dt.time:
         if value.tzinfo is not None:
-            raise CodecError(path, value, "times with a tzinfo are not supported")
+            raise CodecError("", value, "times with a tzinfo are not supported")
         return {TAG: "time", "v": value.isoformat()}
     if kind is _dt.timedelta:
         return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
@@ -160,7 +213,35 @@ def _tagged(value: Any, path: str) -> Any:
         return {TAG: "decimal", "v": str(value)}
     if isinstance(value, _PLAIN) and not isinstance(value, bool):
         return value  # str/int/float subclasses (enums, MetadataKey) are stored by value
-    raise CodecError(path, value, "JSON cannot store it; convert it, or opt in to PickleCodec")
+    raise CodecError("", value, "JSON cannot store it; convert it, or opt in to PickleCodec")
+
+
+def _tagged_at(value: Any, path: str) -> Any:
+    """``_tagged``, but a CodecError says where in ``value`` the bad object sits."""
+    try:
+        return _tagged(value)
+    except CodecError as exc:
+        where = _locate(value, exc.value, path) or path
+        raise CodecError(where, exc.value, exc.reason) from None
+
+
+def _locate(value: Any, bad: Any, path: str) -> str | None:
+    """The path of ``bad`` (found by identity) inside ``value``, e.g. ``payload['a'][2]``."""
+    if value is bad:
+        return path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key is bad:
+                return f"{path} key {key!r}"
+            found = _locate(item, bad, f"{path}[{key!r}]")
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _locate(item, bad, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def _untag(obj: dict[str, Any]) -> Any:
