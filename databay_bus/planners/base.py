@@ -98,6 +98,8 @@ class BasePlanner(abc.ABC):
         self._stopped = threading.Event()
         self._stopped.set()
         self._start_failed = False
+        self._start_cancelled = False
+        self._starting_thread: threading.Thread | None = None
         self.ignore_exceptions = ignore_exceptions
         self.immediate_transfer = immediate_transfer
         self._shutdown_at_exit = False
@@ -237,6 +239,8 @@ class BasePlanner(abc.ABC):
                 )
             self._state = PlannerState.STARTING
             self._start_failed = False
+            self._start_cancelled = False
+            self._starting_thread = threading.current_thread()
             self._stopped.clear()
         _LOGGER.info("Starting %s", self)
         if block and threading.current_thread() is threading.main_thread():
@@ -248,16 +252,21 @@ class BasePlanner(abc.ABC):
 
     def _start_steps(self, block: bool = True) -> None:
         for link in self.links:
-            if not self._start_link(link):
+            if self._start_cancelled or not self._start_link(link):
                 self._abort_start()
                 return
         # Immediate transfers run while STARTING: an unignored failure aborts the start here,
         # before any scheduler (possibly a blocking one) is started.
         self._immediate_transfers(self.links)
-        if self._start_failed:
+        with self._state_lock:
+            # shutdown() called meanwhile only asked us to stop: we do it here, so the
+            # scheduler is never started for a planner that is already shut down.
+            aborted = self._start_failed or self._start_cancelled
+            if not aborted:
+                self._state = PlannerState.RUNNING
+        if aborted:
             self._abort_start()
             return
-        self._state = PlannerState.RUNNING
         self._observers.emit(PlannerStarted(self))
         # Queue retention: purge delivered records on a daemon thread, never in a transfer.
         self._maintenance = QueueMaintenance(lambda: self.links)
@@ -291,7 +300,7 @@ class BasePlanner(abc.ABC):
         if not self.immediate_transfer:
             return
         for link in links:
-            if link.immediate_transfer and not self._start_failed:
+            if link.immediate_transfer and not (self._start_failed or self._start_cancelled):
                 self._run_transfer(link)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -303,9 +312,19 @@ class BasePlanner(abc.ABC):
                 down when its transfer ends.
         """
         with self._state_lock:
-            if self._state in (PlannerState.STOPPED, PlannerState.STOPPING):
-                return
-            self._state = PlannerState.STOPPING
+            state = self._state
+            if state is PlannerState.STARTING:
+                # start() is still running (on another thread, or below us on this one): it
+                # sees this flag and shuts the nodes it started down itself.
+                self._start_cancelled = True
+            elif state is PlannerState.RUNNING:
+                self._state = PlannerState.STOPPING
+        if state is PlannerState.STARTING:
+            if wait and self._starting_thread is not threading.current_thread():
+                self._stopped.wait()
+            return
+        if state is not PlannerState.RUNNING:
+            return
         _LOGGER.info("Shutting down %s", self)
         if self._maintenance is not None:
             self._maintenance.stop(timeout=10.0 if wait else 0.0)
@@ -334,7 +353,10 @@ class BasePlanner(abc.ABC):
             run()
         except (KeyboardInterrupt, _StopSignal) as exc:
             _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
-            self.shutdown(wait=True)
+            if self._state is PlannerState.STARTING:
+                self._abort_start()  # the signal interrupted start() itself
+            else:
+                self.shutdown(wait=True)
         finally:
             if previous is signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
