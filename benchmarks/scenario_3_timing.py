@@ -19,6 +19,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks._common import (
@@ -123,7 +124,7 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
         sides = results.get(case["id"], {})
         old, new = sides.get(DATABAY, {}), sides.get(BUS, {})
         name = f"{case['planner']}: "
-        for key, label, fmt, target, check in (
+        checks: list[tuple[str, str, Callable[[float], str], str, Callable[[float], bool]]] = [
             ("p99_lateness_s", "p99 lateness", _ms, f"{LE} 5 ms", lambda v: v <= P99_TARGET),
             (
                 "drift_s",
@@ -133,7 +134,8 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                 lambda v: abs(v) <= DRIFT_TARGET,
             ),
             ("dropped_share", "dropped transfers", _pct, "0 %", lambda v: v <= 0),
-        ):
+        ]
+        for key, label, fmt, target, check in checks:
             a, b = old.get(key), new.get(key)
             rows.append(
                 Row(
@@ -143,7 +145,7 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                     fmt(b) if b is not None else status(sides.get(BUS)),
                     "—",
                     target,
-                    verdict(None if b is None else bool(check(b))),
+                    verdict(None if b is None else check(b)),
                 )
             )
     return rows
