@@ -18,11 +18,18 @@ import inspect
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
-__all__ = ["WorkerPool", "io_pool", "is_async_callable", "run_coroutine", "run_parallel"]
+__all__ = [
+    "WorkerPool",
+    "gather_results",
+    "io_pool",
+    "is_async_callable",
+    "run_coroutine",
+    "run_parallel",
+]
 
 T = TypeVar("T")
 
@@ -190,6 +197,19 @@ def run_parallel(calls: Iterable[Callable[[], T]], limit: int) -> list[T | BaseE
     for index, future in enumerate(futures):
         results[index] = future.result()
     return results
+
+
+async def gather_results(awaitables: list[Awaitable[T]]) -> list[T | BaseException]:
+    """Await all side by side; return each result or exception, in order.
+
+    A single awaitable is awaited directly: no task, no extra event-loop iteration.
+    """
+    if len(awaitables) == 1:
+        try:
+            return [await awaitables[0]]
+        except Exception as exc:
+            return [exc]
+    return await asyncio.gather(*awaitables, return_exceptions=True)
 
 
 def _capture(call: Callable[[], T]) -> T | BaseException:

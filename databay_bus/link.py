@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from databay_bus._concurrency import io_pool, run_coroutine, run_parallel
+from databay_bus._concurrency import gather_results, io_pool, run_coroutine, run_parallel
 from databay_bus._node import Node
 from databay_bus._validation import as_callables, as_list, as_tags, coerce_interval
 from databay_bus.delivery import DirectDelivery, Lane, Outcome
@@ -125,6 +125,34 @@ class Link:
         InvalidNodeError: an inlet/outlet is not one, or appears twice.
         ConfigurationError: a bad interval, tags, processors, groupers or concurrency.
     """
+
+    # Slots: a planner may hold tens of thousands of links; no per-link __dict__.
+    __slots__ = (
+        "__weakref__",
+        "_all_sync",
+        "_delivery",
+        "_in_flight",
+        "_inlets",
+        "_interval",
+        "_job",
+        "_listeners",
+        "_nodes_lock",
+        "_outlets",
+        "_release_after_transfer",
+        "_started",
+        "_state_lock",
+        "_tags",
+        "_transfer_lock",
+        "_transfer_number",
+        "copy_records",
+        "groupers",
+        "ignore_exceptions",
+        "immediate_transfer",
+        "inlet_concurrency",
+        "metrics",
+        "processors",
+        "router",
+    )
 
     def __init__(
         self,
@@ -475,17 +503,20 @@ class Link:
         try:
             records: list[Record] = []
             if await self._blocking(loop, self._delivery.may_pull, run.update):
-                gate = asyncio.Semaphore(self.inlet_concurrency)
-                results = await asyncio.gather(
-                    *(_pull_async(inlet, run.update, gate, loop) for inlet in inlets),
-                    return_exceptions=True,
+                gate = asyncio.Semaphore(self.inlet_concurrency) if len(inlets) > 1 else None
+                results = await gather_results(
+                    [_pull_async(inlet, run.update, gate, loop) for inlet in inlets]
                 )
                 for inlet, result in zip(inlets, results, strict=True):
                     self._collect(inlet, result, records, run)
             run.pulled = len(records)
             records = self._process(records, run.update)
             lanes = await self._blocking(loop, self._delivery.admit, records, outlets, run.update)
-            await asyncio.gather(*(self._push_lane_async(lane, run, loop) for lane in lanes))
+            for result in await gather_results(
+                [self._push_lane_async(lane, run, loop) for lane in lanes]
+            ):
+                if isinstance(result, BaseException):
+                    raise result
         except Exception as exc:
             run.errors.append(exc)
         self._finish(run)
@@ -687,14 +718,22 @@ def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
 
 
 async def _pull_async(
-    inlet: Inlet, update: Update, gate: asyncio.Semaphore, loop: asyncio.AbstractEventLoop
+    inlet: Inlet,
+    update: Update,
+    gate: asyncio.Semaphore | None,
+    loop: asyncio.AbstractEventLoop,
 ) -> list[Record]:
+    if gate is None:
+        return wrap_pulled(inlet, await _pull_value(inlet, update, loop))
     async with gate:
-        if inlet._pull_is_async:
-            value = await inlet.pull(update)
-        else:
-            value = await loop.run_in_executor(io_pool(), inlet.pull, update)
+        value = await _pull_value(inlet, update, loop)
     return wrap_pulled(inlet, value)
+
+
+async def _pull_value(inlet: Inlet, update: Update, loop: asyncio.AbstractEventLoop) -> Any:
+    if inlet._pull_is_async:
+        return await inlet.pull(update)
+    return await loop.run_in_executor(io_pool(), inlet.pull, update)
 
 
 def _positive_int(value: Any, what: str, owner: object) -> int:

@@ -9,7 +9,12 @@ from typing import Any
 __all__ = ["LinkMetrics", "OutletMetrics"]
 
 
-@dataclass
+# One lock for every link's counters: each is held for a microsecond once per transfer, and a
+# lock per link would cost more memory than contention ever could (10,000-link planners).
+_LOCK = threading.Lock()
+
+
+@dataclass(slots=True)
 class OutletMetrics:
     """What one outlet of a link has taken and failed."""
 
@@ -17,7 +22,7 @@ class OutletMetrics:
     failures: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class LinkMetrics:
     """Totals since the link was created; updated once per transfer, read any time."""
 
@@ -29,7 +34,6 @@ class LinkMetrics:
     last_duration: float | None = None
     last_transfer_at: float | None = None
     outlets: dict[str, OutletMetrics] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_transfer(
         self,
@@ -41,26 +45,26 @@ class LinkMetrics:
         failed: bool,
     ) -> None:
         """Fold one finished transfer into the totals."""
-        with self._lock:
+        with _LOCK:
             self.transfers += 1
             self.failures += int(failed)
             self.records_pulled += pulled
             self.records_pushed += sum(pushed.values())
             self.last_duration = duration
             self.last_transfer_at = finished_at
-            for name in {*pushed, *outlet_failures}:
+            for name in dict.fromkeys([*pushed, *outlet_failures]):  # stable order
                 outlet = self.outlets.setdefault(name, OutletMetrics())
                 outlet.pushed += pushed.get(name, 0)
                 outlet.failures += outlet_failures.get(name, 0)
 
     def add_skipped(self) -> None:
         """Count a tick skipped because the previous transfer was still running."""
-        with self._lock:
+        with _LOCK:
             self.skipped += 1
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot."""
-        with self._lock:
-            data = {k: v for k, v in vars(self).items() if k not in ("_lock", "outlets")}
+        with _LOCK:
+            data = {k: getattr(self, k) for k in self.__slots__ if k != "outlets"}
             data["outlets"] = {name: asdict(o) for name, o in self.outlets.items()}
         return data

@@ -62,7 +62,14 @@ def wrap_pulled(inlet: Inlet, value: Any) -> list[Record]:
     """Turn what ``pull`` returned into a new list of records, element by element, each
     marked with the inlet's name (see :attr:`Record.inlet_name`)."""
     items = value if isinstance(value, list) else [value]
-    records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
+    if type(inlet).new_record is Inlet.new_record:
+        # The metadata every record of this pull gets is the same: build it once.
+        template = merge_metadata(inlet._metadata, None, str(inlet))
+        records = [
+            item if isinstance(item, Record) else Record(item, template.copy()) for item in items
+        ]
+    else:
+        records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
     name = inlet.name
     for record in records:
         if record._inlet_name is None:

@@ -92,6 +92,7 @@ class BasePlanner(abc.ABC):
         shutdown_at_exit: bool = False,
     ) -> None:
         self._links: list[Link] = []
+        self._link_ids: set[int] = set()  # identity index of _links: O(1) duplicate checks
         self._links_lock = threading.RLock()
         self._state_lock = threading.Lock()
         self._state = PlannerState.STOPPED
@@ -155,15 +156,18 @@ class BasePlanner(abc.ABC):
         """
         new = as_list(links)
         with self._links_lock:
+            seen: set[int] = set()
             for index, link in enumerate(new):
                 if not isinstance(link, Link):
                     raise InvalidLinkError(
                         f"{self!r}: links[{index}] must be a Link instance, got {describe(link)}"
                     )
-                if any(link is other for other in (*self._links, *new[:index])):
+                if id(link) in self._link_ids or id(link) in seen:
                     raise InvalidLinkError(f"{self!r}: links[{index}] {link!r} is already added")
+                seen.add(id(link))
             for link in new:
                 self._links.append(link)
+                self._link_ids.add(id(link))
                 link.add_listener(self._observers.emit)
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
@@ -182,7 +186,7 @@ class BasePlanner(abc.ABC):
         old = as_list(links)
         with self._links_lock:
             for index, link in enumerate(old):
-                if not any(link is other for other in self._links):
+                if id(link) not in self._link_ids:
                     raise MissingLinkError(
                         f"{self!r}: links[{index}] {link!r} is not in this planner"
                     )
@@ -192,13 +196,14 @@ class BasePlanner(abc.ABC):
     def purge(self) -> None:
         """Unschedule and remove every link."""
         with self._links_lock:
-            for link in list(self._links):
+            for link in reversed(self._links.copy()):  # from the end: each removal is O(1)
                 self._drop_link(link)
 
     def _drop_link(self, link: Link) -> None:
         if link.job is not None:
             self._unschedule(link)
-        self._links = [other for other in self._links if other is not link]
+        self._links.remove(link)  # Link has identity equality
+        self._link_ids.discard(id(link))
         link.remove_listener(self._observers.emit)
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)

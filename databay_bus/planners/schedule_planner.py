@@ -150,8 +150,8 @@ class SchedulePlanner(BasePlanner):
         self._wakeup.set()
         with self._links_lock:
             for link in self._links:
-                self._unschedule(link)
-        self._scheduler.clear()
+                link.set_job(None)
+            self._scheduler.clear()  # one clear, not a list removal per job
         if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
             self._loop_thread.join()
         self._loop_thread = None
