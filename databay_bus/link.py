@@ -512,11 +512,11 @@ class Link:
             run.pulled = len(records)
             records = self._process(records, run.update)
             lanes = await self._blocking(loop, self._delivery.admit, records, outlets, run.update)
-            for result in await gather_results(
+            for outcome in await gather_results(
                 [self._push_lane_async(lane, run, loop) for lane in lanes]
             ):
-                if isinstance(result, BaseException):
-                    raise result
+                if isinstance(outcome, BaseException):
+                    raise outcome
         except Exception as exc:
             run.errors.append(exc)
         self._finish(run)
