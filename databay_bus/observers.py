@@ -108,7 +108,11 @@ class TransferFailed(Event):
 
 @dataclass(frozen=True)
 class DeliveryFailed(Event):
-    """An outlet of a queued link failed to take ``count`` records; they will be retried."""
+    """An outlet of a queued link failed to take ``count`` records.
+
+    Each is retried later, or dead-lettered if that was its last attempt (a
+    :class:`RecordDeadLettered` per such record follows).
+    """
 
     link: Link
     outlet: str

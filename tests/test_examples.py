@@ -129,6 +129,16 @@ def check_http_to_mongo(out: str, tmp: Path) -> None:
         assert "no MongoDB server given" in out
 
 
+def check_routing(out: str, tmp: Path) -> None:
+    assert out.splitlines()[-1] == "every record reached exactly the outlets its route names"
+    transfers = len(lines_matching(r'alert: \{"headline": "story \d+"\}', out))
+    assert transfers >= 3
+    assert f"prices.csv: {2 * transfers} rows" in out
+    assert f"archive.jsonl: {2 * transfers} lines" in out  # headlines + heartbeats (default)
+    rows = (tmp / "prices.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "symbol,price" and len(rows) == 2 * transfers + 1
+
+
 CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "basic_inlet.py": (["--transfers", "3"], check_basic_inlet),
     "basic_outlet.py": (["--transfers", "3"], check_basic_outlet),
@@ -148,6 +158,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "custom_planner.py": (["--transfers", "3"], check_custom_planner),
     "http_to_csv.py": (["--transfers", "3", "--output", "{tmp}/prices.csv"], check_http_to_csv),
     "http_to_mongo.py": (["--transfers", "3"], check_http_to_mongo),
+    "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
 }
 
 

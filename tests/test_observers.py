@@ -213,9 +213,6 @@ def test_add_observer_rejects_what_cannot_be_called(bad: object) -> None:
 
 def test_queue_failures_and_dead_letters_are_observed() -> None:
     """A queued link reports DeliveryFailed per failed push and RecordDeadLettered per record."""
-    delivery_module = pytest.importorskip("databay_bus.queue.delivery")
-    if not hasattr(delivery_module, "DeliveryFailed"):
-        pytest.skip("QueueDelivery does not emit DeliveryFailed/RecordDeadLettered yet")
     recorder = Recorder()
     planner = ManualPlanner(immediate_transfer=False, ignore_exceptions=True)
     planner.add_observer(recorder)

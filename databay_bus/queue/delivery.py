@@ -28,6 +28,7 @@ from databay_bus.errors import (
     RecordEncodeError,
     describe,
 )
+from databay_bus.observers import DeliveryFailed, RecordDeadLettered
 from databay_bus.queue.base import RecordQueue
 from databay_bus.queue.retry import RetryPolicy
 from databay_bus.records import Record
@@ -177,6 +178,8 @@ class QueueDelivery(Delivery):
             return None
         policy = self.outlet_retry.get(name, self.retry)
         retrying, dead = self.queue.fail(self.key, name, ids, error, policy.next_delay)
+        if self.link._listeners:
+            self._notify(name, ids, error, retrying, dead)
         if dead:
             _LOGGER.error(
                 "%s: outlet %r failed; %d record(s) dead-lettered after %s attempts, "
@@ -216,6 +219,17 @@ class QueueDelivery(Delivery):
             [t for _, t in kept],
             on_encode_error=skip if self.link.ignore_exceptions else None,
         )
+
+    def _notify(
+        self, outlet: str, ids: list[str | None], error: Exception, retrying: int, dead: int
+    ) -> None:
+        """Tell the link's observers about a failed delivery and what died of it."""
+        self.link._emit(DeliveryFailed(self.link, outlet, retrying + dead, error))
+        if dead:
+            batch = set(ids)
+            for letter in self.queue.dead_letters(self.key, outlet):
+                if letter.id in batch:
+                    self.link._emit(RecordDeadLettered(self.link, outlet, letter.id))
 
     def _report_missing(self, names: list[str]) -> None:
         """Warn (once per outlet) about waiting deliveries for outlets the link lacks."""
