@@ -274,7 +274,9 @@ class BasePlanner(abc.ABC):
             return
         self._observers.emit(PlannerStarted(self))
         # Queue retention: purge delivered records on a daemon thread, never in a transfer.
-        self._maintenance = QueueMaintenance(lambda: self.links)
+        self._maintenance = QueueMaintenance(
+            lambda: self.links, lambda: self._state is not PlannerState.STOPPED
+        )
         self._maintenance.start()
         if self._start_planner_blocks:
             if block:

@@ -34,26 +34,37 @@ class QueueMaintenance:
             while running are covered).
     """
 
-    def __init__(self, links: Callable[[], Sequence[Link]]) -> None:
+    def __init__(
+        self,
+        links: Callable[[], Sequence[Link]],
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._links = links
+        self._alive = alive
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last: dict[int, float] = {}
 
     def start(self) -> None:
-        """Start the daemon thread (once)."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._loop, name="databay_bus-queue-maintenance", daemon=True
-        )
-        self._thread.start()
+        """Start the daemon thread (once; never after :meth:`stop`)."""
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(
+                target=self._loop, name="databay_bus-queue-maintenance", daemon=True
+            )
+            self._thread.start()
 
     def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the thread; waits for a purge in progress unless ``timeout`` passes first."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        """Stop the thread; waits for a purge in progress unless ``timeout`` passes first.
+
+        Safe before :meth:`start` (which then does nothing) and from the thread itself.
+        """
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and timeout != 0:
             thread.join(timeout)
 
     def queues(self) -> list[RecordQueue]:
@@ -88,6 +99,7 @@ class QueueMaintenance:
         return wait
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        # ``alive`` ends the loop too, should the owner stop without calling stop().
+        while not self._stop.is_set() and self._alive():
             wait = self.run_once()
             self._stop.wait(max(wait, 0.01))
