@@ -51,6 +51,8 @@ class Delivery(abc.ABC):
     #: True when admit/settle do blocking I/O, so async transfers run them off the loop.
     blocking: bool = False
 
+    __slots__ = ("link",)
+
     def __init__(self, link: Link) -> None:
         self.link = link
 
@@ -83,6 +85,8 @@ class DirectDelivery(Delivery):
     With ``copy_records`` every outlet but the last gets a deep copy and the last gets the
     originals, so no outlet sees another's changes without paying for one copy too many.
     """
+
+    __slots__ = ()
 
     def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
         if not outlets:

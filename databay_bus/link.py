@@ -205,7 +205,7 @@ class Link:
         self._in_flight = False
         self._release_after_transfer = False
         self._job: Any = None
-        self._listeners: list[Callable[[Event], None]] = []
+        self._listeners: tuple[Callable[[Event], None], ...] = ()
         self.metrics = LinkMetrics()
         if router is not None and not isinstance(router, Router):
             raise ConfigurationError(
@@ -661,12 +661,13 @@ class Link:
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener(event)`` for this link's events (planners register themselves)."""
         with self._nodes_lock:
-            self._listeners = [*self._listeners, listener]
+            self._listeners = (*self._listeners, listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:
         """Stop calling ``listener``."""
         with self._nodes_lock:
-            self._listeners = [x for x in self._listeners if x is not listener]
+            # == not "is": a bound method is a new object at every attribute access
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def _emit(self, event: Event) -> None:
         for listener in self._listeners:

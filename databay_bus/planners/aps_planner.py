@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import warnings
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
 __all__ = ["APSPlanner", "ApsPlanner"]
 
 _LOGGER = logging.getLogger(__name__)
+_JOB_NAME = "databay_bus transfer"
 
 
 class _DaemonPoolExecutor(BasePoolExecutor):  # type: ignore[misc]
@@ -62,6 +64,7 @@ class ApsPlanner(BasePlanner):
         self._executors_override = dict(executors_override or {})
         self._job_defaults_override = dict(job_defaults_override or {})
         self._scheduler: BackgroundScheduler | None = None
+        self._job_ids = itertools.count()
         super().__init__(
             links,
             ignore_exceptions=_deprecated_catch_exceptions(catch_exceptions, ignore_exceptions),
@@ -95,19 +98,29 @@ class ApsPlanner(BasePlanner):
             _LOGGER.warning("%s: transfer skipped, too many running at once", link)
 
     def _schedule(self, link: Link) -> None:
-        if self._scheduler is None:
-            return
-        now = datetime.now(timezone.utc)
+        if self._scheduler is not None:
+            self._add_job(link, datetime.now(timezone.utc), {})
+
+    def _add_job(self, link: Link, now: datetime, triggers: dict[float, IntervalTrigger]) -> None:
+        """Add ``link``'s job on the grid ``now + k * interval``.
+
+        Links scheduled together share one (stateless) trigger per interval, and job ids
+        are short counters rather than UUIDs: a 10,000-link planner saves megabytes.
+        """
+        assert self._scheduler is not None
+        seconds = link.interval.total_seconds()
+        trigger = triggers.get(seconds)
+        if trigger is None:
+            trigger = IntervalTrigger(seconds=seconds, start_date=now, timezone=timezone.utc)
+            triggers[seconds] = trigger
         immediate = self.immediate_transfer and link.immediate_transfer
-        trigger = IntervalTrigger(
-            seconds=link.interval.total_seconds(), start_date=now, timezone=timezone.utc
-        )
         job = self._scheduler.add_job(
             self._run_transfer,
             trigger=trigger,
             args=(link,),
+            id=str(next(self._job_ids)),
+            name=_JOB_NAME,
             next_run_time=now if immediate else now + link.interval,
-            name=".".join(link.tags) or None,
         )
         link.set_job(job)
 
@@ -124,8 +137,9 @@ class ApsPlanner(BasePlanner):
     def _start_planner(self) -> None:
         with self._links_lock:
             self._scheduler = self._new_scheduler()
+            now, triggers = datetime.now(timezone.utc), dict[float, IntervalTrigger]()
             for link in self._links:
-                self._schedule(link)
+                self._add_job(link, now, triggers)
             self._scheduler.start()
 
     def _shutdown_planner(self, wait: bool = True) -> None:

@@ -106,6 +106,7 @@ class BasePlanner(abc.ABC):
         self._shutdown_at_exit = False
         self.shutdown_at_exit = shutdown_at_exit
         self._observers = ObserverDispatcher()
+        self._emit_event = self._observers.emit  # one bound method shared by every link
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
         if links is not None:
             self.add_links(links)
@@ -168,7 +169,7 @@ class BasePlanner(abc.ABC):
             for link in new:
                 self._links.append(link)
                 self._link_ids.add(id(link))
-                link.add_listener(self._observers.emit)
+                link.add_listener(self._emit_event)
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
                     continue
@@ -204,7 +205,7 @@ class BasePlanner(abc.ABC):
             self._unschedule(link)
         self._links.remove(link)  # Link has identity equality
         self._link_ids.discard(id(link))
-        link.remove_listener(self._observers.emit)
+        link.remove_listener(self._emit_event)
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)
         _LOGGER.info("Removed link: %s", link)
@@ -263,22 +264,19 @@ class BasePlanner(abc.ABC):
         # Immediate transfers run while STARTING: an unignored failure aborts the start here,
         # before any scheduler (possibly a blocking one) is started.
         self._immediate_transfers(self.links)
-        with self._state_lock:
-            # shutdown() called meanwhile only asked us to stop: we do it here, so the
-            # scheduler is never started for a planner that is already shut down.
-            aborted = self._start_failed or self._start_cancelled
-            if not aborted:
-                self._state = PlannerState.RUNNING
-        if aborted:
+        if self._start_failed or self._start_cancelled:
             self._abort_start()
             return
-        self._observers.emit(PlannerStarted(self))
         # Queue retention: purge delivered records on a daemon thread, never in a transfer.
         self._maintenance = QueueMaintenance(
             lambda: self.links, lambda: self._state is not PlannerState.STOPPED
         )
         self._maintenance.start()
         if self._start_planner_blocks:
+            # Such a _start_planner only returns at shutdown: the planner runs from here.
+            if not self._enter_running():
+                self._abort_start()
+                return
             if block:
                 self._start_planner()
             else:
@@ -286,13 +284,35 @@ class BasePlanner(abc.ABC):
                     target=self._start_planner, name="databay_bus-planner", daemon=True
                 ).start()
         else:
+            # Still STARTING while the scheduler starts: a shutdown() meanwhile only flags,
+            # and we stop the scheduler we just started instead of racing it.
             self._start_planner()
+            if not self._enter_running():
+                self._abort_start(scheduler_started=True)
+                return
         if block:
             self._stopped.wait()
 
-    def _abort_start(self) -> None:
+    def _enter_running(self) -> bool:
+        """Become RUNNING unless a failure or a shutdown() arrived while starting."""
+        with self._state_lock:
+            if self._start_failed or self._start_cancelled:
+                return False
+            self._state = PlannerState.RUNNING
+        self._observers.emit(PlannerStarted(self))
+        return True
+
+    def _abort_start(self, scheduler_started: bool = False) -> None:
         with self._state_lock:
             self._state = PlannerState.STOPPING
+        if self._maintenance is not None:
+            self._maintenance.stop(timeout=10.0)
+            self._maintenance = None
+        if scheduler_started:
+            try:
+                self._shutdown_planner(True)
+            except Exception as exc:
+                _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
         for link in self.links:
             self._stop_link(link)
         with self._state_lock:
@@ -392,9 +412,13 @@ class BasePlanner(abc.ABC):
             link,
             exc_info=exception,
         )
-        if not self.ignore_exceptions and self._state is PlannerState.STARTING:
-            self._start_failed = True  # start() aborts once the current step returns
-        elif not self.ignore_exceptions and self._state is PlannerState.RUNNING:
+        if self.ignore_exceptions:
+            return
+        with self._state_lock:
+            state = self._state
+            if state is PlannerState.STARTING:
+                self._start_failed = True  # start() aborts once the current step returns
+        if state is PlannerState.RUNNING:
             threading.Thread(
                 target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
             ).start()
