@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         and all("headline" in p for p in alerts.received)
     )
     print(
-        "every record reached exactly the outlets its route names"
-        if exact
-        else "ROUTING MISMATCH"
+        "every record reached exactly the outlets its route names" if exact else "ROUTING MISMATCH"
     )
 
 
