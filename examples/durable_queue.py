@@ -6,12 +6,12 @@ the warehouse's deliveries wait in the queue file. The queue is closed (as if th
 had ended) and opened again by a brand-new link with the same tags; the warehouse is back
 up and receives everything it missed, each record with the same ``record.id``.
 
-To run::
+Run::
 
     python examples/durable_queue.py                 # 3 transfers per run, temp file
     python examples/durable_queue.py --transfers 5 --path /tmp/demo.db
 
-It prints, for each run, what each outlet received and the queue's pending counts, e.g.::
+Prints, for each run, what each outlet received and the queue's pending counts, e.g.::
 
     run 1: console got 9 records, warehouse got 0; pending for warehouse: 9
     run 2: console got 0 records, warehouse got 9; pending for warehouse: 0
