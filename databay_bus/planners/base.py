@@ -305,18 +305,24 @@ class BasePlanner(abc.ABC):
     def _abort_start(self, scheduler_started: bool = False) -> None:
         with self._state_lock:
             self._state = PlannerState.STOPPING
+        self._wind_down(wait=True, stop_scheduler=scheduler_started, announce=False)
+
+    def _wind_down(self, wait: bool, stop_scheduler: bool, announce: bool) -> None:
+        """From STOPPING: stop retention, the scheduler and every link's nodes; end STOPPED."""
         if self._maintenance is not None:
-            self._maintenance.stop(timeout=10.0)
+            self._maintenance.stop(timeout=10.0 if wait else 0.0)
             self._maintenance = None
-        if scheduler_started:
+        if stop_scheduler:
             try:
-                self._shutdown_planner(True)
+                self._shutdown_planner(wait)
             except Exception as exc:
                 _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
         for link in self.links:
             self._stop_link(link)
         with self._state_lock:
             self._state = PlannerState.STOPPED
+        if announce:
+            self._observers.emit(PlannerStopped(self))
         self._stopped.set()
 
     def _immediate_transfers(self, links: list[Link]) -> None:
@@ -353,19 +359,7 @@ class BasePlanner(abc.ABC):
         if state is not PlannerState.RUNNING:
             return
         _LOGGER.info("Shutting down %s", self)
-        if self._maintenance is not None:
-            self._maintenance.stop(timeout=10.0 if wait else 0.0)
-            self._maintenance = None
-        try:
-            self._shutdown_planner(wait)
-        except Exception as exc:
-            _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
-        for link in self.links:
-            self._stop_link(link)
-        with self._state_lock:
-            self._state = PlannerState.STOPPED
-        self._observers.emit(PlannerStopped(self))
-        self._stopped.set()
+        self._wind_down(wait, stop_scheduler=True, announce=True)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the planner is stopped; False if ``timeout`` seconds passed first."""
