@@ -21,8 +21,7 @@ def test_driver_runs_a_real_task_on_a_running_loop() -> None:
     assert run_coroutine(_probe()) == (True, True, True)
 
     async def with_timeout() -> str:
-        async with asyncio.timeout(5):  # needs a current task
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(asyncio.sleep(0.001), timeout=5)
         return "done"
 
     assert run_coroutine(with_timeout()) == "done"
