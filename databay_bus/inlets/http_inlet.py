@@ -149,7 +149,7 @@ class HttpInlet(Inlet):
                         f"{response.reason or ''}".rstrip()
                     )
                 return response.status, raw, response.charset or "utf-8"
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct types before 3.11
             raise HttpInletError(
                 f"{self.method} {self.url} failed: no complete response within {self.timeout}s"
             ) from exc
