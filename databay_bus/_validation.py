@@ -9,7 +9,16 @@ from typing import Any, TypeVar
 
 from databay_bus.errors import ConfigurationError, describe
 
-__all__ = ["as_callables", "as_list", "as_tags", "coerce_interval"]
+__all__ = [
+    "as_callables",
+    "as_list",
+    "as_tags",
+    "coerce_interval",
+    "optional_positive_int",
+    "optional_seconds",
+    "positive_int",
+    "seconds",
+]
 
 T = TypeVar("T")
 
@@ -62,3 +71,39 @@ def as_callables(value: Any, what: str, owner: object) -> list[Callable[..., Any
                 f"{owner}: {what}[{index}] must be callable, got {describe(item)}"
             )
     return items
+
+
+def positive_int(value: Any, what: str, owner: object) -> int:
+    """Return ``value`` if it is an int >= 1 (not a bool)."""
+    return _positive_int(value, what, owner, "an int >= 1")
+
+
+def optional_positive_int(value: Any, what: str, owner: object) -> int | None:
+    """Return ``value`` if it is None or an int >= 1 (not a bool)."""
+    return None if value is None else _positive_int(value, what, owner, "an int >= 1 or None")
+
+
+def seconds(value: Any, what: str, owner: object) -> float:
+    """Return ``value`` (seconds >= 0 or a timedelta) as float seconds."""
+    return _seconds(value, what, owner, "seconds >= 0 or a timedelta")
+
+
+def optional_seconds(value: Any, what: str, owner: object) -> float | None:
+    """Return None, or ``value`` (seconds >= 0 or a timedelta) as float seconds."""
+    if value is None:
+        return None
+    return _seconds(value, what, owner, "seconds >= 0, a timedelta or None")
+
+
+def _positive_int(value: Any, what: str, owner: object, expected: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return value
+
+
+def _seconds(value: Any, what: str, owner: object, expected: str) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return float(value)

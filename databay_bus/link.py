@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from databay_bus._concurrency import gather_results, io_pool, run_coroutine, run_parallel
 from databay_bus._node import Node
-from databay_bus._validation import as_callables, as_list, as_tags, coerce_interval
+from databay_bus._validation import (
+    as_callables,
+    as_list,
+    as_tags,
+    coerce_interval,
+    positive_int,
+)
 from databay_bus.delivery import DirectDelivery, Lane, Outcome
 from databay_bus.errors import (
     ConfigurationError,
@@ -190,7 +196,7 @@ class Link:
         self._interval = coerce_interval(interval, f"Link(tags:{self._tags})")
         self.copy_records = copy_records
         self.ignore_exceptions = ignore_exceptions
-        self.inlet_concurrency = _positive_int(inlet_concurrency, "inlet_concurrency", self)
+        self.inlet_concurrency = positive_int(inlet_concurrency, "inlet_concurrency", self)
         self.immediate_transfer = immediate_transfer
         self.processors: list[Processor] = as_callables(processors, "processors", self)
         self.groupers: list[Grouper] = as_callables(groupers, "groupers", self)
@@ -735,9 +741,3 @@ async def _pull_value(inlet: Inlet, update: Update, loop: asyncio.AbstractEventL
     if inlet._pull_is_async:
         return await inlet.pull(update)
     return await loop.run_in_executor(io_pool(), inlet.pull, update)
-
-
-def _positive_int(value: Any, what: str, owner: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{owner}: {what} must be an int >= 1, got {describe(value)}")
-    return value

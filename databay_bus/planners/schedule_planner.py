@@ -11,7 +11,7 @@ from datetime import datetime
 import schedule
 
 from databay_bus._concurrency import WorkerPool
-from databay_bus._validation import coerce_interval
+from databay_bus._validation import as_list, coerce_interval
 from databay_bus.errors import ScheduleIntervalError
 from databay_bus.link import Link
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
@@ -76,7 +76,7 @@ class SchedulePlanner(BasePlanner):
         return self._threads
 
     def add_links(self, links: Link | Sequence[Link]) -> None:
-        for link in links if isinstance(links, (list, tuple)) else [links]:
+        for link in as_list(links):
             if isinstance(link, Link) and link.interval < self._refresh_interval:
                 raise ScheduleIntervalError(
                     f"{self!r}: interval of {link!r} must be greater than or equal to the "

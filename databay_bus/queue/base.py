@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from databay_bus._clock import Clock, SystemClock
+from databay_bus._validation import optional_seconds
 from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError, describe
 from databay_bus.records import Record
 from databay_bus.records.codecs import Codec, JsonCodec, encode_record
@@ -141,18 +142,6 @@ class DeadLetter:
     failed_at: float
 
 
-def _seconds(value: float | timedelta | None, what: str, owner: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(
-            f"{owner}: {what} must be seconds >= 0, a timedelta or None, got {describe(value)}"
-        )
-    return float(value)
-
-
 class RecordQueue(abc.ABC):
     """Durable store between a link's pull and its pushes; at-least-once per outlet.
 
@@ -194,8 +183,8 @@ class RecordQueue(abc.ABC):
         ):
             raise ConfigurationError(f"{owner}: codec must be a Codec, got {describe(codec)}")
         self.clock: Clock = SystemClock() if clock is None else clock
-        self.retention = _seconds(retention, "retention", owner)
-        interval = _seconds(purge_interval, "purge_interval", owner)
+        self.retention = optional_seconds(retention, "retention", owner)
+        interval = optional_seconds(purge_interval, "purge_interval", owner)
         if interval == 0:
             raise ConfigurationError(f"{owner}: purge_interval must be > 0 or None, got 0")
         self.purge_interval = interval

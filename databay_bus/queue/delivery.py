@@ -21,6 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from databay_bus._validation import optional_positive_int, positive_int
 from databay_bus.delivery import Delivery, Lane, Outcome, unique_names
 from databay_bus.errors import (
     ConfigurationError,
@@ -107,18 +108,8 @@ class QueueDelivery(Delivery):
                     f"{link}: outlet_retry must map outlet names to RetryPolicy, got "
                     f"{describe(name)}: {describe(policy)}"
                 )
-        if max_pending is not None and (
-            isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
-        ):
-            raise ConfigurationError(
-                f"{link}: max_pending must be an int >= 1 or None, got {describe(max_pending)}"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigurationError(
-                f"{link}: batch_size must be an int >= 1, got {describe(batch_size)}"
-            )
-        self.max_pending = max_pending
-        self.batch_size = batch_size
+        self.max_pending = optional_positive_int(max_pending, "max_pending", link)
+        self.batch_size = positive_int(batch_size, "batch_size", link)
         self.backpressure_skips = 0
         self._lock = threading.Lock()
         self._reported: set[str] = set()

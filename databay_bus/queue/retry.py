@@ -6,19 +6,10 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from databay_bus._validation import optional_positive_int, seconds
 from databay_bus.errors import ConfigurationError, describe
 
 __all__ = ["RetryPolicy"]
-
-
-def _seconds(value: float | timedelta, what: str) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigurationError(
-            f"RetryPolicy: {what} must be seconds >= 0 or a timedelta, got {describe(value)}"
-        )
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -53,15 +44,11 @@ class RetryPolicy:
     _cap: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        attempts = self.max_attempts
-        if attempts is not None and (
-            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
-        ):
-            raise ConfigurationError(
-                f"RetryPolicy: max_attempts must be an int >= 1 or None, got {describe(attempts)}"
-            )
-        object.__setattr__(self, "_initial", _seconds(self.initial_delay, "initial_delay"))
-        object.__setattr__(self, "_cap", _seconds(self.max_delay, "max_delay"))
+        optional_positive_int(self.max_attempts, "max_attempts", "RetryPolicy")
+        object.__setattr__(
+            self, "_initial", seconds(self.initial_delay, "initial_delay", "RetryPolicy")
+        )
+        object.__setattr__(self, "_cap", seconds(self.max_delay, "max_delay", "RetryPolicy"))
         if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, (int, float)):
             raise ConfigurationError(
                 f"RetryPolicy: multiplier must be a number >= 1, got {describe(self.multiplier)}"
