@@ -497,7 +497,7 @@ class Link:
             records = self._process(records, run.update)
             lanes = self._delivery.admit(records, outlets, run.update)
             lane_calls = [functools.partial(self._push_lane_sync, lane, run) for lane in lanes]
-            run_parallel(lane_calls, len(lane_calls))
+            _raise_first(run_parallel(lane_calls, len(lane_calls)))
         except Exception as exc:
             run.errors.append(exc)
         self._finish(run)
@@ -518,11 +518,9 @@ class Link:
             run.pulled = len(records)
             records = self._process(records, run.update)
             lanes = await self._blocking(loop, self._delivery.admit, records, outlets, run.update)
-            for outcome in await gather_results(
-                [self._push_lane_async(lane, run, loop) for lane in lanes]
-            ):
-                if isinstance(outcome, BaseException):
-                    raise outcome
+            _raise_first(
+                await gather_results([self._push_lane_async(lane, run, loop) for lane in lanes])
+            )
         except Exception as exc:
             run.errors.append(exc)
         self._finish(run)
@@ -685,6 +683,13 @@ class Link:
             f"inlets:{list(getattr(self, '_inlets', ()))}, "
             f"outlets:{list(getattr(self, '_outlets', ()))})"
         )
+
+
+def _raise_first(outcomes: list[Any]) -> None:
+    """Raise the first exception a lane ended with (e.g. the queue failing to ack)."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _pull_sync(inlet: Inlet, update: Update) -> list[Record]:
