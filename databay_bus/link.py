@@ -552,48 +552,49 @@ class Link:
             run.errors.append(exc)
 
     def _process(self, records: list[Record], update: Update) -> list[Record]:
-        for processor in self.processors:
-            try:
-                result = processor(records)
-                if not isinstance(result, list):
-                    raise ConfigurationError(
-                        f"{self}: processor {processor!r} must return a list of records, "
-                        f"got {describe(result)}"
-                    )
-                records = result
-            except Exception as exc:
-                if not self.ignore_exceptions:
-                    raise
-                _LOGGER.error(
-                    "%s: processor %r failed; its input passed on unchanged",
-                    update,
-                    processor,
-                    exc_info=exc,
-                )
-        return records
+        result: list[Record] = self._apply_stages(
+            "processor", self.processors, records, update, "a list of records", _is_list
+        )
+        return result
 
     def group(self, records: list[Record], update: Update) -> list[list[Record]]:
         """Apply the link's groupers to ``[records]`` and return the batches to push."""
-        batches = [records]
-        for grouper in self.groupers:
+        result: list[list[Record]] = self._apply_stages(
+            "grouper", self.groupers, [records], update, "a list of lists of records", _is_batches
+        )
+        return result
+
+    def _apply_stages(
+        self,
+        kind: str,
+        stages: Sequence[Callable[[Any], Any]],
+        value: Any,
+        update: Update,
+        expected: str,
+        valid: Callable[[Any], bool],
+    ) -> Any:
+        """Feed ``value`` through ``stages`` in order. A stage that raises or returns something
+        not ``valid`` fails the transfer, or, under ``ignore_exceptions``, is logged and its
+        input passed on unchanged."""
+        for stage in stages:
             try:
-                result = grouper(batches)
-                if not isinstance(result, list) or not all(isinstance(b, list) for b in result):
+                result = stage(value)
+                if not valid(result):
                     raise ConfigurationError(
-                        f"{self}: grouper {grouper!r} must return a list of lists of records, "
-                        f"got {describe(result)}"
+                        f"{self}: {kind} {stage!r} must return {expected}, got {describe(result)}"
                     )
-                batches = result
+                value = result
             except Exception as exc:
                 if not self.ignore_exceptions:
                     raise
                 _LOGGER.error(
-                    "%s: grouper %r failed; its input passed on unchanged",
+                    "%s: %s %r failed; its input passed on unchanged",
                     update,
-                    grouper,
+                    kind,
+                    stage,
                     exc_info=exc,
                 )
-        return batches
+        return value
 
     def _push_lane_sync(self, lane: Lane, run: _Run) -> None:
         outlet, pushed, failures = lane.outlet, 0, 0
@@ -683,6 +684,14 @@ class Link:
             f"inlets:{list(getattr(self, '_inlets', ()))}, "
             f"outlets:{list(getattr(self, '_outlets', ()))})"
         )
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _is_batches(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(batch, list) for batch in value)
 
 
 def _raise_first(outcomes: list[Any]) -> None:
