@@ -98,8 +98,7 @@ class BasePlanner(abc.ABC):
         self._state = PlannerState.STOPPED
         self._stopped = threading.Event()
         self._stopped.set()
-        self._start_failed = False
-        self._start_cancelled = False
+        self._start_aborted = False  # a failure or shutdown() arrived while starting
         self._starting_thread: threading.Thread | None = None
         self.ignore_exceptions = ignore_exceptions
         self.immediate_transfer = immediate_transfer
@@ -244,8 +243,7 @@ class BasePlanner(abc.ABC):
                     f"{self!r} cannot start: it is {self._state.value}, not stopped"
                 )
             self._state = PlannerState.STARTING
-            self._start_failed = False
-            self._start_cancelled = False
+            self._start_aborted = False
             self._starting_thread = threading.current_thread()
             self._stopped.clear()
         _LOGGER.info("Starting %s", self)
@@ -258,13 +256,13 @@ class BasePlanner(abc.ABC):
 
     def _start_steps(self, block: bool = True) -> None:
         for link in self.links:
-            if self._start_cancelled or not self._start_link(link):
+            if self._start_aborted or not self._start_link(link):
                 self._abort_start()
                 return
         # Immediate transfers run while STARTING: an unignored failure aborts the start here,
         # before any scheduler (possibly a blocking one) is started.
         self._immediate_transfers(self.links)
-        if self._start_failed or self._start_cancelled:
+        if self._start_aborted:
             self._abort_start()
             return
         # Queue retention: purge delivered records on a daemon thread, never in a transfer.
@@ -296,7 +294,7 @@ class BasePlanner(abc.ABC):
     def _enter_running(self) -> bool:
         """Become RUNNING unless a failure or a shutdown() arrived while starting."""
         with self._state_lock:
-            if self._start_failed or self._start_cancelled:
+            if self._start_aborted:
                 return False
             self._state = PlannerState.RUNNING
         self._observers.emit(PlannerStarted(self))
@@ -333,7 +331,7 @@ class BasePlanner(abc.ABC):
         if not self.immediate_transfer:
             return
         for link in links:
-            if link.immediate_transfer and not (self._start_failed or self._start_cancelled):
+            if link.immediate_transfer and not self._start_aborted:
                 self._run_transfer(link)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -349,7 +347,7 @@ class BasePlanner(abc.ABC):
             if state is PlannerState.STARTING:
                 # start() is still running (on another thread, or below us on this one): it
                 # sees this flag and shuts the nodes it started down itself.
-                self._start_cancelled = True
+                self._start_aborted = True
             elif state is PlannerState.RUNNING:
                 self._state = PlannerState.STOPPING
         if state is PlannerState.STARTING:
@@ -411,7 +409,7 @@ class BasePlanner(abc.ABC):
         with self._state_lock:
             state = self._state
             if state is PlannerState.STARTING:
-                self._start_failed = True  # start() aborts once the current step returns
+                self._start_aborted = True  # start() aborts once the current step returns
         if state is PlannerState.RUNNING:
             threading.Thread(
                 target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
