@@ -28,7 +28,7 @@ from databay_bus.outlets.base import Outlet
 from databay_bus.planners.base import BasePlanner
 from databay_bus.routing import PredicateRouter, Router
 
-__all__ = ["LinkSpec", "build", "load", "loads", "parse_duration"]
+__all__ = ["LinkSpec", "build", "close_quietly", "load", "loads", "parse_duration"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -714,7 +714,7 @@ def build(
     planner = _planner(builder, planner_data, links)
     if builder.problems:
         for queue in builder.queues:
-            _close_quietly(queue)
+            close_quietly(queue)
         raise ConfigError(source, builder.problems)
     assert isinstance(planner, BasePlanner)
     for observer in observers:
@@ -802,7 +802,8 @@ def _planner(builder: _Builder, data: dict[str, Any], links: list[Link]) -> Any:
     return planner
 
 
-def _close_quietly(queue: Any) -> None:
+def close_quietly(queue: Any) -> None:
+    """Close ``queue`` if it can be closed; a failure is logged, never raised."""
     close = getattr(queue, "close", None)
     if callable(close):
         try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from databay_bus.config.loader import LinkSpec
+from databay_bus.config.loader import LinkSpec, close_quietly
 from databay_bus.link import Link
 from databay_bus.observers import Event, Observer, TransferCompleted
 from databay_bus.planners.base import BasePlanner, PlannerState
@@ -184,12 +184,7 @@ class Pipeline:
     def close(self) -> None:
         """Close the pipeline's queues (safe to call more than once)."""
         for queue in self.queues:
-            close = getattr(queue, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception as exc:
-                    _LOGGER.warning("closing %r failed", queue, exc_info=exc)
+            close_quietly(queue)
 
     def describe(self) -> str:
         """A readable account of the resolved pipeline (secrets masked), for ``validate``."""
