@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
@@ -86,3 +87,69 @@ def test_fallback_for_loops_without_run_once() -> None:
     finally:
         inner.close()
     assert calls == ["run_until_complete"]
+
+
+async def _first_step_probe() -> tuple[bool, bool]:
+    # No await before these checks: they run in the task's eager first step.
+    task = asyncio.current_task()
+    return task is not None, task is not None and task.get_loop() is asyncio.get_running_loop()
+
+
+def test_first_step_runs_inside_a_real_task() -> None:
+    """Code before the first await (aiohttp's timers, asyncio.timeout) sees its task."""
+    assert run_coroutine(_first_step_probe()) == (True, True)
+
+    async def with_timeout() -> str:
+        async with asyncio.timeout(5):  # raises RuntimeError outside a task
+            return "in time"
+
+    assert run_coroutine(with_timeout()) == "in time"
+
+
+def test_context_variables_do_not_leak_out_of_a_run() -> None:
+    """Each run gets a copy of the caller's context, as a task always does."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+
+    async def set_it() -> str:
+        var.set("inside")
+        return var.get()
+
+    assert run_coroutine(set_it()) == "inside"
+    assert var.get() == "outside"
+
+
+def test_callbacks_left_by_a_run_run_in_the_next_one() -> None:
+    """A run that never waits still gives waiting callbacks one turn, so they cannot pile up."""
+    ran = threading.Event()
+
+    async def schedule() -> None:
+        asyncio.get_running_loop().call_soon(ran.set)
+
+    async def no_wait() -> int:
+        return 1
+
+    run_coroutine(schedule())
+    run_coroutine(no_wait())
+    assert ran.is_set()
+
+
+def test_a_far_timer_never_blocks_a_run() -> None:
+    """A timer due in an hour is left alone: the extra turn polls without waiting, also
+    when a cancelled timer that is already due sits in front of it."""
+    fired: list[int] = []
+
+    async def far_timer() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0, fired.append, 0).cancel()
+        loop.call_later(3600, fired.append, 1)
+
+    async def no_wait() -> str:
+        return "quick"
+
+    results: list[str] = []
+    worker = threading.Thread(
+        target=lambda: (run_coroutine(far_timer()), results.append(run_coroutine(no_wait())))
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert results == ["quick"] and not fired
