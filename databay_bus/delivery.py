@@ -30,7 +30,7 @@ __all__ = ["Delivery", "DirectDelivery", "Lane", "Outcome", "unique_names"]
 _LOGGER = logging.getLogger("databay_bus.link")
 
 
-@dataclass
+@dataclass(slots=True)
 class Lane:
     """The batches one outlet pushes in one transfer, in order."""
 
@@ -93,6 +93,8 @@ class DirectDelivery(Delivery):
             return []
         if self.link.router is not None:
             return self._routed(records, outlets, update)
+        if len(outlets) == 1:  # the common case: nothing to copy, no list per outlet
+            return [Lane(outlets[0], self.link.group(records, update))]
         batches = self.link.group(records, update)
         shared = [batches] * len(outlets)
         if self.link.copy_records and len(outlets) > 1:

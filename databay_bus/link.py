@@ -22,7 +22,6 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -84,16 +83,18 @@ class Update:
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass
 class _Run:
     """The state of one transfer while it runs."""
 
-    update: Update
-    started: float
-    pulled: int = 0
-    errors: list[Exception] = field(default_factory=list)
-    pushed: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("errors", "failures", "pulled", "pushed", "started", "update")
+
+    def __init__(self, update: Update, started: float) -> None:
+        self.update = update
+        self.started = started
+        self.pulled = 0
+        self.errors: list[Exception] = []
+        self.pushed: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
 
     def lane_done(self, outlet: str, pushed: int, failures: int) -> None:
         # Lanes run on several threads; each writes only its own keys.
@@ -518,11 +519,15 @@ class Link:
             if may_pull:
                 results: list[list[Record] | BaseException]
                 if len(inlets) == 1:
-                    results = [await _capture_async(_pull_async(inlets[0], run.update, loop))]
+                    try:
+                        pulled = await _pull_value(inlets[0], run.update, loop)
+                        results = [wrap_pulled(inlets[0], pulled)]
+                    except Exception as exc:
+                        results = [exc]
                 else:
                     gate = asyncio.Semaphore(self.inlet_concurrency)
                     results = await gather_results(
-                        [_gated(gate, _pull_async(inlet, run.update, loop)) for inlet in inlets]
+                        [_pull_gated(inlet, run.update, gate, loop) for inlet in inlets]
                     )
                 for inlet, result in zip(inlets, results, strict=True):
                     self._collect(inlet, result, records, run)
@@ -565,6 +570,8 @@ class Link:
             run.errors.append(exc)
 
     def _process(self, records: list[Record], update: Update) -> list[Record]:
+        if not self.processors:
+            return records
         result: list[Record] = self._apply_stages(
             "processor", self.processors, records, update, "a list of records", _is_list
         )
@@ -572,6 +579,8 @@ class Link:
 
     def group(self, records: list[Record], update: Update) -> list[list[Record]]:
         """Apply the link's groupers to ``[records]`` and return the batches to push."""
+        if not self.groupers:
+            return [records]
         result: list[list[Record]] = self._apply_stages(
             "grouper", self.groupers, [records], update, "a list of lists of records", _is_batches
         )
@@ -761,23 +770,16 @@ def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
     return len(processed)
 
 
-async def _pull_async(
-    inlet: Inlet, update: Update, loop: asyncio.AbstractEventLoop
-) -> list[Record]:
+def _pull_value(inlet: Inlet, update: Update, loop: asyncio.AbstractEventLoop) -> Awaitable[Any]:
+    """What to await for ``inlet``'s pull: its coroutine, or the sync pull on the I/O pool."""
     if inlet._pull_is_async:
-        value = await inlet.pull(update)
-    else:
-        value = await loop.run_in_executor(io_pool(), inlet.pull, update)
-    return wrap_pulled(inlet, value)
+        return inlet.pull(update)
+    return loop.run_in_executor(io_pool(), inlet.pull, update)
 
 
-async def _gated(gate: asyncio.Semaphore, pull: Awaitable[list[Record]]) -> list[Record]:
+async def _pull_gated(
+    inlet: Inlet, update: Update, gate: asyncio.Semaphore, loop: asyncio.AbstractEventLoop
+) -> list[Record]:
     async with gate:
-        return await pull
-
-
-async def _capture_async(pull: Awaitable[list[Record]]) -> list[Record] | Exception:
-    try:
-        return await pull
-    except Exception as exc:
-        return exc
+        value = await _pull_value(inlet, update, loop)
+    return wrap_pulled(inlet, value)

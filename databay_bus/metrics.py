@@ -52,10 +52,16 @@ class LinkMetrics:
             self.records_pushed += sum(pushed.values())
             self.last_duration = duration
             self.last_transfer_at = finished_at
-            for name in dict.fromkeys([*pushed, *outlet_failures]):  # stable order
-                outlet = self.outlets.setdefault(name, OutletMetrics())
-                outlet.pushed += pushed.get(name, 0)
-                outlet.failures += outlet_failures.get(name, 0)
+            for name, count in pushed.items():
+                self._outlet(name).pushed += count
+            for name, count in outlet_failures.items():
+                self._outlet(name).failures += count
+
+    def _outlet(self, name: str) -> OutletMetrics:
+        outlet = self.outlets.get(name)
+        if outlet is None:
+            outlet = self.outlets[name] = OutletMetrics()
+        return outlet
 
     def add_skipped(self) -> None:
         """Count a tick skipped because the previous transfer was still running."""
