@@ -129,12 +129,26 @@ def _shared_background_loop() -> asyncio.AbstractEventLoop:
         return _background_loop
 
 
-def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code and return its result."""
-    if asyncio._get_running_loop() is None:
+def run_coroutine(
+    coro: Coroutine[Any, Any, T],
+    home: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run ``coro`` to completion from synchronous code and return its result.
+
+    With ``home``, ``coro`` runs on the loop it returns (a loop running in another thread).
+    Otherwise it runs on this thread's own loop, or on the shared background loop when this
+    thread already runs a loop of its own.
+    """
+    running = asyncio._get_running_loop()
+    if home is None and running is None:
         return _drive(_thread_loop(), coro)
-    future = asyncio.run_coroutine_threadsafe(coro, _shared_background_loop())
-    return future.result()
+    target = home() if home is not None else _shared_background_loop()
+    future = asyncio.run_coroutine_threadsafe(coro, target)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # interrupted (KeyboardInterrupt): do not leave it running there
+        raise
 
 
 def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:

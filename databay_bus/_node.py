@@ -10,7 +10,11 @@ done with it. Calls are serialised by a per-node lock, so a second holder waits 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Node"]
 
@@ -19,6 +23,12 @@ _DIRECT = object()  # the holder used when user code calls try_start()/try_shutd
 
 class Node:
     """Base of :class:`Inlet` and :class:`Outlet`: a name and a reference-counted lifecycle."""
+
+    #: For async nodes whose coroutines belong on one particular event loop (their client
+    #: session lives there): returns that loop. A link whose async nodes all name the same
+    #: loop runs its whole transfer there, so it crosses threads once per transfer instead
+    #: of once per node.
+    _home_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name

@@ -138,6 +138,7 @@ class Link:
         "__weakref__",
         "_all_sync",
         "_delivery",
+        "_home",
         "_in_flight",
         "_inlets",
         "_interval",
@@ -204,6 +205,7 @@ class Link:
         self._inlets: tuple[Inlet, ...] = ()
         self._outlets: tuple[Outlet, ...] = ()
         self._all_sync = True
+        self._home: Callable[[], asyncio.AbstractEventLoop] | None = None
         self._nodes_lock = threading.RLock()
         self._transfer_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -334,9 +336,13 @@ class Link:
         return nodes
 
     def _nodes_changed(self, added: list[Any], removed: list[Any]) -> None:
-        self._all_sync = not any(i._pull_is_async for i in self._inlets) and not any(
-            o._push_is_async for o in self._outlets
-        )
+        async_nodes = [
+            *(i for i in self._inlets if i._pull_is_async),
+            *(o for o in self._outlets if o._push_is_async),
+        ]
+        self._all_sync = not async_nodes
+        homes = {node._home_loop for node in async_nodes}
+        self._home = homes.pop() if len(homes) == 1 else None
         if self._started:
             for node in added:
                 node.try_start(self)
@@ -448,7 +454,7 @@ class Link:
         if self._all_sync:
             self._run_guarded(self._run_sync)
         else:
-            self._run_guarded(lambda: run_coroutine(self._run_async()))
+            self._run_guarded(lambda: run_coroutine(self._run_async(), self._home))
 
     async def _run_async_guarded(self) -> None:
         self._enter_flight()

@@ -175,3 +175,69 @@ def test_a_finished_thread_does_not_leave_its_event_loop_open() -> None:
     gc.collect()
     (loop,) = inlet.loops
     assert loop.is_closed()
+
+
+class _LoopThread:
+    """An event loop running in a thread of its own: a home for HomedInlet."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def home() -> object:
+    loop_thread = _LoopThread()
+    yield loop_thread
+    loop_thread.close()
+
+
+def homed_inlet_class(home: _LoopThread) -> type[LoopInlet]:
+    class HomedInlet(LoopInlet):
+        _home_loop = staticmethod(lambda: home.loop)
+
+    return HomedInlet
+
+
+def test_link_of_homed_nodes_runs_its_whole_transfer_on_their_loop(home: _LoopThread) -> None:
+    """Async nodes that all name one home loop: pulls and pushes run there."""
+    homed = homed_inlet_class(home)
+    inlets = [homed(), homed()]
+    pushed_on: list[asyncio.AbstractEventLoop] = []
+
+    class LoopOutlet(Outlet):
+        def push(self, records: list[Record], update: Update) -> None:  # sync: on the I/O pool
+            pushed_on.append(records[0].payload)
+
+    link = Link([*inlets, ListInlet(["sync inlet"])], LoopOutlet(), 1)
+    link.transfer()
+    link.transfer()
+    assert all(loop is home.loop for inlet in inlets for loop in inlet.loops)
+    assert len(inlets[0].loops) == 2 and pushed_on == [0, 1]
+
+
+def test_mixed_homes_run_on_the_callers_thread_loop(home: _LoopThread) -> None:
+    """One async node without that home: the transfer stays on this thread's own loop."""
+    homed_inlet, plain = homed_inlet_class(home)(), LoopInlet()
+    link = Link([homed_inlet, plain], RecordingOutlet(), 1)
+    link.transfer()
+    assert plain.loops[0] is not home.loop
+    assert homed_inlet.loops[0] is plain.loops[0]
+
+
+def test_homed_transfer_errors_reach_the_caller(home: _LoopThread) -> None:
+    homed = homed_inlet_class(home)
+
+    class Failing(homed):  # type: ignore[valid-type, misc]
+        async def pull(self, update: Update) -> int:
+            raise ValueError("failed at home")
+
+    link = Link(Failing(), RecordingOutlet(), 1)
+    with pytest.raises(ValueError, match="failed at home"):
+        link.transfer()
