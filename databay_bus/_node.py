@@ -10,7 +10,7 @@ done with it. Calls are serialised by a per-node lock, so a second holder waits 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,13 +65,19 @@ class Node:
 
         The node counts as inactive even if ``on_shutdown`` raises.
         """
-        key = id(holder)
+        return self._release_keys({id(holder)})
+
+    def _release(self, holders: Iterable[Any]) -> bool:
+        """:meth:`try_shutdown` for several holders in one step (a planner stopping)."""
+        return self._release_keys({id(holder) for holder in holders})
+
+    def _release_keys(self, keys: set[int]) -> bool:
         with self._lifecycle_lock:
-            if key not in self._holders:
+            held = len(self._holders)
+            self._holders.difference_update(keys)  # walks ``keys``, never the (large) holders
+            if not held or len(self._holders) == held or self._holders:
                 return False
-            self._holders.discard(key)
-            if self._holders:
-                return False
+            self._holders = set()  # an emptied set keeps its big table; start afresh
             self.on_shutdown()
             return True
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from databay_bus._validation import as_list
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
-from databay_bus.link import Link
+from databay_bus.link import Link, shutdown_links
 from databay_bus.observers import (
     Event,
     LinkAdded,
@@ -315,8 +315,7 @@ class BasePlanner(abc.ABC):
                 self._shutdown_planner(wait)
             except Exception as exc:
                 _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
-        for link in self.links:
-            self._stop_link(link)
+        shutdown_links(self.links)  # nodes shared by many links are released in one step
         with self._state_lock:
             self._state = PlannerState.STOPPED
         if announce:

@@ -8,6 +8,7 @@ import pytest
 from core_fakes import GateOutlet, ListInlet, RecordingOutlet
 
 from databay_bus import Link
+from databay_bus.link import shutdown_links
 
 
 class BrokenStart(RecordingOutlet):
@@ -157,3 +158,88 @@ class TestShutdownDuringTransfer:
         assert (outlet.starts, outlet.shutdowns) == (1, 0)
         link.on_shutdown()
         assert not outlet.active
+
+
+class TestShutdownLinks:
+    """shutdown_links: what a planner calls when it stops, for all its links at once."""
+
+    def test_shared_and_own_nodes_each_shut_down_once(self) -> None:
+        shared_in, shared_out = ListInlet(name="shared-in"), RecordingOutlet(name="shared-out")
+        own = [RecordingOutlet(name=f"own-{n}") for n in range(3)]
+        links = [Link(shared_in, [shared_out, outlet], 1) for outlet in own]
+        for link in links:
+            link.on_start()
+        shutdown_links(links)
+        assert (shared_in.shutdowns, shared_out.shutdowns) == (1, 1)
+        assert [outlet.shutdowns for outlet in own] == [1, 1, 1]
+        assert not any(node.active for node in [shared_in, shared_out, *own])
+        shutdown_links(links)  # already stopped: nothing runs twice
+        assert shared_in.shutdowns == 1
+
+    def test_a_node_held_by_a_link_left_running_stays_up(self) -> None:
+        shared = RecordingOutlet()
+        stopping, staying = Link(ListInlet(), shared, 1), Link(ListInlet(), shared, 1)
+        stopping.on_start()
+        staying.on_start()
+        shutdown_links([stopping])
+        assert shared.active and shared.shutdowns == 0
+        staying.on_shutdown()
+        assert shared.shutdowns == 1
+
+    def test_failing_node_is_logged_and_the_others_still_shut_down(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        broken, outlet = BrokenShutdown(name="broken"), RecordingOutlet()
+        links = [Link(broken, outlet, 1), Link(ListInlet(), outlet, 1)]
+        for link in links:
+            link.on_start()
+        shutdown_links(links)  # does not raise
+        assert outlet.shutdowns == 1 and not broken.active
+        assert "cannot close" in caplog.text
+
+    def test_link_in_flight_releases_its_nodes_when_the_transfer_ends(self) -> None:
+        outlet = GateOutlet()
+        link = Link(ListInlet([1]), outlet, 1)
+        link.on_start()
+        worker = threading.Thread(target=link.transfer)
+        worker.start()
+        assert outlet.entered.wait(10)
+        shutdown_links([link])
+        assert outlet.active  # still pushing
+        outlet.release.set()
+        worker.join(10)
+        assert not outlet.active and outlet.shutdowns == 1
+
+    def test_overrides_of_try_shutdown_and_on_shutdown_are_honoured(self) -> None:
+        calls: list[str] = []
+
+        class CountingRelease(RecordingOutlet):
+            def try_shutdown(self, holder: object = None) -> bool:
+                calls.append("try_shutdown")
+                return super().try_shutdown(holder)
+
+        class OwnShutdownLink(Link):
+            def on_shutdown(self) -> None:
+                calls.append("link.on_shutdown")
+                super().on_shutdown()
+
+        outlet = CountingRelease()
+        links = [Link(ListInlet(), outlet, 1), OwnShutdownLink(ListInlet(), RecordingOutlet(), 1)]
+        links.append(Link(ListInlet(), outlet, 1))
+        for link in links:
+            link.on_start()
+        shutdown_links(links)
+        assert calls.count("try_shutdown") == 2 and "link.on_shutdown" in calls
+        assert outlet.shutdowns == 1
+
+
+def test_try_shutdown_after_many_holders_left() -> None:
+    """A node released by 10,000 links, then held and released again, behaves the same."""
+    inlet = ListInlet()
+    holders = [object() for _ in range(10_000)]
+    for holder in holders:
+        inlet.try_start(holder)
+    assert [inlet.try_shutdown(h) for h in holders].count(True) == 1
+    assert inlet.try_shutdown(holders[0]) is False
+    assert inlet.try_start(holders[0]) and inlet.active
+    assert inlet.try_shutdown(holders[0]) and inlet.shutdowns == 2
