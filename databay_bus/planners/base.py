@@ -165,6 +165,7 @@ class BasePlanner(abc.ABC):
                 if id(link) in self._link_ids or id(link) in seen:
                     raise InvalidLinkError(f"{self!r}: links[{index}] {link!r} is already added")
                 seen.add(id(link))
+            added: list[Link] = []
             for link in new:
                 self._links.append(link)
                 self._link_ids.add(id(link))
@@ -172,7 +173,9 @@ class BasePlanner(abc.ABC):
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
                     continue
-                self._schedule(link)
+                added.append(link)
+            self._schedule_many(added)
+            for link in added:
                 _LOGGER.info("Added link: %s", link)
                 self._observers.emit(LinkAdded(self, link))
 
@@ -461,6 +464,11 @@ class BasePlanner(abc.ABC):
     @abc.abstractmethod
     def _schedule(self, link: Link) -> None:
         """Begin running ``self._run_transfer(link)`` every ``link.interval``."""
+
+    def _schedule_many(self, links: list[Link]) -> None:
+        """Schedule the links of one ``add_links`` call; a scheduler may batch them."""
+        for link in links:
+            self._schedule(link)
 
     @abc.abstractmethod
     def _unschedule(self, link: Link) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timezone
+from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
-from core_fakes import ListInlet, RecordingOutlet
+from core_fakes import GateOutlet, ListInlet, RecordingOutlet
 
 from databay_bus import Link
 from databay_bus.errors import PlannerStateError
@@ -53,35 +55,83 @@ def test_scheduler_settings(planners: list[ApsPlanner]) -> None:
     assert job.trigger.interval.total_seconds() == 30
 
 
-def test_job_defaults_override(planners: list[ApsPlanner]) -> None:
-    link, _ = recording_link(30)
+def test_job_defaults_override_applies_to_the_shared_job(planners: list[ApsPlanner]) -> None:
+    first, _ = recording_link(30)
+    second, _ = recording_link(30)
     planner = ApsPlanner(
-        link, job_defaults_override={"coalesce": True, "misfire_grace_time": 7, "max_instances": 2}
+        [first, second],
+        job_defaults_override={"coalesce": True, "misfire_grace_time": 7, "max_instances": 2},
     )
     planners.append(planner)
     planner.start(block=False)
-    assert (link.job.coalesce, link.job.misfire_grace_time, link.job.max_instances) == (
-        True,
-        7,
-        2,
-    )
+    job = first.job
+    assert second.job is job  # one job for the group: the defaults are its settings
+    assert (job.coalesce, job.misfire_grace_time, job.max_instances) == (True, 7, 2)
 
 
-def test_executors_override(planners: list[ApsPlanner]) -> None:
+class _CountingExecutor(ThreadPoolExecutor):  # type: ignore[misc]
+    """APScheduler's own pool executor, remembering which jobs it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.job_ids: list[str] = []
+
+    def submit_job(self, job: Any, run_times: Any) -> None:
+        self.job_ids.append(job.id)
+        super().submit_job(job, run_times)
+
+
+def test_executors_override_runs_the_dispatch_jobs_not_the_transfers(
+    planners: list[ApsPlanner],
+) -> None:
+    """The 'default' executor runs the group's dispatch job; transfers stay on our workers."""
     ran_on: list[str] = []
     link = Link(
         ListInlet(lambda update: ran_on.append(threading.current_thread().name) or 1),
         RecordingOutlet(),
         30,
     )
-    executor = ThreadPoolExecutor(2)
+    executor = _CountingExecutor()
     planner = ApsPlanner(link, executors_override={"default": executor})
     planners.append(planner)
     planner.start(block=False)
     assert link.outlets[0].pushed.wait(10)  # type: ignore[attr-defined]
     assert planner._scheduler is not None
     assert planner._scheduler._lookup_executor("default") is executor
+    assert executor.job_ids == [link.job.id]
+    assert ran_on[0].startswith("databay_bus-aps")
     planner.shutdown(wait=True)
+
+
+def test_dispatch_runs_inline_and_reports_events(planners: list[ApsPlanner]) -> None:
+    """Without an override, the dispatch job runs in the scheduler's thread, and APScheduler's
+    executed event is reported once the transfers are handed over, not when they end."""
+    gate = GateOutlet()
+    link = Link(ListInlet([1]), gate, 30)
+    planner = ApsPlanner(link)
+    planners.append(planner)
+    executed = threading.Event()
+    seen: list[tuple[str, str]] = []
+
+    def listen(event: Any) -> None:
+        seen.append((event.job_id, threading.current_thread().name))
+        executed.set()
+
+    original = planner._new_scheduler
+
+    def with_listener() -> Any:
+        scheduler = original()
+        scheduler.add_listener(listen, EVENT_JOB_EXECUTED)
+        return scheduler
+
+    planner._new_scheduler = with_listener  # type: ignore[method-assign]
+    planner.start(block=False)
+    try:
+        assert executed.wait(10), "no executed event while the transfer is still running"
+        assert seen == [(link.job.id, "APScheduler")]
+        assert gate.entered.wait(10)
+    finally:
+        gate.release.set()
 
 
 def test_pause_and_resume(
@@ -136,7 +186,7 @@ def test_two_planners_keep_their_own_jobs(planners: list[ApsPlanner]) -> None:
     assert first_out.pushed.wait(10)
     assert second_out.batches == []
     assert second_link.job is None
-    assert [job.args[0] for job in first._scheduler.get_jobs()] == [first_link]  # type: ignore[union-attr]
+    assert first._scheduler.get_jobs() == [first_link.job]  # type: ignore[union-attr]
 
 
 def test_deprecated_aps_planner_alias() -> None:
