@@ -85,15 +85,17 @@ class ApsPlanner(BasePlanner):
             The ``'default'`` executor runs the dispatch jobs (one per group of links, see
             below), not the transfers: those always run on the ``threads`` workers.
         job_defaults_override: merged over ``{'coalesce': False, 'max_instances': threads}``;
-            applies to the dispatch jobs.
+            the settings of the dispatch jobs.
         links, ignore_exceptions, immediate_transfer, shutdown_at_exit: see BasePlanner.
         catch_exceptions: deprecated spelling of ``ignore_exceptions``.
 
     Links scheduled together (at ``start()``, or in one ``add_links`` call while running)
     with the same interval and immediate flag share one APScheduler job on one grid anchored
-    when they were scheduled; ``link.job`` is that shared job. A tick of a link whose
-    previous transfer is still queued or running is skipped with a WARNING; missed ticks are
-    logged. A new scheduler is made at every ``start()``, so a stopped planner can start again.
+    when they were scheduled; ``link.job`` is that shared job, so pausing or removing it
+    affects the whole group. A tick of a link whose previous transfer is still queued or
+    running is skipped with a WARNING and counted; a queued transfer whose link is removed,
+    or whose planner stops, is dropped. Missed ticks are logged. A new scheduler is made at
+    every ``start()``, so a stopped planner can start again.
     """
 
     _start_planner_blocks = False
