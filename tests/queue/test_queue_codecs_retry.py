@@ -12,7 +12,7 @@ import pytest
 from databay_bus.errors import ConfigurationError, RecordEncodeError
 from databay_bus.queue import MemoryQueue, RetryPolicy
 from databay_bus.records import JsonCodec, MetadataKey, PickleCodec, Record
-from databay_bus.records.codecs import TAG, encode_record
+from databay_bus.records.codecs import TAG, CodecError, encode_record
 
 
 class Colour(enum.IntEnum):
@@ -76,6 +76,52 @@ class TestJsonCodec:
     def test_bad_metadata_is_reported_too(self) -> None:
         with pytest.raises(RecordEncodeError, match="metadata"):
             encode_record(JsonCodec(), 1, {"__inlet__": "I", "x": {1}})
+
+    def test_tagging_copies_only_what_changes_and_never_the_input(self) -> None:
+        """A tagged value deep inside is found; the caller's containers are left as they were."""
+        when = dt.date(2024, 1, 2)
+        payload = {"plain": [1, "a"], "deep": [[{"k": [when, 2]}]], TAG: 1}
+        before = repr(payload)
+        codec = JsonCodec()
+        assert codec.decode(codec.encode(payload, {})) == (payload, {})
+        assert repr(payload) == before
+
+    def test_deep_nesting_stays_linear(self) -> None:
+        """Each level is walked once, not once more per tagged level below it."""
+        value: object = dt.date(2024, 1, 2)
+        for _ in range(60):
+            value = [value]
+        codec = JsonCodec()
+        assert codec.decode(codec.encode(value, {}))[0] == value
+
+    def test_batch_forms_agree_with_single_ones(self) -> None:
+        """encode_records and decode_many give exactly what encode and decode give."""
+        codec = JsonCodec()
+        records = [
+            Record({"n": n, "t": (n, "x"), "when": dt.date(2024, 1, n + 1)}, {"__inlet__": "I"})
+            for n in range(5)
+        ] + [Record([1.5, None, True], {})]
+        datas = codec.encode_records(records)
+        assert datas == [codec.encode(r.payload, r.metadata) for r in records]
+        assert codec.decode_many(datas) == [codec.decode(d) for d in datas]
+        assert codec.decode_many([]) == []
+
+    def test_decode_many_falls_back_to_one_by_one(self) -> None:
+        """Bytes that are not one [payload, metadata] array each are decoded one by one,
+        so a broken one raises as decode would and nothing is misattributed."""
+        codec = JsonCodec()
+        good = codec.encode(1, {})
+        with pytest.raises(ValueError):
+            codec.decode_many([good, b"[2,{}],[3,{}]"])
+        with pytest.raises(ValueError):
+            codec.decode_many([good, b"not json"])
+        assert codec.decode_many([good, b'"ab"']) == [(1, {}), ("a", "b")]
+
+    def test_encode_records_names_the_bad_record(self) -> None:
+        codec = JsonCodec()
+        records = [Record(1, {}), Record({"x": [{1}]}, {})]
+        with pytest.raises(CodecError, match=r"payload\['x'\]\[0\]"):
+            codec.encode_records(records)
 
 
 class TestPickleCodec:
