@@ -37,7 +37,6 @@ from databay_bus.records.codecs import Codec, JsonCodec, encode_record
 __all__ = [
     "DeadLetter",
     "DeliveryState",
-    "EncodedRecord",
     "OutletStats",
     "QueueStats",
     "RecordQueue",
@@ -59,14 +58,6 @@ class DeliveryState(enum.Enum):
 
 #: States whose deliveries still wait for a push.
 WAITING = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
-
-
-class EncodedRecord(NamedTuple):
-    """A record as backends store it: codec name, bytes, and the outlets that must get it."""
-
-    codec: str
-    data: bytes
-    targets: tuple[str, ...]
 
 
 class StoredRecord(NamedTuple):
@@ -246,28 +237,33 @@ class RecordQueue(abc.ABC):
             raise ConfigurationError(
                 f"{self!r}: enqueue got {len(records)} records but {len(targets)} target lists"
             )
-        codec, name = self.codec, self.codec.name
-        encode = codec.encode
+        codec = self.codec
+        encode_records = getattr(codec, "encode_records", None)
+        kept: list[int] | None = None  # indexes of the records stored; None: all of them
         try:  # the fast path: every record encodes
-            rows = [
-                EncodedRecord(name, encode(r.payload, r.metadata), tuple(t))
-                for r, t in zip(records, targets, strict=True)
-            ]
-            kept: list[int] = list(range(len(records)))
+            if encode_records is not None:
+                datas: list[bytes] = encode_records(records)
+            else:
+                encode = codec.encode
+                datas = [encode(r.payload, r.metadata) for r in records]
         except Exception:  # find the bad records again, one by one, to report them
-            rows, kept = [], []
-            for index, (record, names) in enumerate(zip(records, targets, strict=True)):
+            datas, kept = [], []
+            for index, record in enumerate(records):
                 try:
-                    data = encode_record(codec, record.payload, record.metadata)
+                    datas.append(encode_record(codec, record.payload, record.metadata))
                 except RecordEncodeError as exc:
                     if on_encode_error is None:
                         raise
                     on_encode_error(record, exc)
                     continue
-                rows.append(EncodedRecord(name, data, tuple(names)))
                 kept.append(index)
-        numbers = self._do_enqueue(link, rows, self.clock.time()) if rows else []
+            targets = [targets[index] for index in kept]
+        numbers = (
+            self._do_enqueue(link, codec.name, datas, targets, self.clock.time()) if datas else []
+        )
         prefix = self.queue_id + "-"
+        if kept is None:
+            return [prefix + str(number) for number in numbers]
         ids: list[str | None] = [None] * len(records)
         for index, number in zip(kept, numbers, strict=True):
             ids[index] = prefix + str(number)
@@ -283,9 +279,23 @@ class RecordQueue(abc.ABC):
         if limit < 1:
             return []
         stored = self._do_due(link, outlet, limit, self.clock.time())
+        if not stored:
+            return []
+        name, prefix = self.codec.name, self.queue_id + "-"
+        decode_many = getattr(self.codec, "decode_many", None)
+        if decode_many is not None and all(item.codec == name for item in stored):
+            try:  # the fast path: every record decodes
+                decoded = decode_many([item.data for item in stored])
+            except Exception:
+                pass  # find the broken ones below
+            else:
+                return [
+                    Record(payload, metadata, id=prefix + str(item.id))
+                    for item, (payload, metadata) in zip(stored, decoded, strict=True)
+                ]
         records: list[Record] = []
         broken: list[tuple[int, str]] = []
-        name, decode, prefix = self.codec.name, self.codec.decode, self.queue_id + "-"
+        decode = self.codec.decode
         for item in stored:
             try:
                 if item.codec != name:
@@ -327,7 +337,8 @@ class RecordQueue(abc.ABC):
         Args:
             next_delay: given a delivery's number of failed attempts so far (this one
                 included), the seconds until its next attempt, or None to dead-letter it
-                (e.g. :meth:`RetryPolicy.next_delay`).
+                (e.g. :meth:`RetryPolicy.next_delay`). A backend may call it once for a
+                group of deliveries with the same attempts, which then retry together.
 
         Returns:
             ``(retrying, dead)``: how many deliveries were scheduled again, how many died.
@@ -445,11 +456,19 @@ class RecordQueue(abc.ABC):
     # -- what a backend implements ----------------------------------------------------------
 
     @abc.abstractmethod
-    def _do_enqueue(self, link: str, rows: Sequence[EncodedRecord], now: float) -> list[int]:
-        """Store ``rows`` and their PENDING deliveries (due at ``now``) atomically.
+    def _do_enqueue(
+        self,
+        link: str,
+        codec: str,
+        datas: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+    ) -> list[int]:
+        """Store the records ``datas`` (encoded by ``codec``) atomically, with a PENDING
+        delivery (due at ``now``) to each outlet named in ``targets[i]`` for ``datas[i]``.
 
-        Returns new, increasing, never reused numbers, one per row. Rows with no targets
-        are stored with no deliveries (and purged).
+        Returns new, increasing, never reused numbers, one per record. A record with no
+        targets gets its number but need not be stored: nothing will ever read it.
         """
 
     @abc.abstractmethod
@@ -473,7 +492,8 @@ class RecordQueue(abc.ABC):
         """Count one more attempt for each waiting delivery among ``numbers``, atomically.
 
         With ``next_delay(attempts)`` None the delivery becomes DEAD, otherwise FAILED due at
-        ``now + delay``. Returns ``(retrying, dead)``.
+        ``now + delay``. Deliveries that share their attempts may share one call (and so
+        one retry time). Returns ``(retrying, dead)``.
         """
 
     @abc.abstractmethod

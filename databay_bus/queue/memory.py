@@ -12,7 +12,6 @@ from databay_bus.errors import QueueError
 from databay_bus.queue.base import (
     WAITING,
     DeliveryState,
-    EncodedRecord,
     OutletStats,
     RecordQueue,
     StoredRecord,
@@ -80,18 +79,28 @@ class MemoryQueue(RecordQueue):
         if self._closed:
             raise QueueError(f"{self!r} is closed")
 
-    def _do_enqueue(self, link: str, rows: Sequence[EncodedRecord], now: float) -> list[int]:
+    def _do_enqueue(
+        self,
+        link: str,
+        codec: str,
+        datas: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+    ) -> list[int]:
         with self._lock:
             self._check_open()
             numbers = []
-            for row in rows:
+            for data, names in zip(datas, targets, strict=True):
                 self._last += 1
                 number = self._last
-                self._records[number] = _Stored(link, row.codec, row.data, now, len(row.targets))
-                for outlet in row.targets:
+                numbers.append(number)
+                outlets = dict.fromkeys(names)
+                if not outlets:
+                    continue  # nothing would ever read it
+                self._records[number] = _Stored(link, codec, data, now, len(outlets))
+                for outlet in outlets:
                     table = self._deliveries.setdefault((link, outlet), {})
                     table[number] = _Delivery(_PENDING, 0, now, now)
-                numbers.append(number)
             return numbers
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
@@ -262,9 +271,6 @@ class MemoryQueue(RecordQueue):
                 if item[2].updated_at < before
             ]
             self._delete(found)
-            # records stored with no targets at all
-            for number in [n for n, r in self._records.items() if r.deliveries <= 0]:
-                del self._records[number]
             return len(found)
 
     def _do_close(self) -> None:

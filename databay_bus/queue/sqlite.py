@@ -1,8 +1,31 @@
 """SqliteQueue: the embedded, durable RecordQueue (one SQLite file, WAL, fsync on commit).
 
-Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so every commit is fsynced
-before it returns; each write is one ``BEGIN IMMEDIATE`` transaction (it takes the write
-lock up front, so it never fails half-way on a lock upgrade and WAL readers keep reading).
+Durability: ``journal_mode=WAL``; each write is one ``BEGIN IMMEDIATE`` transaction (it
+takes the write lock up front, so it never fails half-way on a lock upgrade and WAL readers
+keep reading). What each commit promises:
+
+* **enqueue** commits with ``synchronous=FULL``: the WAL is fsynced before ``enqueue``
+  returns, so a record is on disk before any outlet sees it and survives a process crash,
+  a power loss or an OS crash.
+* **ack** and **fail** (the delivery cycle's state changes) commit with
+  ``synchronous=NORMAL`` by default (``ack_sync="normal"``): the commit is in the WAL file
+  before the call returns, so it survives a process crash (SIGKILL), but it is fsynced only
+  by the next FULL commit (the next enqueue, or the first ack/fail more than one second
+  after the oldest unsynced one), by a checkpoint, or when the queue is closed (an idle
+  queue keeps its last ones unsynced until then). The WAL keeps commits in order, so a
+  power loss or OS crash can only roll back the acks and fails since the last FULL
+  commit: their batches are **delivered again** (the outlet sees a duplicate, as with a
+  crash between push and ack) and a lost fail gives one more attempt; **no record is ever
+  lost**, because the records themselves were fsynced by their enqueue. This saves one
+  fsync per transfer. ``ack_sync="full"`` fsyncs every ack and fail too (about half the
+  transfers per second at one record per transfer). docs/queue.md says the same for users.
+* Everything else (replay, drop, purge, schema changes) commits with FULL.
+
+Storage (see ``_schema.py``): the records of one enqueue are one ``chunks`` row, and the
+delivery state of a run of consecutive records for one outlet is one span row (``waiting``
+or ``settled``), split when part of it changes. So a transfer of 1000 records writes a
+handful of rows, not thousands, and each record still has its own state, attempts and
+retry time. Numbers come from memory (this process is the file's only writer).
 
 Threads: each thread gets its own connection, so reads (``due``, ``stats``) run side by
 side; writes are serialised by one in-process lock before SQLite's own lock, which hands
@@ -20,21 +43,24 @@ the promise that a duplicate only comes from a batch in flight at a crash.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import weakref
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from databay_bus._clock import Clock
 from databay_bus.errors import ConfigurationError, QueueError, QueueLockedError, describe
 from databay_bus.queue._schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from databay_bus.queue.base import (
     DeliveryState,
-    EncodedRecord,
     OutletStats,
     RecordQueue,
     StoredRecord,
@@ -56,27 +82,130 @@ _FAILED = DeliveryState.FAILED.value
 _DELIVERED = DeliveryState.DELIVERED.value
 _DEAD = DeliveryState.DEAD.value
 
-_CHUNK = 500  # ids per IN (...) list
+_CHUNK_RECORDS = 1000  # records per chunk row at most
+_CHUNK_BYTES = 1 << 20  # data bytes per chunk row at most (unless one record is bigger)
+_SYNC_WINDOW = 1.0  # seconds an unsynced (NORMAL) ack/fail commit may wait for an fsync
+_PURGE_SPANS = 1000  # spans deleted per purge transaction
+
+_ACK_SYNC = ("normal", "full")
+
+# Chunk sizes are stored as little-endian uint32.
+_SIZE_CODE = next(code for code in ("I", "L") if array(code).itemsize == 4)
+_SWAP = sys.byteorder != "little"
+
+# The columns of a span, in _Span's order; both span tables have them.
+_SPAN = "link, outlet, first, last, state, attempts, due_at, updated_at, last_error"
+# One span row of either table (the key of ``settled`` includes state and updated_at).
+_ROW = "link = ? AND outlet = ? AND first = ? AND state = ? AND updated_at = ?"
+
+# The number after which the next enqueue starts.
+_LAST_NUMBER = (
+    "SELECT MAX(last, IFNULL((SELECT first + count - 1 FROM chunks ORDER BY first DESC "
+    "LIMIT 1), 0)) FROM numbers"
+)
+
+# Waiting spans of (:link, :outlet) that share a number with [:lo, :hi]. Spans of one
+# outlet do not overlap, so only the last one starting at or before :lo can reach into it.
+_WAITING_OVERLAPPING = (
+    f"SELECT {_SPAN} FROM waiting WHERE link = :link AND outlet = :outlet AND first BETWEEN "
+    "(SELECT IFNULL(MAX(first), :lo) FROM waiting WHERE link = :link AND outlet = :outlet "
+    "AND first <= :lo) AND :hi AND last >= :lo"
+)
+
+# The chunk holding number ?.
+_CHUNK_OF = "(SELECT MAX(first) FROM chunks WHERE first <= ?)"
+
+# How many distinct numbers the spans of {source} cover (spans of different outlets
+# overlap): walking spans by first, each adds what lies beyond the furthest end before it.
+_COVERED = (
+    "SELECT COALESCE(SUM(MAX(0, last - MAX(first - 1, IFNULL(reach, first - 1)))), 0) FROM "
+    "(SELECT first, last, MAX(last) OVER (ORDER BY first ROWS BETWEEN UNBOUNDED PRECEDING "
+    "AND 1 PRECEDING) AS reach FROM ({source}))"
+)
 
 
-def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+def _table(state: int) -> str:
+    return "waiting" if state < _DELIVERED else "settled"
+
+
+class _Span(NamedTuple):
+    link: str
+    outlet: str
+    first: int
+    last: int
+    state: int
+    attempts: int
+    due_at: float
+    updated_at: float
+    last_error: str | None
+
+
+class _Chunk:
+    """One chunks row, with its records' offsets in ``data``."""
+
+    __slots__ = ("codec", "count", "data", "first", "offsets")
+
+    def __init__(
+        self, first: int, count: int, codec: str, sizes: bytes | None, data: bytes
+    ) -> None:
+        self.first, self.count, self.codec, self.data = first, count, codec, data
+        if sizes is None:
+            self.offsets = [0, len(data)]
+        else:
+            lengths = array(_SIZE_CODE)
+            lengths.frombytes(sizes)
+            if _SWAP:  # pragma: no cover - big-endian hosts
+                lengths.byteswap()
+            self.offsets = list(itertools.accumulate(lengths, initial=0))
+
+    def holds(self, number: int) -> bool:
+        return self.first <= number < self.first + self.count
+
+    def stored(self, first: int, last: int) -> list[StoredRecord]:
+        """Numbers ``first..last`` (all inside this chunk) as StoredRecords."""
+        data, offsets, codec, base = self.data, self.offsets, self.codec, self.first
+        return [
+            StoredRecord(n, codec, data[offsets[n - base] : offsets[n - base + 1]])
+            for n in range(first, last + 1)
+        ]
+
+
+def _pack_sizes(sizes: list[int]) -> bytes:
+    lengths = array(_SIZE_CODE, sizes)
+    if _SWAP:  # pragma: no cover - big-endian hosts
+        lengths.byteswap()
+    return lengths.tobytes()
 
 
 def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
     """Distinct ``numbers`` as runs of consecutive values: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    ordered = sorted(set(numbers))
     runs: list[tuple[int, int]] = []
-    for number in sorted(set(numbers)):
-        if runs and runs[-1][1] == number - 1:
-            runs[-1] = (runs[-1][0], number)
-        else:
-            runs.append((number, number))
+    start = previous = ordered[0] if ordered else 0
+    for number in ordered[1:]:
+        if number != previous + 1:
+            runs.append((start, previous))
+            start = number
+        previous = number
+    if ordered:
+        runs.append((start, previous))
     return runs
 
 
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
+def _chunk_bounds(datas: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+    """Split records into chunks of at most _CHUNK_RECORDS and _CHUNK_BYTES (or one record)."""
+    start, count = 0, len(datas)
+    while start < count:
+        end = min(count, start + _CHUNK_RECORDS)
+        if sum(map(len, datas[start:end])) > _CHUNK_BYTES:
+            size, end = len(datas[start]), start + 1
+            while end < count and end - start < _CHUNK_RECORDS:
+                size += len(datas[end])
+                if size > _CHUNK_BYTES:
+                    break
+                end += 1
+        yield start, end
+        start = end
 
 
 class SqliteQueue(RecordQueue):
@@ -85,6 +214,9 @@ class SqliteQueue(RecordQueue):
     Args:
         path: the database file (created with its tables if missing).
         busy_timeout: seconds a write waits for SQLite's lock before failing.
+        ack_sync: ``"normal"`` (default): acks and fails are fsynced by the next enqueue or
+            within about a second, so a power loss may deliver their batches again (never
+            lose a record); ``"full"``: fsync every ack and fail (see the module docstring).
         codec, clock, retention, purge_interval: as for
             :class:`~databay_bus.queue.RecordQueue`.
 
@@ -102,6 +234,7 @@ class SqliteQueue(RecordQueue):
         path: str | os.PathLike[str],
         *,
         busy_timeout: float = 30.0,
+        ack_sync: str = "normal",
         codec: Codec | None = None,
         clock: Clock | None = None,
         retention: float | timedelta | None = 86400.0,
@@ -119,12 +252,22 @@ class SqliteQueue(RecordQueue):
             raise ConfigurationError(
                 f"SqliteQueue: busy_timeout must be seconds, got {describe(busy_timeout)}"
             )
+        if ack_sync not in _ACK_SYNC:
+            raise ConfigurationError(
+                f"SqliteQueue: ack_sync must be 'normal' or 'full', got {describe(ack_sync)}"
+            )
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
+        self.ack_sync = ack_sync
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
         self._connections_lock = threading.Lock()
+        self._full: dict[int, bool] = {}  # id(connection) -> its synchronous is FULL
+        self._unsynced_since: float | None = None  # first NORMAL commit after the last FULL
+        # The last record number handed out. This process is the file's only writer (the
+        # flock), so it is kept here instead of read in every enqueue; None: read it.
+        self._last_number: int | None = None
         self._closed = False
         self._lock_fd = self._take_file_lock()
         try:
@@ -191,23 +334,48 @@ class SqliteQueue(RecordQueue):
                     if ref() is None or not ref().is_alive():  # type: ignore[union-attr]
                         old.close()  # its thread has ended
                         del self._connections[key]
+                        self._full.pop(key, None)
                 conn = self._connect()
                 self._connections[id(conn)] = (weakref.ref(thread), conn)
+                self._full[id(conn)] = True
         self._local.conn = conn
         return conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: BEGIN IMMEDIATE ... COMMIT (fsynced), or ROLLBACK."""
+    def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK.
+
+        ``durable``: fsync the commit (synchronous=FULL). Otherwise (acks and fails) the
+        commit is fsynced later, as the module docstring says, unless ``ack_sync="full"``.
+        """
         conn = self._conn()
+        key = id(conn)
         with self._lock:
+            full = (
+                durable
+                or self.ack_sync == "full"
+                or (
+                    self._unsynced_since is not None
+                    and self.clock.monotonic() - self._unsynced_since >= _SYNC_WINDOW
+                )
+            )
+            if self._full.get(key) is not full:
+                conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+                self._full[key] = full
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._last_number = None  # read it from the file again
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            if full:
+                self._unsynced_since = None
+            elif self._unsynced_since is None:
+                self._unsynced_since = self.clock.monotonic()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -237,9 +405,7 @@ class SqliteQueue(RecordQueue):
                         f"SqliteQueue: {str(self.path)!r} holds other tables {sorted(tables)}; "
                         f"it is not a databay_bus queue file"
                     )
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                self._script(conn, SCHEMA)
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
                 conn.execute("INSERT INTO meta VALUES ('queue_id', ?)", (new_queue_id(),))
                 _LOGGER.info("Created queue file %s", self.path)
@@ -250,64 +416,213 @@ class SqliteQueue(RecordQueue):
                     f"this databay_bus supports ({SCHEMA_VERSION}); upgrade databay_bus"
                 )
             while version < SCHEMA_VERSION:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _LOGGER.info("Migrating queue file %s from schema %d", self.path, version)
+                self._script(conn, MIGRATIONS[version])
                 version += 1
                 conn.execute("UPDATE schema_version SET version = ?", (version,))
             found = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
             queue_id: str = found[0]
         return queue_id
 
+    @staticmethod
+    def _script(conn: sqlite3.Connection, script: str) -> None:
+        """Run ``;``-separated statements inside the current transaction."""
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    # -- spans and chunks --------------------------------------------------------------------
+
+    @staticmethod
+    def _retag(
+        conn: sqlite3.Connection,
+        span: _Span,
+        lo: int,
+        hi: int,
+        new: tuple[int, int, float, float, str | None] | None,
+    ) -> tuple[int, int]:
+        """Give numbers lo..hi of ``span`` the values ``new`` (state, attempts, due_at,
+        updated_at, last_error), or delete them (None); the rest of the span keeps its own.
+
+        Each part goes to the table of its state. Returns ``(first, count)`` of the part
+        that changed.
+        """
+        first, last = max(span.first, lo), min(span.last, hi)
+        table = _table(span.state)
+        key = (span.link, span.outlet, span.first, span.state, span.updated_at)
+        if new is not None and span.first == first and table == _table(new[0]) == "waiting":
+            conn.execute(  # the row becomes the changed part
+                "UPDATE waiting SET last = ?, state = ?, attempts = ?, due_at = ?, "
+                f"updated_at = ?, last_error = ? WHERE {_ROW}",
+                (last, *new, *key),
+            )
+        else:
+            if span.first < first:  # the row keeps the left part
+                conn.execute(f"UPDATE {table} SET last = ? WHERE {_ROW}", (first - 1, *key))
+            else:
+                conn.execute(f"DELETE FROM {table} WHERE {_ROW}", key)
+            if new is not None:
+                conn.execute(
+                    f"INSERT INTO {_table(new[0])} ({_SPAN}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (span.link, span.outlet, first, last, *new),
+                )
+        if last < span.last:  # the right part, unchanged
+            conn.execute(
+                f"INSERT INTO {table} ({_SPAN}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (span.link, span.outlet, last + 1, *span[3:]),
+            )
+        return first, last - first + 1
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection, parts: list[tuple[int, int]]) -> None:
+        """Deliveries ``(first, count)`` were deleted: count them off their chunks, and
+        delete the chunks left with none (keeping their numbers used)."""
+        if not parts:
+            return
+        conn.executemany(
+            f"UPDATE chunks SET live = live - ? WHERE first = {_CHUNK_OF}",
+            [(count, first) for first, count in parts],
+        )
+        conn.execute(f"UPDATE numbers SET last = ({_LAST_NUMBER})")
+        conn.executemany(
+            f"DELETE FROM chunks WHERE first = {_CHUNK_OF} AND live <= 0",
+            [(first,) for first in sorted({first for first, _ in parts})],
+        )
+
+    @staticmethod
+    def _records(conn: sqlite3.Connection, numbers: Sequence[int]) -> dict[int, StoredRecord]:
+        """The stored records of ``numbers`` (those whose chunk still exists)."""
+        found: dict[int, StoredRecord] = {}
+        chunk: _Chunk | None = None
+        for number in sorted(set(numbers)):
+            if chunk is None or not chunk.holds(number):
+                row = conn.execute(
+                    "SELECT first, count, codec, sizes, data FROM chunks "
+                    f"WHERE first = {_CHUNK_OF}",
+                    (number,),
+                ).fetchone()
+                if row is None:
+                    continue
+                chunk = _Chunk(*row)
+                if not chunk.holds(number):
+                    continue
+            (found[number],) = chunk.stored(number, number)
+        return found
+
     # -- the delivery cycle -----------------------------------------------------------------
 
-    def _do_enqueue(self, link: str, rows: Sequence[EncodedRecord], now: float) -> list[int]:
+    def _do_enqueue(
+        self,
+        link: str,
+        codec: str,
+        datas: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+    ) -> list[int]:
+        chunks: list[tuple[int, int, int, bytes | None, bytes]] = []
+        spans: list[tuple[str, int, int]] = []
+        for start, end in _chunk_bounds(datas):
+            # Per outlet, the runs of consecutive records (indexes) that go to it.
+            runs: dict[str, list[tuple[int, int]]] = {}
+            names = targets[start]
+            if all(t is names for t in targets[start:end]):  # the usual case: no router
+                part = datas[start:end]
+                runs = {outlet: [(start, end - 1)] for outlet in dict.fromkeys(names)}
+            else:  # routed: a record with no target stores no bytes
+                part = [datas[i] if targets[i] else b"" for i in range(start, end)]
+                for index in range(start, end):
+                    for outlet in targets[index]:
+                        found = runs.setdefault(outlet, [])
+                        if found and found[-1][1] >= index - 1:
+                            found[-1] = (found[-1][0], index)
+                        else:
+                            found.append((index, index))
+            if runs:
+                sizes = None if len(part) == 1 else _pack_sizes([len(d) for d in part])
+                live = sum(hi - lo + 1 for found in runs.values() for lo, hi in found)
+                chunks.append((start, end - start, live, sizes, b"".join(part)))
+                spans.extend((outlet, lo, hi) for outlet, found in runs.items() for lo, hi in found)
         with self._write() as conn:
-            found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='records'").fetchone()
-            first = (found[0] if found else 0) + 1
-            numbers = list(range(first, first + len(rows)))
+            if self._last_number is None:
+                self._last_number = conn.execute(_LAST_NUMBER).fetchone()[0]
+            base = self._last_number + 1
+            self._last_number += len(datas)  # reset by _write if this does not commit
+            if not chunks or chunks[-1][0] + chunks[-1][1] < len(datas):
+                # The last numbers are in no chunk: keep them used all the same.
+                conn.execute("UPDATE numbers SET last = ?", (base + len(datas) - 1,))
             conn.executemany(
-                "INSERT INTO records (id, link, codec, data, enqueued_at) VALUES (?,?,?,?,?)",
-                [(n, link, row.codec, row.data, now) for n, row in zip(numbers, rows, strict=True)],
+                "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (base + start, count, link, codec, now, live, sizes, data)
+                    for start, count, live, sizes, data in chunks
+                ],
             )
-            by_outlet: dict[str, list[int]] = {}
-            for number, row in zip(numbers, rows, strict=True):
-                for outlet in row.targets:
-                    by_outlet.setdefault(outlet, []).append(number)
-            for outlet, targeted in by_outlet.items():
-                # Usually every record goes to every outlet: one INSERT ... SELECT per run
-                # of consecutive numbers instead of one statement per delivery.
-                conn.executemany(
-                    "INSERT INTO deliveries (record_id, outlet, link, state, due_at, updated_at) "
-                    f"SELECT id, ?, link, {_PENDING}, ?, ? FROM records WHERE id BETWEEN ? AND ?",
-                    [(outlet, now, now, first, last) for first, last in _runs(targeted)],
-                )
-        return numbers
+            conn.executemany(
+                f"INSERT INTO waiting ({_SPAN}) VALUES (?,?,?,?,{_PENDING},0,?,?,NULL)",
+                [(link, outlet, base + lo, base + hi, now, now) for outlet, lo, hi in spans],
+            )
+        return list(range(base, base + len(datas)))
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
-        # One statement is one snapshot already: no BEGIN/COMMIT round trip needed.
+        # No snapshot is needed across the two reads: a chunk only goes when no delivery
+        # of it is left, and then the spans read first were dropped meanwhile: skip them.
         with self._lock if not self._per_thread else contextlib.nullcontext():
-            rows = (
-                self._conn()
-                .execute(
-                    "SELECT r.id, r.codec, r.data FROM deliveries d JOIN records r "
-                    "ON r.id = d.record_id WHERE d.link = ? AND d.outlet = ? AND d.state < 2 "
-                    "AND d.due_at <= ? ORDER BY d.record_id LIMIT ?",
-                    (link, outlet, now, limit),
-                )
-                .fetchall()
-            )
-        return [StoredRecord(*row) for row in rows]
+            conn = self._conn()
+            spans = conn.execute(
+                "SELECT first, last, (SELECT MAX(c.first) FROM chunks c WHERE c.first <= "
+                "w.first) FROM waiting w WHERE link = ? AND outlet = ? AND due_at <= ? "
+                "ORDER BY first LIMIT ?",
+                (link, outlet, now, limit),
+            ).fetchall()
+            chunks: dict[int, _Chunk] = {}
+            for chunk_first in dict.fromkeys(row[2] for row in spans):
+                row = conn.execute(
+                    "SELECT first, count, codec, sizes, data FROM chunks WHERE first = ?",
+                    (chunk_first,),
+                ).fetchone()
+                if row is not None:
+                    chunks[chunk_first] = _Chunk(*row)
+        found: list[StoredRecord] = []
+        for first, last, chunk_first in spans:
+            chunk = chunks.get(chunk_first)
+            if chunk is not None:
+                found.extend(chunk.stored(first, min(last, first + limit - len(found) - 1)))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _waiting_spans(
+        self, conn: sqlite3.Connection, link: str, outlet: str, runs: list[tuple[int, int]]
+    ) -> Iterator[tuple[_Span, int, int]]:
+        """Waiting spans of (link, outlet) holding numbers of ``runs``, with the run they hold."""
+        args: dict[str, object] = {"link": link, "outlet": outlet}
+        for lo, hi in runs:
+            args["lo"], args["hi"] = lo, hi
+            for row in conn.execute(_WAITING_OVERLAPPING, args).fetchall():
+                yield _Span(*row), lo, hi
 
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
-        with self._write() as conn:
-            # A batch is usually one run of consecutive numbers: one range update.
-            cursor = conn.executemany(
-                f"UPDATE deliveries SET state = {_DELIVERED}, updated_at = ? "
-                "WHERE link = ? AND outlet = ? AND state < 2 AND record_id BETWEEN ? AND ?",
-                [(now, link, outlet, first, last) for first, last in _runs(numbers)],
-            )
-            return cursor.rowcount
+        changed = 0
+        with self._write(durable=False) as conn:
+            runs = _runs(numbers)
+            if len(runs) == 1:  # usually the batch is one whole span: move it as it is
+                lo, hi = runs[0]
+                moved = conn.execute(
+                    f"INSERT INTO settled ({_SPAN}) SELECT link, outlet, first, last, "
+                    f"{_DELIVERED}, attempts, due_at, ?, last_error FROM waiting WHERE "
+                    "link = ? AND outlet = ? AND first = ? AND last = ?",
+                    (now, link, outlet, lo, hi),
+                ).rowcount
+                if moved:
+                    conn.execute(
+                        "DELETE FROM waiting WHERE link = ? AND outlet = ? AND first = ?",
+                        (link, outlet, lo),
+                    )
+                    return hi - lo + 1
+            for span, lo, hi in self._waiting_spans(conn, link, outlet, runs):
+                new = (_DELIVERED, span.attempts, span.due_at, now, span.last_error)
+                changed += self._retag(conn, span, lo, hi, new)[1]
+        return changed
 
     def _do_fail(
         self,
@@ -318,37 +633,24 @@ class SqliteQueue(RecordQueue):
         now: float,
         next_delay: Callable[[int], float | None],
     ) -> tuple[int, int]:
-        retry: list[tuple[int, float, str, float, int, str]] = []
-        dead: list[tuple[int, str, float, int, str]] = []
-        with self._write() as conn:
-            for chunk in _chunks(numbers):
-                rows = conn.execute(
-                    "SELECT record_id, attempts FROM deliveries WHERE link = ? AND outlet = ? "
-                    f"AND state < 2 AND record_id IN ({_marks(len(chunk))})",
-                    (link, outlet, *chunk),
-                ).fetchall()
-                for number, attempts in rows:
-                    delay = next_delay(attempts + 1)
-                    if delay is None:
-                        dead.append((attempts + 1, error, now, number, outlet))
-                    else:
-                        retry.append((attempts + 1, now + delay, error, now, number, outlet))
-            conn.executemany(
-                f"UPDATE deliveries SET state = {_FAILED}, attempts = ?, due_at = ?, "
-                "last_error = ?, updated_at = ? WHERE record_id = ? AND outlet = ?",
-                retry,
-            )
-            conn.executemany(
-                f"UPDATE deliveries SET state = {_DEAD}, attempts = ?, last_error = ?, "
-                "updated_at = ? WHERE record_id = ? AND outlet = ?",
-                dead,
-            )
-        return len(retry), len(dead)
+        retrying = dead = 0
+        with self._write(durable=False) as conn:
+            for span, lo, hi in self._waiting_spans(conn, link, outlet, _runs(numbers)):
+                # The span's records share their attempts: one retry time for all of them.
+                attempts = span.attempts + 1
+                delay = next_delay(attempts)
+                if delay is None:
+                    new = (_DEAD, attempts, span.due_at, now, error)
+                    dead += self._retag(conn, span, lo, hi, new)[1]
+                else:
+                    new = (_FAILED, attempts, now + delay, now, error)
+                    retrying += self._retag(conn, span, lo, hi, new)[1]
+        return retrying, dead
 
     def _do_waiting(self, link: str) -> int:
         with self._read() as conn:
             count: int = conn.execute(
-                "SELECT COUNT(DISTINCT record_id) FROM deliveries WHERE link = ? AND state < 2",
+                _COVERED.format(source="SELECT first, last FROM waiting WHERE link = ?"),
                 (link,),
             ).fetchone()[0]
         return count
@@ -356,7 +658,7 @@ class SqliteQueue(RecordQueue):
     def _do_waiting_outlets(self, link: str) -> list[str]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT DISTINCT outlet FROM deliveries WHERE link = ? AND state < 2", (link,)
+                "SELECT DISTINCT outlet FROM waiting WHERE link = ?", (link,)
             ).fetchall()
         return [row[0] for row in rows]
 
@@ -366,18 +668,27 @@ class SqliteQueue(RecordQueue):
         with self._read() as conn:
             counts: dict[tuple[str, str], dict[int, int]] = {}
             for link, outlet, state, count in conn.execute(
-                "SELECT link, outlet, state, COUNT(*) FROM deliveries GROUP BY link, outlet, state"
+                "SELECT link, outlet, state, SUM(last - first + 1) FROM waiting "
+                "GROUP BY link, outlet, state UNION ALL "
+                "SELECT link, outlet, state, SUM(last - first + 1) FROM settled "
+                "GROUP BY link, outlet, state"
             ):
                 counts.setdefault((link, outlet), {})[state] = count
             oldest = {
                 (link, outlet): enqueued
                 for link, outlet, enqueued in conn.execute(
-                    "SELECT w.link, w.outlet, r.enqueued_at FROM (SELECT link, outlet, "
-                    "MIN(record_id) AS first FROM deliveries WHERE state < 2 "
-                    "GROUP BY link, outlet) w JOIN records r ON r.id = w.first"
+                    "SELECT w.link, w.outlet, (SELECT enqueued_at FROM chunks "
+                    "WHERE chunks.first <= w.oldest ORDER BY chunks.first DESC LIMIT 1) "
+                    "FROM (SELECT link, outlet, MIN(first) AS oldest FROM waiting "
+                    "GROUP BY link, outlet) w"
                 )
             }
-            records: int = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+            records: int = conn.execute(
+                _COVERED.format(
+                    source="SELECT first, last FROM waiting UNION ALL "
+                    "SELECT first, last FROM settled"
+                )
+            ).fetchone()[0]
         stats = []
         for (link, outlet), by_state in counts.items():
             enqueued = oldest.get((link, outlet))
@@ -395,48 +706,85 @@ class SqliteQueue(RecordQueue):
         return stats, records
 
     @staticmethod
-    def _filters(
-        link: str | None, outlet: str | None, numbers: Sequence[int] | None
-    ) -> tuple[str, list[object]]:
+    def _selected(
+        conn: sqlite3.Connection,
+        states: Sequence[int],
+        link: str | None,
+        outlet: str | None,
+        numbers: list[int] | None,
+    ) -> Iterator[tuple[_Span, int, int]]:
+        """Spans in ``states`` of ``link`` and ``outlet`` (None: any) holding any of
+        ``numbers`` (None: all), each with the run of numbers selected in it.
+
+        Lazy, one run at a time: a caller that changes the spans it gets sees its changes
+        when the next run is looked up (two runs can fall in one span).
+        """
         clauses: list[str] = []
-        args: list[object] = []
+        args: dict[str, object] = {}
         if link is not None:
-            clauses.append("d.link = ?")
-            args.append(link)
+            clauses.append("link = :link")
+            args["link"] = link
         if outlet is not None:
-            clauses.append("d.outlet = ?")
-            args.append(outlet)
-        if numbers is not None:
-            clauses.append(f"d.record_id IN ({_marks(len(numbers))})")
-            args.extend(numbers)
-        return "".join(f" AND {c}" for c in clauses), args
+            clauses.append("outlet = :outlet")
+            args["outlet"] = outlet
+        runs: list[tuple[int, int] | None] = [None] if numbers is None else list(_runs(numbers))
+        for table in ("waiting", "settled"):
+            chosen = sorted(s for s in states if _table(s) == table)
+            if not chosen:
+                continue
+            where = " AND ".join([f"state IN ({','.join(map(str, chosen))})", *clauses])
+            for run in runs:
+                sql = f"SELECT {_SPAN} FROM {table} WHERE {where}"
+                if run is not None:
+                    sql += " AND first <= :hi AND last >= :lo"
+                    args["lo"], args["hi"] = run
+                for row in conn.execute(sql, args).fetchall():
+                    span = _Span(*row)
+                    lo, hi = run or (span.first, span.last)
+                    yield span, lo, hi
 
     def _do_dead_letters(
         self, link: str | None, outlet: str | None, limit: int | None
     ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
-        where, args = self._filters(link, outlet, None)
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT r.id, r.codec, r.data, d.link, d.outlet, d.attempts, d.last_error, "
-                "d.updated_at FROM deliveries d JOIN records r ON r.id = d.record_id "
-                f"WHERE d.state = {_DEAD}{where} ORDER BY d.record_id, d.outlet LIMIT ?",
-                (*args, -1 if limit is None else limit),
-            ).fetchall()
-        return [tuple(row) for row in rows]
+            spans = [span for span, _, _ in self._selected(conn, [_DEAD], link, outlet, None)]
+            # In (number, outlet) order; a span adds at most ``limit`` entries to the answer.
+            cap = None if limit is None else max(0, limit)
+            entries = sorted(
+                (number, span.outlet, span)
+                for span in spans
+                for number in range(
+                    span.first,
+                    span.last + 1 if cap is None else min(span.last + 1, span.first + cap),
+                )
+            )[:cap]
+            stored = self._records(conn, [number for number, _, _ in entries])
+        letters = []
+        for number, _, span in entries:
+            item = stored.get(number)
+            if item is not None:
+                letters.append(
+                    (
+                        number,
+                        item.codec,
+                        item.data,
+                        span.link,
+                        span.outlet,
+                        span.attempts,
+                        span.last_error,
+                        span.updated_at,
+                    )
+                )
+        return letters
 
     def _do_replay(
         self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float
     ) -> int:
         total = 0
         with self._write() as conn:
-            for chunk in [None] if numbers is None else list(_chunks(numbers)):
-                where, args = self._filters(link, outlet, chunk)
-                cursor = conn.execute(
-                    f"UPDATE deliveries AS d SET state = {_PENDING}, attempts = 0, due_at = ?, "
-                    f"updated_at = ? WHERE d.state = {_DEAD}{where}",
-                    (now, now, *args),
-                )
-                total += cursor.rowcount
+            for span, lo, hi in self._selected(conn, [_DEAD], link, outlet, numbers):
+                new = (_PENDING, 0, now, now, span.last_error)
+                total += self._retag(conn, span, lo, hi, new)[1]
         return total
 
     def _do_drop(
@@ -448,48 +796,32 @@ class SqliteQueue(RecordQueue):
     ) -> int:
         if not states:
             return 0
-        total = 0
         with self._write() as conn:
-            for chunk in [None] if numbers is None else list(_chunks(numbers)):
-                where, args = self._filters(link, outlet, chunk)
-                selected = f"d.state IN ({_marks(len(states))}){where}"
-                affected = [
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT DISTINCT d.record_id FROM deliveries d WHERE {selected}",
-                        (*sorted(states), *args),
-                    )
-                ]
-                cursor = conn.execute(
-                    f"DELETE FROM deliveries AS d WHERE {selected}", (*sorted(states), *args)
-                )
-                total += cursor.rowcount
-                self._delete_orphans(conn, affected)
-        return total
-
-    @staticmethod
-    def _delete_orphans(conn: sqlite3.Connection, numbers: Sequence[int]) -> None:
-        for chunk in _chunks(numbers):
-            conn.execute(
-                f"DELETE FROM records WHERE id IN ({_marks(len(chunk))}) AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries WHERE record_id = records.id)",
-                tuple(chunk),
-            )
+            parts = [
+                self._retag(conn, span, lo, hi, None)
+                for span, lo, hi in self._selected(conn, sorted(states), link, outlet, numbers)
+            ]
+            self._release(conn, parts)
+        return sum(count for _, count in parts)
 
     def _do_purge(self, before: float) -> int:
-        """Delete in chunks of 1000, each its own short transaction, so transfers go on."""
+        """Delete in short transactions of up to 1000 spans each, so transfers go on."""
         total = 0
         while not self._closed:
             with self._write() as conn:
                 rows = conn.execute(
-                    f"SELECT record_id, outlet FROM deliveries WHERE state = {_DELIVERED} "
-                    "AND updated_at < ? LIMIT 1000",
-                    (before,),
+                    "SELECT link, outlet, first, last, updated_at FROM settled "
+                    f"WHERE state = {_DELIVERED} AND updated_at < ? LIMIT ?",
+                    (before, _PURGE_SPANS),
                 ).fetchall()
-                conn.executemany("DELETE FROM deliveries WHERE record_id = ? AND outlet = ?", rows)
-                self._delete_orphans(conn, sorted({row[0] for row in rows}))
-            total += len(rows)
-            if len(rows) < 1000:
+                conn.executemany(
+                    f"DELETE FROM settled WHERE {_ROW}",
+                    [(link, outlet, first, _DELIVERED, at) for link, outlet, first, _, at in rows],
+                )
+                parts = [(first, last - first + 1) for _, _, first, last, _ in rows]
+                self._release(conn, parts)
+            total += sum(count for _, count in parts)
+            if len(rows) < _PURGE_SPANS:
                 break
         return total
 
@@ -504,8 +836,9 @@ class SqliteQueue(RecordQueue):
             self._closed = True
             for _, conn in self._connections.values():
                 with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+                    conn.close()  # the last one checkpoints, which fsyncs NORMAL commits
             self._connections.clear()
+            self._full.clear()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None

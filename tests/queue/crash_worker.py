@@ -12,13 +12,16 @@ one write per batch. :func:`verify` checks the files against the queue afterward
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import sqlite3
+import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +36,27 @@ BATCH = 3  # records per pushed batch (the grouper below)
 PER_PULL = 7
 
 
+def _stored(conn: sqlite3.Connection, newest: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(number, data)`` of the stored records, read from the file's chunks (schema 2)."""
+    order = "DESC LIMIT 1" if newest else ""
+    for first, count, sizes, data in conn.execute(
+        f"SELECT first, count, sizes, data FROM chunks ORDER BY first {order}"
+    ):
+        lengths = [len(data)] if sizes is None else list(struct.unpack(f"<{count}I", sizes))
+        offsets = list(itertools.accumulate(lengths, initial=0))
+        for index in range(count):
+            yield first + index, data[offsets[index] : offsets[index + 1]]
+
+
 def _last_stored(db: Path) -> int:
     if not db.exists():
         return -1
     with sqlite3.connect(db) as conn:
         try:
-            row = conn.execute("SELECT data FROM records ORDER BY id DESC LIMIT 1").fetchone()
+            found = list(_stored(conn, newest=True))
         except sqlite3.OperationalError:  # killed before the schema was created
             return -1
-    return -1 if row is None else int(json.loads(row[0])[0])
+    return -1 if not found else int(json.loads(found[-1][1])[0])
 
 
 class SequenceInlet(Inlet):
@@ -119,10 +134,9 @@ def verify(directory: Path, kills: int) -> dict[str, Any]:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         (queue_id,) = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
         stored = {
-            int(json.loads(data)[0]): f"{queue_id}-{number}"
-            for number, data in conn.execute("SELECT id, data FROM records")
+            int(json.loads(data)[0]): f"{queue_id}-{number}" for number, data in _stored(conn)
         }
-        waiting = conn.execute("SELECT COUNT(*) FROM deliveries WHERE state < 2").fetchone()[0]
+        waiting = conn.execute("SELECT COUNT(*) FROM waiting").fetchone()[0]
     assert integrity == "ok", f"integrity_check: {integrity}"
     assert waiting == 0, f"{waiting} deliveries still waiting after the drain"
     assert sorted(stored) == list(range(len(stored))), "a stored number is missing: source gap"

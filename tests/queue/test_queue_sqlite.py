@@ -41,7 +41,7 @@ def test_state_survives_reopen(make_sqlite: Callable[..., SqliteQueue]) -> None:
 def test_ids_never_reused_after_purge(
     make_sqlite: Callable[..., SqliteQueue], clock: FakeClock
 ) -> None:
-    """AUTOINCREMENT: purging the newest record does not free its number."""
+    """Purging the newest record does not free its number."""
     queue = make_sqlite(retention=0)
     (first,) = queue.enqueue("L", recs(1), [["a"]])
     queue.ack("L", "a", [first])
@@ -52,12 +52,200 @@ def test_ids_never_reused_after_purge(
     assert int(str(second).rsplit("-")[1]) > int(str(first).rsplit("-")[1])
 
 
+_NORMAL, _FULL = 1, 2
+
+
+def _sync(queue: SqliteQueue) -> int:
+    """The synchronous setting the queue's connection (of this thread) committed with last."""
+    value: int = queue._conn().execute("PRAGMA synchronous").fetchone()[0]
+    return value
+
+
 def test_wal_and_full_sync(persistent_queue: SqliteQueue) -> None:
-    """The file is in WAL mode and every connection fsyncs on commit."""
+    """The file is in WAL mode and enqueue commits fsync (synchronous=FULL)."""
     with sqlite3.connect(persistent_queue.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert persistent_queue._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
+    persistent_queue.enqueue("L", recs(1), [["a"]])
+    assert _sync(persistent_queue) == _FULL
     assert persistent_queue.integrity_check() == "ok"
+
+
+def test_acks_commit_without_fsync_until_the_next_enqueue(
+    make_sqlite: Callable[..., SqliteQueue], clock: FakeClock
+) -> None:
+    """ack_sync='normal' (default): ack and fail use NORMAL; enqueue is FULL again, and an
+    ack more than a second after the first unsynced one is FULL itself."""
+    queue = make_sqlite()
+    assert queue.ack_sync == "normal"
+    ids = queue.enqueue("L", recs(1, 2, 3), [["a"]] * 3)
+    queue.ack("L", "a", ids[:1])
+    assert _sync(queue) == _NORMAL
+    queue.fail("L", "a", ids[1:2], "x", lambda n: 1.0)
+    assert _sync(queue) == _NORMAL
+    clock.advance(1.5)
+    queue.ack("L", "a", ids[2:])  # the window is over: this commit syncs everything
+    assert _sync(queue) == _FULL
+    queue.ack("L", "a", ids[1:2])
+    assert _sync(queue) == _NORMAL
+    queue.enqueue("L", recs(4), [["a"]])
+    assert _sync(queue) == _FULL
+
+
+def test_ack_sync_full_fsyncs_every_commit(make_sqlite: Callable[..., SqliteQueue]) -> None:
+    queue = make_sqlite(ack_sync="full")
+    ids = queue.enqueue("L", recs(1, 2), [["a"]] * 2)
+    queue.ack("L", "a", ids[:1])
+    queue.fail("L", "a", ids[1:], "x", lambda n: None)
+    assert _sync(queue) == _FULL
+
+
+@pytest.mark.parametrize("value", ["NORMAL", "off", None, 1])
+def test_bad_ack_sync_refused(make_sqlite: Callable[..., SqliteQueue], value: object) -> None:
+    with pytest.raises(ConfigurationError, match="ack_sync must be 'normal' or 'full'"):
+        make_sqlite(ack_sync=value)
+
+
+def _rows(queue: SqliteQueue, table: str) -> int:
+    count: int = queue._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return count
+
+
+def test_a_batch_is_one_chunk_and_one_span_per_outlet(persistent_queue: SqliteQueue) -> None:
+    """What makes large transfers cheap: rows per enqueue and per ack, not per record."""
+    queue = persistent_queue
+    ids = queue.enqueue("L", recs(*range(2500)), [["a", "b"]] * 2500)
+    assert (_rows(queue, "chunks"), _rows(queue, "waiting")) == (3, 6)  # 1000 records a chunk
+    assert queue.ack("L", "a", ids) == 2500
+    assert (_rows(queue, "waiting"), _rows(queue, "settled")) == (3, 3)
+    assert [r.payload for r in queue.due("L", "b", 1500)] == list(range(1500))
+
+
+def test_partial_changes_split_spans_and_keep_each_record_apart(
+    persistent_queue: SqliteQueue, clock: FakeClock
+) -> None:
+    """Acking, failing, replaying and dropping parts of a batch touch only those records."""
+    queue = persistent_queue
+    ids = queue.enqueue("L", recs(*range(10)), [["a"]] * 10)
+    assert queue.ack("L", "a", ids[2:4] + ids[7:8]) == 3
+    assert queue.fail("L", "a", ids[4:6], "x", lambda n: None) == (0, 2)
+    assert queue.fail("L", "a", ids[0:1], "y", lambda n: 30.0) == (1, 0)
+    assert [r.payload for r in queue.due("L", "a", 10)] == [1, 6, 8, 9]
+    clock.advance(30)
+    assert [r.payload for r in queue.due("L", "a", 3)] == [0, 1, 6]
+    assert [d.id for d in queue.dead_letters()] == ids[4:6]
+    assert queue.replay(ids=[str(ids[5])]) == 1
+    assert queue.drop(ids=[str(ids[4])]) == 1
+    assert queue.ack("L", "a", ids) == 6  # 0, 1, 5, 6, 8, 9
+    stats = queue.stats()
+    assert (stats.pending(), stats.dead(), stats.records) == (0, 0, 9)
+    assert queue.integrity_check() == "ok"
+
+
+def test_a_chunk_goes_when_its_last_delivery_goes(
+    make_sqlite: Callable[..., SqliteQueue], clock: FakeClock
+) -> None:
+    queue = make_sqlite(retention=10)
+    ids = queue.enqueue("L", recs(1, 2, 3), [["a", "b"]] * 3)
+    queue.ack("L", "a", ids)
+    queue.ack("L", "b", ids[:1])
+    clock.advance(11)
+    assert queue.purge() == 4
+    assert _rows(queue, "chunks") == 1 and queue.stats().records == 2
+    assert [r.payload for r in queue.due("L", "b", 10)] == [2, 3]
+    queue.ack("L", "b", ids[1:])
+    clock.advance(11)
+    assert queue.purge() == 2
+    assert _rows(queue, "chunks") == 0 and queue.stats().records == 0
+
+
+def test_routed_records_and_records_without_outlets(persistent_queue: SqliteQueue) -> None:
+    """Records of one enqueue going to different outlets; a record going nowhere gets an
+    id that is never used again, and stores nothing."""
+    queue = persistent_queue
+    ids = queue.enqueue("L", recs(0, 1, 2, 3, 4), [["a"], ["b"], ["a", "b"], [], ["a"]])
+    assert [r.id for r in queue.due("L", "a", 10)] == [ids[0], ids[2], ids[4]]
+    assert [r.id for r in queue.due("L", "b", 10)] == [ids[1], ids[2]]
+    assert queue.stats().records == 4 and queue.waiting("L") == 4
+    (last,) = queue.enqueue("L", recs(5), [[]])
+    queue.close()
+    again = SqliteQueue(queue.path)
+    try:
+        (after,) = again.enqueue("L", recs(6), [["a"]])
+        assert int(str(after).rsplit("-")[1]) == int(str(last).rsplit("-")[1]) + 1
+    finally:
+        again.close()
+
+
+# The version 1 schema, as databay_bus wrote it before schema 2.
+_SCHEMA_V1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, link TEXT NOT NULL, codec TEXT NOT NULL,
+    data BLOB NOT NULL, enqueued_at REAL NOT NULL
+);
+CREATE TABLE deliveries (
+    record_id INTEGER NOT NULL, outlet TEXT NOT NULL, link TEXT NOT NULL,
+    state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, due_at REAL NOT NULL,
+    updated_at REAL NOT NULL, last_error TEXT, PRIMARY KEY (record_id, outlet)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_waiting ON deliveries (link, outlet, record_id) WHERE state < 2;
+CREATE INDEX deliveries_settled ON deliveries (state, updated_at) WHERE state >= 2;
+INSERT INTO schema_version VALUES (1);
+INSERT INTO meta VALUES ('queue_id', 'c0ffee000001');
+"""
+
+
+def test_a_version_1_file_is_migrated(tmp_path: Path, clock: FakeClock) -> None:
+    """Every record and delivery of a schema-1 file keeps its id, state, attempts and
+    error; numbers go on after the highest ever used (even a purged one)."""
+    path = tmp_path / "old.db"
+    now = clock.time()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA_V1)
+        for number in (1, 2, 3, 4):
+            conn.execute(
+                "INSERT INTO records VALUES (?, 'L', 'json', ?, ?)",
+                (number, f'[{number * 10},{{"__inlet__":"I"}}]'.encode(), now - number),
+            )
+        conn.execute("INSERT INTO records VALUES (9, 'L', 'json', '[9,{}]', ?)", (now,))
+        conn.execute("DELETE FROM records WHERE id = 9")  # purged: 9 stays used
+        conn.executemany(
+            "INSERT INTO deliveries VALUES (?, ?, 'L', ?, ?, ?, ?, ?)",
+            [
+                (1, "a", 2, 0, now, now, None),  # delivered
+                (1, "b", 0, 0, now, now, None),  # pending
+                (2, "a", 1, 2, now + 60, now, "ConnectionError: down"),  # retrying
+                (3, "a", 3, 5, now, now, "ValueError: bad"),  # dead
+                (4, "a", 0, 0, now, now, None),
+            ],
+        )
+    queue = SqliteQueue(path, clock=clock)
+    try:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+        assert queue.queue_id == "c0ffee000001"
+        assert [(r.id, r.payload) for r in queue.due("L", "a", 10)] == [("c0ffee000001-4", 40)]
+        assert [r.payload for r in queue.due("L", "b", 10)] == [10]
+        (letter,) = queue.dead_letters()
+        assert (letter.id, letter.attempts, letter.last_error) == (
+            "c0ffee000001-3",
+            5,
+            "ValueError: bad",
+        )
+        assert letter.record is not None and letter.record.payload == 30
+        stats = queue.stats()
+        assert stats.records == 4 and stats.pending("L", "a") == 2
+        by_outlet = {s.outlet: s for s in stats.outlets}
+        assert by_outlet["a"].delivered == 1 and by_outlet["a"].retrying == 1
+        clock.advance(60)
+        assert [r.payload for r in queue.due("L", "a", 10)] == [20, 40]
+        assert queue.ack("L", "a", ["c0ffee000001-2", "c0ffee000001-4"]) == 2
+        assert queue.enqueue("L", recs(5), [["a"]]) == ["c0ffee000001-10"]
+        assert queue.integrity_check() == "ok"
+    finally:
+        queue.close()
 
 
 def test_newer_schema_refused(make_sqlite: Callable[..., SqliteQueue], tmp_path: Path) -> None:
