@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import operator
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "QueueStats",
     "RecordQueue",
     "StoredRecord",
+    "StoredRun",
     "new_queue_id",
 ]
 
@@ -56,6 +58,9 @@ class DeliveryState(enum.Enum):
     DEAD = 3  #: failed max_attempts times; kept until replayed or dropped
 
 
+#: Entries of the id -> number cache of due() before it starts afresh.
+_HANDED_OUT_MAX = 100_000
+
 #: States whose deliveries still wait for a push.
 WAITING = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
 
@@ -66,6 +71,17 @@ class StoredRecord(NamedTuple):
     id: int
     codec: str
     data: bytes
+
+
+class StoredRun(NamedTuple):
+    """Stored records numbered ``first``, ``first + 1``, ... as backends return them."""
+
+    first: int
+    codec: str
+    datas: list[bytes]
+
+    def records(self) -> list[StoredRecord]:
+        return [StoredRecord(self.first + i, self.codec, d) for i, d in enumerate(self.datas)]
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,9 @@ class RecordQueue(abc.ABC):
         if interval == 0:
             raise ConfigurationError(f"{owner}: purge_interval must be > 0 or None, got 0")
         self.purge_interval = interval
+        # id -> number of the records due() handed out lately, so that acking them does not
+        # parse the ids again. An id's number never changes: the cache cannot be stale.
+        self._handed_out: dict[str, int] = {}
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -190,14 +209,35 @@ class RecordQueue(abc.ABC):
     def _record_id(self, number: int) -> str:
         return f"{self.queue_id}-{number}"
 
+    def _settled_numbers(self, ids: Iterable[str | None]) -> list[int]:
+        """The numbers of ``ids`` being acked or failed."""
+        ids = ids if isinstance(ids, list) else list(ids)
+        handed_out = self._handed_out
+        try:
+            return [handed_out[record_id] for record_id in ids]  # type: ignore[index]
+        except (KeyError, TypeError):  # not all handed out by due() lately: parse them
+            return self._numbers(ids, strict=False)
+
     def _numbers(self, ids: Iterable[str | None], strict: bool) -> list[int]:
         """Turn record ids of this queue back into numbers; others raise or are skipped."""
         prefix = self.queue_id + "-"
+        ids = ids if isinstance(ids, list) else list(ids)
+        cut = len(prefix)
+        try:  # the fast path, in C: every id is '<prefix><digits>'
+            tails = list(map(operator.itemgetter(slice(cut, None)), ids))
+            if (
+                all(tails)
+                and "".join(tails).isdecimal()
+                and all(map(prefix.__eq__, map(operator.itemgetter(slice(None, cut)), ids)))
+            ):
+                return list(map(int, tails))
+        except TypeError:  # an id that is not a str
+            pass
         numbers = []
         for record_id in ids:
             if isinstance(record_id, str) and record_id.startswith(prefix):
                 tail = record_id[len(prefix) :]
-                if tail.isdigit():
+                if tail.isdecimal():
                     numbers.append(int(tail))
                     continue
             if strict:
@@ -278,25 +318,38 @@ class RecordQueue(abc.ABC):
         """
         if limit < 1:
             return []
-        stored = self._do_due(link, outlet, limit, self.clock.time())
-        if not stored:
+        runs = self._do_due(link, outlet, limit, self.clock.time())
+        if not runs:
             return []
         name, prefix = self.codec.name, self.queue_id + "-"
         decode_many = getattr(self.codec, "decode_many", None)
-        if decode_many is not None and all(item.codec == name for item in stored):
+        if decode_many is not None and all(run.codec == name for run in runs):
             try:  # the fast path: every record decodes
-                decoded = decode_many([item.data for item in stored])
+                decoded = decode_many(
+                    runs[0].datas if len(runs) == 1 else [d for run in runs for d in run.datas]
+                )
             except Exception:
                 pass  # find the broken ones below
             else:
-                return [
-                    Record(payload, metadata, id=prefix + str(item.id))
-                    for item, (payload, metadata) in zip(stored, decoded, strict=True)
+                numbers = [
+                    number
+                    for run in runs
+                    for number in range(run.first, run.first + len(run.datas))
                 ]
-        records: list[Record] = []
+                ids = [prefix + str(number) for number in numbers]
+                records = []
+                for record_id, (payload, metadata) in zip(ids, decoded, strict=True):
+                    record = Record(payload, metadata)
+                    record._id = record_id  # (not id=...: measurably slower)
+                    records.append(record)
+                if len(self._handed_out) > _HANDED_OUT_MAX:
+                    self._handed_out.clear()
+                self._handed_out.update(zip(ids, numbers, strict=True))
+                return records
+        records = []
         broken: list[tuple[int, str]] = []
         decode = self.codec.decode
-        for item in stored:
+        for item in (item for run in runs for item in run.records()):
             try:
                 if item.codec != name:
                     self._decode(item)  # raises, naming both codecs
@@ -319,7 +372,7 @@ class RecordQueue(abc.ABC):
 
     def ack(self, link: str, outlet: str, ids: Iterable[str | None]) -> int:
         """Mark the deliveries of ``ids`` to ``outlet`` DELIVERED; returns how many changed."""
-        numbers = self._numbers(ids, strict=False)
+        numbers = self._settled_numbers(ids)
         if not numbers:
             return 0
         return self._do_ack(link, outlet, numbers, self.clock.time())
@@ -343,7 +396,7 @@ class RecordQueue(abc.ABC):
         Returns:
             ``(retrying, dead)``: how many deliveries were scheduled again, how many died.
         """
-        numbers = self._numbers(ids, strict=False)
+        numbers = self._settled_numbers(ids)
         if not numbers:
             return (0, 0)
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -472,8 +525,9 @@ class RecordQueue(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
-        """Up to ``limit`` waiting deliveries of (link, outlet) due at ``now``, by number."""
+    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
+        """Up to ``limit`` waiting deliveries of (link, outlet) due at ``now``, by number,
+        as runs of consecutive numbers."""
 
     @abc.abstractmethod
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:

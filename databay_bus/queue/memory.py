@@ -14,7 +14,7 @@ from databay_bus.queue.base import (
     DeliveryState,
     OutletStats,
     RecordQueue,
-    StoredRecord,
+    StoredRun,
     new_queue_id,
 )
 from databay_bus.records.codecs import Codec
@@ -103,14 +103,22 @@ class MemoryQueue(RecordQueue):
                     table[number] = _Delivery(_PENDING, 0, now, now)
             return numbers
 
-    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
+    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
         with self._lock:
             self._check_open()
             table = self._deliveries.get((link, outlet), {})
             chosen = sorted(n for n, d in table.items() if d.state in WAITING and d.due_at <= now)[
                 :limit
             ]
-            return [StoredRecord(n, self._records[n].codec, self._records[n].data) for n in chosen]
+            runs: list[StoredRun] = []
+            for number in chosen:
+                stored = self._records[number]
+                last = runs[-1] if runs else None
+                if last and last.first + len(last.datas) == number and last.codec == stored.codec:
+                    last.datas.append(stored.data)
+                else:
+                    runs.append(StoredRun(number, stored.codec, [stored.data]))
+            return runs
 
     def _waiting_in(self, link: str, outlet: str, numbers: list[int]) -> list[_Delivery]:
         table = self._deliveries.get((link, outlet), {})

@@ -64,6 +64,7 @@ from databay_bus.queue.base import (
     OutletStats,
     RecordQueue,
     StoredRecord,
+    StoredRun,
     new_queue_id,
 )
 from databay_bus.records.codecs import Codec
@@ -161,13 +162,12 @@ class _Chunk:
     def holds(self, number: int) -> bool:
         return self.first <= number < self.first + self.count
 
-    def stored(self, first: int, last: int) -> list[StoredRecord]:
-        """Numbers ``first..last`` (all inside this chunk) as StoredRecords."""
-        data, offsets, codec, base = self.data, self.offsets, self.codec, self.first
-        return [
-            StoredRecord(n, codec, data[offsets[n - base] : offsets[n - base + 1]])
-            for n in range(first, last + 1)
-        ]
+    def stored(self, first: int, last: int) -> StoredRun:
+        """Numbers ``first..last`` (all inside this chunk)."""
+        data, offsets = self.data, self.offsets
+        start, end = first - self.first, last - self.first + 1
+        bounds = zip(offsets[start:end], offsets[start + 1 : end + 1], strict=True)
+        return StoredRun(first, self.codec, [data[a:b] for a, b in bounds])
 
 
 def _pack_sizes(sizes: list[int]) -> bytes:
@@ -506,7 +506,7 @@ class SqliteQueue(RecordQueue):
                 chunk = _Chunk(*row)
                 if not chunk.holds(number):
                     continue
-            (found[number],) = chunk.stored(number, number)
+            (found[number],) = chunk.stored(number, number).records()
         return found
 
     # -- the delivery cycle -----------------------------------------------------------------
@@ -563,7 +563,7 @@ class SqliteQueue(RecordQueue):
             )
         return list(range(base, base + len(datas)))
 
-    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRecord]:
+    def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
         # No snapshot is needed across the two reads: a chunk only goes when no delivery
         # of it is left, and then the spans read first were dropped meanwhile: skip them.
         with self._lock if not self._per_thread else contextlib.nullcontext():
@@ -582,12 +582,13 @@ class SqliteQueue(RecordQueue):
                 ).fetchone()
                 if row is not None:
                     chunks[chunk_first] = _Chunk(*row)
-        found: list[StoredRecord] = []
+        found: list[StoredRun] = []
         for first, last, chunk_first in spans:
             chunk = chunks.get(chunk_first)
             if chunk is not None:
-                found.extend(chunk.stored(first, min(last, first + limit - len(found) - 1)))
-                if len(found) >= limit:
+                found.append(chunk.stored(first, min(last, first + limit - 1)))
+                limit -= len(found[-1].datas)
+                if limit <= 0:
                     break
         return found
 

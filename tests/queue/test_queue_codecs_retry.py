@@ -100,11 +100,16 @@ class TestJsonCodec:
         records = [
             Record({"n": n, "t": (n, "x"), "when": dt.date(2024, 1, n + 1)}, {"__inlet__": "I"})
             for n in range(5)
-        ] + [Record([1.5, None, True], {})]
+        ] + [Record([1.5, None, True], {}), Record(["\x1e", {"\x1e": "\x1e"}], {"k": "\x1e"})]
         datas = codec.encode_records(records)
         assert datas == [codec.encode(r.payload, r.metadata) for r in records]
-        assert codec.decode_many(datas) == [codec.decode(d) for d in datas]
+        assert [tuple(d) for d in codec.decode_many(datas)] == [codec.decode(d) for d in datas]
         assert codec.decode_many([]) == []
+        assert codec.encode_records([]) == []
+        for record in records:  # one record alone, and each next to a tricky one
+            assert codec.encode_records([record]) == [codec.encode(record.payload, record.metadata)]
+            pair = [record, records[-1]]
+            assert codec.encode_records(pair) == [codec.encode(r.payload, r.metadata) for r in pair]
 
     def test_decode_many_falls_back_to_one_by_one(self) -> None:
         """Bytes that are not one [payload, metadata] array each are decoded one by one,
@@ -115,7 +120,7 @@ class TestJsonCodec:
             codec.decode_many([good, b"[2,{}],[3,{}]"])
         with pytest.raises(ValueError):
             codec.decode_many([good, b"not json"])
-        assert codec.decode_many([good, b'"ab"']) == [(1, {}), ("a", "b")]
+        assert [tuple(d) for d in codec.decode_many([good, b'"ab"'])] == [(1, {}), ("a", "b")]
 
     def test_encode_records_names_the_bad_record(self) -> None:
         codec = JsonCodec()
