@@ -178,7 +178,8 @@ class ApsPlanner(BasePlanner):
             self._add_groups(self._scheduler, links, datetime.now(timezone.utc))
 
     def _add_groups(self, scheduler: BackgroundScheduler, links: list[Link], now: datetime) -> None:
-        """Add one job per (interval, immediate) group of ``links``, on grids anchored at now."""
+        """Add one job per (interval, immediate) group of ``links``, on grids anchored at now;
+        dispatch the immediate groups' first transfers at once."""
         buckets: dict[tuple[float, bool], list[Link]] = {}
         for link in links:
             immediate = self.immediate_transfer and link.immediate_transfer
@@ -195,11 +196,15 @@ class ApsPlanner(BasePlanner):
                 args=(group,),
                 id=group.job_id,
                 name=_JOB_NAME,
-                next_run_time=now if immediate else now + members[0].interval,
+                next_run_time=now + members[0].interval,
             )
             group.job = job
             for link in members:
                 link.set_job(job)
+            if immediate:
+                # Tick 0 of the grid, dispatched here rather than by the scheduler: at start
+                # its thread is only just starting, which would make every first transfer late.
+                self._dispatch(group)
 
     def _unschedule(self, link: Link) -> None:
         link.set_job(None)
@@ -275,7 +280,7 @@ class ApsPlanner(BasePlanner):
         for group in groups.values():
             for link in group.links.values():
                 link.set_job(None)
-        if scheduler is not None:
+        if scheduler is not None and scheduler.running:  # not if a signal cut its start short
             scheduler.shutdown(wait=wait)
         if pool is not None:
             pool.shutdown(wait=wait)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import abc
 import atexit
+import contextlib
 import enum
 import logging
 import signal
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -56,6 +57,36 @@ class PlannerState(enum.Enum):
 
 class _StopSignal(BaseException):
     """Raised in the main thread by the SIGTERM handler of a blocking ``start()``."""
+
+
+class _SignalGate:
+    """SIGINT and SIGTERM during a blocking ``start()`` in the main thread.
+
+    A signal is raised at once (KeyboardInterrupt / _StopSignal), which also cuts short a
+    node's slow ``on_start``, except while the planner starts its scheduler: an exception
+    there would leave it half started, so a signal arriving then is held and raised as soon
+    as that step is done.
+    """
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._held: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._holding:
+            self._held = signum
+            return
+        raise KeyboardInterrupt if signum == signal.SIGINT else _StopSignal()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._held is not None:
+            self.handle(self._held, None)
 
 
 _exit_planners: weakref.WeakSet[BasePlanner] = weakref.WeakSet()
@@ -107,6 +138,7 @@ class BasePlanner(abc.ABC):
         self._observers = ObserverDispatcher()
         self._emit_event = self._observers.emit  # one bound method shared by every link
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
+        self._signal_gate: _SignalGate | None = None  # while a blocking start() waits
         if links is not None:
             self.add_links(links)
 
@@ -268,14 +300,12 @@ class BasePlanner(abc.ABC):
         if self._start_aborted:
             self._abort_start()
             return
-        # Queue retention: purge delivered records on a daemon thread, never in a transfer.
-        self._maintenance = QueueMaintenance(
-            lambda: self.links, lambda: self._state is not PlannerState.STOPPED
-        )
-        self._maintenance.start()
         if self._start_planner_blocks:
+            with self._holding_signals():
+                self._start_maintenance()
+                running = self._enter_running()
             # Such a _start_planner only returns at shutdown: the planner runs from here.
-            if not self._enter_running():
+            if not running:
                 self._abort_start()
                 return
             if block:
@@ -286,13 +316,24 @@ class BasePlanner(abc.ABC):
                 ).start()
         else:
             # Still STARTING while the scheduler starts: a shutdown() meanwhile only flags,
-            # and we stop the scheduler we just started instead of racing it.
-            self._start_planner()
-            if not self._enter_running():
+            # and we stop the scheduler we just started instead of racing it. The scheduler
+            # comes first: its grid is anchored as it starts, and a thread start is 0.1-0.5 ms.
+            with self._holding_signals():  # a signal now is raised once RUNNING
+                self._start_planner()
+                self._start_maintenance()
+                running = self._enter_running()
+            if not running:
                 self._abort_start(scheduler_started=True)
                 return
         if block:
             self._stopped.wait()
+
+    def _start_maintenance(self) -> None:
+        """Queue retention: purge delivered records on a daemon thread, never in a transfer."""
+        self._maintenance = QueueMaintenance(
+            lambda: self.links, lambda: self._state is not PlannerState.STOPPED
+        )
+        self._maintenance.start()
 
     def _enter_running(self) -> bool:
         """Become RUNNING unless a failure or a shutdown() arrived while starting."""
@@ -367,20 +408,31 @@ class BasePlanner(abc.ABC):
 
     def _until_stop_signal(self, run: Callable[[], None]) -> None:
         """Call ``run`` in the main thread; SIGINT or SIGTERM meanwhile shut down gracefully."""
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _raise_stop_signal)
+        gate = _SignalGate()
+        defaults: dict[signal.Signals, Any] = {
+            signal.SIGTERM: signal.SIG_DFL,
+            signal.SIGINT: signal.default_int_handler,
+        }
+        installed = [s for s, default in defaults.items() if signal.getsignal(s) is default]
+        for signum in installed:  # a handler the application set is left alone
+            signal.signal(signum, gate.handle)
+        self._signal_gate = gate
         try:
             run()
         except (KeyboardInterrupt, _StopSignal) as exc:
             _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
             if self._state is PlannerState.STARTING:
-                self._abort_start()  # the signal interrupted start() itself
+                self._abort_start()  # the signal interrupted start() before the scheduler
             else:
                 self.shutdown(wait=True)
         finally:
-            if previous is signal.SIG_DFL:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._signal_gate = None
+            for signum in installed:
+                signal.signal(signum, defaults[signum])
+
+    def _holding_signals(self) -> contextlib.AbstractContextManager[None]:
+        gate = self._signal_gate
+        return contextlib.nullcontext() if gate is None else gate.hold()
 
     def force_transfer(self) -> None:
         """Run one transfer of every link now, in the calling thread (works when stopped)."""
@@ -484,10 +536,6 @@ class BasePlanner(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(links={len(self._links)}, state={self._state.value})"
-
-
-def _raise_stop_signal(signum: int, frame: FrameType | None) -> None:
-    raise _StopSignal()
 
 
 def _deprecated_catch_exceptions(catch_exceptions: bool | None, ignore_exceptions: bool) -> bool:

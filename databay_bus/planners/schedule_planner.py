@@ -152,8 +152,10 @@ class SchedulePlanner(BasePlanner):
             for link in self._links:
                 link.set_job(None)
             self._scheduler.clear()  # one clear, not a list removal per job
-        if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
-            self._loop_thread.join()
+        loop, current = self._loop_thread, threading.current_thread()
+        # is_alive(): not a thread whose start() a signal interrupted
+        if loop is not None and loop is not current and loop.is_alive():
+            loop.join()
         self._loop_thread = None
         if pool is not None:
             pool.shutdown(wait=wait)

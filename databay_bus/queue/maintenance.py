@@ -64,7 +64,9 @@ class QueueMaintenance:
         with self._lock:
             self._stop.set()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread() and timeout != 0:
+        if thread is None or thread is threading.current_thread() or timeout == 0:
+            return
+        if thread.is_alive():  # a start() interrupted by a signal may not have begun it
             thread.join(timeout)
 
     def queues(self) -> list[RecordQueue]:

@@ -341,3 +341,17 @@ def test_ticks_missed_while_paused_are_reported(
         lambda: any("paused: transfer due at" in r.getMessage() for r in databay_logs.records),
         message="a missed-tick WARNING naming the link",
     )
+
+
+def test_immediate_first_transfers_are_dispatched_at_start(planners: list[ApsPlanner]) -> None:
+    """Tick 0 of an immediate group goes to the workers at start; the scheduler's job
+    starts with tick 1, so the first transfer does not wait for its thread to start."""
+    links = [recording_link(3600)[0] for _ in range(3)]
+    before = datetime.now(timezone.utc)
+    planner = ApsPlanner(links)
+    planners.append(planner)
+    planner.start(block=False)
+    for link in links:
+        assert link.outlets[0].pushed.wait(10)  # type: ignore[attr-defined]
+    (job,) = jobs(planner)
+    assert job.next_run_time >= before + timedelta(seconds=3600)
