@@ -5,7 +5,9 @@ What it measures, in one run on one disk:
 * raw ``os.fsync`` calls per second (1-byte overwrite + fsync on a file in ``--dir``);
 * records per second through ``Link(queue=SqliteQueue(...))`` with one outlet, at 1, 100
   and 1000 records per transfer: pull, encode, enqueue (one fsynced commit), push, ack
-  (one fsynced commit) - everything a record costs until its delivery is durable;
+  (one commit, fsynced with the next enqueue: ``ack_sync="normal"``, see
+  databay_bus/queue/sqlite.py) - everything a record costs in a steady stream of transfers;
+* B=1 again with ``ack_sync="full"`` (the ack fsynced too), for comparison;
 * the same with 4 links on 4 threads sharing one file, for one connection per thread vs
   one shared connection (the choice documented in databay_bus/queue/sqlite.py).
 
@@ -63,9 +65,9 @@ def fsync_rate(directory: Path, seconds: float) -> float:
         path.unlink()
 
 
-def link_rate(directory: Path, size: int, seconds: float) -> float:
+def link_rate(directory: Path, size: int, seconds: float, ack_sync: str = "normal") -> float:
     path = directory / f"b{size}.db"
-    queue = SqliteQueue(path)
+    queue = SqliteQueue(path, ack_sync=ack_sync)
     try:
         outlet = CountOutlet()
         link = Link(BatchInlet(size), outlet, 1, tags=f"b{size}", queue=queue, batch_size=size)
@@ -130,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             extra = f"  ({rate / fsyncs:.2f} x fsync rate)" if size == 1 else ""
             print(f"raw fsync/s (around the next line)  {fsyncs:>12,.0f}")
             print(f"queued link, B={size:<5} records/s    {rate:>12,.0f}{extra}")
+        before = fsync_rate(directory, args.seconds / 2)
+        rate = link_rate(directory, 1, args.seconds, ack_sync="full")
+        fsyncs = (before + fsync_rate(directory, args.seconds / 2)) / 2
+        print(f"raw fsync/s (around the next line)  {fsyncs:>12,.0f}")
+        ratio = rate / fsyncs
+        print(f"ack_sync='full', B=1 records/s     {rate:>12,.0f}  ({ratio:.2f} x fsync rate)")
         for per_thread in (True, False):
             rate = threads_rate(directory, per_thread, args.seconds)
             label = "per-thread connections" if per_thread else "one shared connection "

@@ -2,7 +2,8 @@
 
 databay_bus: one link with ``queue=SqliteQueue(path)``, one inlet returning B records
 (B = 1, 100, 1 000), one outlet; ``link.transfer()`` in a loop, each transfer enqueueing the
-records (committed), pushing them and acking them (committed). Figures: records/s and
+records (committed and fsynced), pushing them and acking them (committed; fsynced with the
+next enqueue, SqliteQueue's default ``ack_sync="normal"``). Figures: records/s and
 transfers/s. Databay has no queue, so its column holds the anchors, measured in the same run
 on the same disk (the temp directory):
 

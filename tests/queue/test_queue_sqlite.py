@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from databay_bus import Record
+from databay_bus.config.loader import loads
 from databay_bus.errors import ConfigurationError, QueueError, QueueLockedError
 from databay_bus.queue import SqliteQueue
 from databay_bus.testing import FakeClock
@@ -323,3 +324,24 @@ def test_connections_of_ended_threads_are_closed(persistent_queue: SqliteQueue) 
         thread.join()
     persistent_queue.stats()
     assert len(persistent_queue._connections) <= 3
+
+
+def test_ack_sync_in_a_pipeline_file(tmp_path: Path) -> None:
+    """The config loader hands [queue] keys to SqliteQueue, ack_sync included."""
+    text = f"""
+[queue]
+path = "{tmp_path / "pipeline.db"}"
+ack_sync = "full"
+
+[[links]]
+tags = ["prices"]
+interval = 60
+inlets = ["queue_fakes.CountingInlet"]
+outlets = [{{type = "queue_fakes.ListOutlet", name = "out"}}]
+"""
+    pipeline = loads(text)
+    try:
+        (queue,) = pipeline.queues
+        assert isinstance(queue, SqliteQueue) and queue.ack_sync == "full"
+    finally:
+        pipeline.close()
