@@ -1,22 +1,18 @@
 """ApsPlanner: links scheduled by APScheduler 3.x, one scheduler per planner.
 
-Links scheduled together (at start, or in one ``add_links`` call) that share an interval and
-the immediate-transfer flag form a *group*, and each group is one APScheduler job on one
-interval grid. The job only dispatches: it runs inline in the scheduler's thread and hands
-every link of its group to the planner's worker pool. APScheduler's per-job costs (adding a
-job, checking its callable, looking for due jobs) are then paid per group, not per link:
-10,000 links at the same interval are one job.
+Each group of links (``databay_bus.planners._groups``) is one APScheduler job on one interval
+grid. The job only dispatches: it runs inline in the scheduler's thread and hands every link of
+its group to the planner's worker pool. APScheduler's per-job costs (adding a job, checking its
+callable, looking for due jobs) are then paid per group, not per link.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import threading
 import warnings
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -28,13 +24,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from databay_bus._concurrency import WorkerPool
 from databay_bus.errors import PlannerStateError
 from databay_bus.link import Link
+from databay_bus.planners._groups import LinkGroups
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
 
 __all__ = ["APSPlanner", "ApsPlanner"]
 
 _LOGGER = logging.getLogger(__name__)
 _JOB_NAME = "databay_bus transfers"
-_NAMED_IN_LOGS = 3  # links named when a group's tick is reported; the rest are counted
 
 
 class _InlineExecutor(BaseExecutor):  # type: ignore[misc]
@@ -57,23 +53,6 @@ class _InlineExecutor(BaseExecutor):  # type: ignore[misc]
             return
         for event in events:
             self._scheduler._dispatch_event(event)
-
-
-class _Group:
-    """Links scheduled together with one interval and one immediate flag: one APS job.
-
-    ``pending`` holds the ids of its links with a transfer queued or running on the pool
-    (set operations are atomic); a group lives as long as one run of the planner, so a
-    transfer still hung from an earlier run never blocks the links of the next one.
-    """
-
-    __slots__ = ("job", "job_id", "links", "pending")
-
-    def __init__(self, job_id: str, links: list[Link]) -> None:
-        self.job_id = job_id
-        self.links: dict[int, Link] = {id(link): link for link in links}  # O(1) removal
-        self.job: Job | None = None
-        self.pending: set[int] = set()
 
 
 class ApsPlanner(BasePlanner):
@@ -115,14 +94,7 @@ class ApsPlanner(BasePlanner):
         self._executors_override = dict(executors_override or {})
         self._job_defaults_override = dict(job_defaults_override or {})
         self._scheduler: BackgroundScheduler | None = None
-        self._pool: WorkerPool | None = None
-        self._job_ids = itertools.count()
-        # Scheduled links by id and the groups by job id. Guarded by _groups_lock, a leaf
-        # lock: never held while calling APScheduler, whose scheduler thread holds its own
-        # job store lock while it runs a dispatch job (which takes _groups_lock).
-        self._groups_lock = threading.Lock()
-        self._group_of: dict[int, _Group] = {}
-        self._groups: dict[str, _Group] = {}
+        self._groups = LinkGroups(self._run_transfer)
         super().__init__(
             links,
             ignore_exceptions=_deprecated_catch_exceptions(catch_exceptions, ignore_exceptions),
@@ -150,23 +122,11 @@ class ApsPlanner(BasePlanner):
 
     def _on_job_event(self, event: JobEvent) -> None:
         group = self._groups.get(event.job_id)
-        links = self._describe(group) if group is not None else f"job {event.job_id}"
+        links = self._groups.describe(group) if group is not None else f"job {event.job_id}"
         if event.code == EVENT_JOB_MISSED:
-            _LOGGER.warning(
-                "%s: transfer due at %s was missed",
-                links,
-                event.scheduled_run_time,
-            )
+            _LOGGER.warning("%s: transfer due at %s was missed", links, event.scheduled_run_time)
         else:
             _LOGGER.warning("%s: transfer skipped, too many running at once", links)
-
-    def _describe(self, group: _Group) -> str:
-        """The group's first few links and how many there are: cheap for any group size."""
-        with self._groups_lock:
-            count = len(group.links)
-            named = list(itertools.islice(group.links.values(), _NAMED_IN_LOGS))
-        text = ", ".join(_name(link) for link in named)
-        return text if count <= len(named) else f"{text} and {count - len(named)} more link(s)"
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -178,89 +138,39 @@ class ApsPlanner(BasePlanner):
             self._add_groups(self._scheduler, links, datetime.now(timezone.utc))
 
     def _add_groups(self, scheduler: BackgroundScheduler, links: list[Link], now: datetime) -> None:
-        """Add one job per (interval, immediate) group of ``links``, on grids anchored at now;
-        dispatch the immediate groups' first transfers at once."""
-        buckets: dict[tuple[float, bool], list[Link]] = {}
-        for link in links:
-            immediate = self.immediate_transfer and link.immediate_transfer
-            buckets.setdefault((link.interval.total_seconds(), immediate), []).append(link)
-        for (seconds, immediate), members in buckets.items():
-            group = _Group(str(next(self._job_ids)), members)
-            with self._groups_lock:  # before the job exists: an immediate tick may come at once
-                self._groups[group.job_id] = group
-                for link in members:
-                    self._group_of[id(link)] = group
+        """Add one job per group of ``links``, on grids anchored at ``now``; dispatch the
+        immediate groups' first transfers at once."""
+        for group in self._groups.form(links, self._is_immediate):
             job = scheduler.add_job(
-                self._dispatch,
-                trigger=IntervalTrigger(seconds=seconds, start_date=now, timezone=timezone.utc),
+                self._groups.dispatch,
+                trigger=IntervalTrigger(
+                    seconds=group.seconds, start_date=now, timezone=timezone.utc
+                ),
                 args=(group,),
-                id=group.job_id,
+                id=group.id,
                 name=_JOB_NAME,
-                next_run_time=now + members[0].interval,
+                next_run_time=now + timedelta(seconds=group.seconds),
             )
             group.job = job
-            for link in members:
+            for link in group.links.values():
                 link.set_job(job)
-            if immediate:
+            if group.immediate:
                 # Tick 0 of the grid, dispatched here rather than by the scheduler: at start
                 # its thread is only just starting, which would make every first transfer late.
-                self._dispatch(group)
+                self._groups.dispatch(group)
+
+    def _is_immediate(self, link: Link) -> bool:
+        return self.immediate_transfer and link.immediate_transfer
 
     def _unschedule(self, link: Link) -> None:
         link.set_job(None)
-        with self._groups_lock:
-            group = self._group_of.pop(id(link), None)
-            if group is None:
-                return
-            del group.links[id(link)]
-            if group.links:
-                return
-            del self._groups[group.job_id]
-        if group.job is not None and self._scheduler is not None:
+        emptied = self._groups.remove(link)
+        if emptied is not None and emptied.job is not None and self._scheduler is not None:
             with contextlib.suppress(LookupError):  # already gone with a stopped scheduler
-                group.job.remove()
+                emptied.job.remove()
 
     def _immediate_transfers(self, links: list[Link]) -> None:
-        """The first run of an immediate link is scheduled at start time instead."""
-
-    # -- dispatch ---------------------------------------------------------------------------
-
-    def _dispatch(self, group: _Group) -> None:
-        """One tick of a group: queue each idle link's transfer on the pool (scheduler thread)."""
-        pool = self._pool
-        if pool is None:
-            return
-        with self._groups_lock:
-            members = list(group.links.values())
-        pending = group.pending
-        for link in members:
-            key = id(link)
-            if key in pending:
-                self._skip(link)
-                continue
-            pending.add(key)
-            try:
-                pool.submit(self._run_pooled, link, group)
-            except RuntimeError:  # the pool was shut down: this planner is stopping
-                pending.discard(key)
-                return
-
-    def _run_pooled(self, link: Link, group: _Group) -> None:
-        """A worker's part of a tick. A tick still queued when its link left the group
-        (removed, or the planner stopped) is dropped: it would run on shut-down nodes."""
-        try:
-            if self._group_of.get(id(link)) is group:
-                self._run_transfer(link)
-        finally:
-            group.pending.discard(id(link))
-
-    @staticmethod
-    def _skip(link: Link) -> None:
-        link.metrics.add_skipped()
-        _LOGGER.warning(
-            "%s: transfer skipped, the previous transfer of this link is still running",
-            _name(link),
-        )
+        """The first run of an immediate link is dispatched at start time instead."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -268,18 +178,14 @@ class ApsPlanner(BasePlanner):
         with self._links_lock:
             now = datetime.now(timezone.utc)  # the grid's anchor, before building the scheduler
             self._scheduler = self._new_scheduler()
-            self._pool = WorkerPool(self._threads, name="databay_bus-aps")
+            self._groups.pool = WorkerPool(self._threads, name="databay_bus-aps")
             self._add_groups(self._scheduler, self._links, now)
             self._scheduler.start()
 
     def _shutdown_planner(self, wait: bool = True) -> None:
         scheduler, self._scheduler = self._scheduler, None
-        pool, self._pool = self._pool, None
-        with self._links_lock, self._groups_lock:  # not while add_links adds groups
-            groups, self._group_of, self._groups = self._groups, {}, {}
-        for group in groups.values():
-            for link in group.links.values():
-                link.set_job(None)
+        with self._links_lock:  # not while add_links adds groups
+            pool = self._groups.close()
         if scheduler is not None and scheduler.running:  # not if a signal cut its start short
             scheduler.shutdown(wait=wait)
         if pool is not None:
@@ -312,8 +218,3 @@ class APSPlanner(ApsPlanner):
             "APSPlanner is deprecated; use ApsPlanner instead", DeprecationWarning, stacklevel=2
         )
         super().__init__(*args, **kwargs)
-
-
-def _name(link: Link) -> str:
-    """How logs name a link: its tags, as the link's own messages do, else its repr."""
-    return ".".join(link.tags) or repr(link)

@@ -135,7 +135,7 @@ def test_removing_links_from_a_group(
     assert len(removed_out.batches) == count
     planner.remove_links(kept)
     assert jobs(planner) == []  # the group is empty: its job is gone
-    assert planner._groups == {} and planner._group_of == {}
+    assert len(planner._groups) == 0 and planner._groups.of(kept) is None
 
 
 def test_purge_removes_every_group_job(planners: list[ApsPlanner]) -> None:
@@ -186,7 +186,7 @@ def test_tick_queued_when_its_link_is_removed_is_dropped(
     planners.append(planner)
     planner.start(block=False)
     assert gate.entered.wait(10)
-    group = planner._group_of[id(queued)]
+    group = planner._groups.of(queued)
     wait_until(lambda: len(group.pending) == 2, message="the second transfer is queued")
     planner.remove_links(queued)
     gate.release.set()
@@ -204,7 +204,7 @@ def test_shutdown_drops_queued_ticks_and_waits_only_for_running_ones(
     planner = ApsPlanner([blocker, queued], threads=1)
     planner.start(block=False)
     assert gate.entered.wait(10)
-    group = planner._group_of[id(queued)]
+    group = planner._groups.of(queued)
     wait_until(lambda: len(group.pending) == 2, message="the second transfer is queued")
     stopper = threading.Thread(target=planner.shutdown, kwargs={"wait": wait})
     stopper.start()
@@ -237,7 +237,7 @@ def test_restart_while_a_transfer_of_the_last_run_still_hangs(
     planner.start(block=False)
     try:
         assert gate.entered.wait(10)
-        group = planner._group_of[id(other)]
+        group = planner._groups.of(other)
         wait_until(lambda: len(group.pending) == 2, message="the second transfer is queued")
         planner.shutdown(wait=False)
         planner.start(block=False)
@@ -277,7 +277,7 @@ def test_restart_after_shutdown_builds_the_groups_again(
     first_job = links[0].job
     planner.shutdown()
     assert all(link.job is None for link in links)
-    assert planner._groups == {} and planner._group_of == {}
+    assert len(planner._groups) == 0 and all(planner._groups.of(k) is None for k in links)
     seen = [len(out.batches) for _, out in pairs]
     planner.start(block=False)
     assert links[0].job is links[1].job is not first_job

@@ -1,0 +1,161 @@
+"""Link groups: what both built-in planners schedule instead of one job per link.
+
+Links scheduled together (at ``start()``, or in one ``add_links`` call) that share an interval
+and the immediate-transfer flag form a :class:`Group`, and the scheduler gets one job per group
+on one grid. The job only dispatches: :meth:`LinkGroups.dispatch` hands each link of the group
+to the planner's worker pool and returns. A scheduler's per-job costs (adding a job, finding due
+jobs, its memory) are then paid per group: 10,000 links at one interval are one job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from databay_bus._concurrency import WorkerPool
+from databay_bus.link import Link
+
+__all__ = ["Group", "LinkGroups", "link_name"]
+
+_LOGGER = logging.getLogger("databay_bus.planners")
+_NAMED_IN_LOGS = 3  # links named when a group's tick is reported; the rest are counted
+
+
+class Group:
+    """Links with one interval and one immediate flag, scheduled together: one job.
+
+    ``pending`` holds the ids of its links with a transfer queued or running on the pool (set
+    operations are atomic). A group lives for one run of the planner, so a transfer still hung
+    from an earlier run never blocks the links of the next one.
+    """
+
+    __slots__ = ("id", "immediate", "job", "links", "pending", "seconds")
+
+    def __init__(self, group_id: str, seconds: float, immediate: bool, links: list[Link]) -> None:
+        self.id = group_id
+        self.seconds = seconds
+        self.immediate = immediate
+        self.links: dict[int, Link] = {id(link): link for link in links}  # O(1) removal
+        self.job: Any = None
+        self.pending: set[int] = set()
+
+
+class LinkGroups:
+    """A planner's groups, the worker pool they dispatch to, and the bookkeeping between.
+
+    The lock is a leaf: never held while calling the scheduler, whose thread may hold its own
+    lock while it runs a dispatch (which takes this one).
+    """
+
+    def __init__(self, run_transfer: Callable[[Link], None]) -> None:
+        self._run_transfer = run_transfer
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._group_of: dict[int, Group] = {}
+        self._groups: dict[str, Group] = {}
+        self.pool: WorkerPool | None = None
+
+    def form(self, links: Sequence[Link], immediate: Callable[[Link], bool]) -> list[Group]:
+        """Register ``links`` in new groups, one per (interval, immediate) pair."""
+        buckets: dict[tuple[float, bool], list[Link]] = {}
+        for link in links:
+            key = (link.interval.total_seconds(), immediate(link))
+            buckets.setdefault(key, []).append(link)
+        groups = [
+            Group(str(next(self._ids)), seconds, flag, members)
+            for (seconds, flag), members in buckets.items()
+        ]
+        with self._lock:  # before any job exists: a tick may come at once
+            for group in groups:
+                self._groups[group.id] = group
+                for link in group.links.values():
+                    self._group_of[id(link)] = group
+        return groups
+
+    def get(self, group_id: str) -> Group | None:
+        """The group with this id, if it is still scheduled."""
+        return self._groups.get(group_id)
+
+    def of(self, link: Link) -> Group | None:
+        """The group ``link`` is scheduled in, if any."""
+        return self._group_of.get(id(link))
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def remove(self, link: Link) -> Group | None:
+        """Take ``link`` out of its group; return the group if it is now empty (and gone)."""
+        with self._lock:
+            group = self._group_of.pop(id(link), None)
+            if group is None:
+                return None
+            del group.links[id(link)]
+            if group.links:
+                return None
+            del self._groups[group.id]
+        return group
+
+    def close(self) -> WorkerPool | None:
+        """Forget every group and clear its links' jobs (the planner stops); return the pool,
+        for the planner to shut down. Queued ticks are then dropped by the workers."""
+        with self._lock:
+            pool, self.pool = self.pool, None
+            groups = list(self._groups.values())
+            self._group_of, self._groups = {}, {}
+        for group in groups:
+            for link in group.links.values():
+                link.set_job(None)
+        return pool
+
+    def dispatch(self, group: Group) -> None:
+        """One tick of ``group``: queue each idle link's transfer on the pool and return.
+
+        A link whose previous tick is still queued or running is skipped with a WARNING and
+        counted, instead of piling up runs behind it.
+        """
+        pool = self.pool
+        if pool is None:
+            return
+        with self._lock:
+            members = list(group.links.values())
+        pending = group.pending
+        for link in members:
+            key = id(link)
+            if key in pending:
+                link.metrics.add_skipped()
+                _LOGGER.warning(
+                    "%s: transfer skipped, the previous transfer of this link is still running",
+                    link_name(link),
+                )
+                continue
+            pending.add(key)
+            try:
+                pool.submit(self._run_pooled, link, group)
+            except RuntimeError:  # the pool was shut down: the planner is stopping
+                pending.discard(key)
+                return
+
+    def _run_pooled(self, link: Link, group: Group) -> None:
+        """A worker's part of a tick. A tick still queued when its link left the group
+        (removed, or the planner stopped) is dropped: it would run on shut-down nodes."""
+        try:
+            if self.of(link) is group:
+                self._run_transfer(link)
+        finally:
+            group.pending.discard(id(link))
+
+    def describe(self, group: Group) -> str:
+        """The group's first few links and how many there are: cheap for any group size."""
+        with self._lock:
+            count = len(group.links)
+            named = list(itertools.islice(group.links.values(), _NAMED_IN_LOGS))
+        text = ", ".join(link_name(link) for link in named)
+        return text if count <= len(named) else f"{text} and {count - len(named)} more link(s)"
+
+
+def link_name(link: Link) -> str:
+    """How logs name a link: its tags, as the link's own messages do, else its repr."""
+    return ".".join(link.tags) or repr(link)
