@@ -6,7 +6,7 @@ import functools
 import logging
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import schedule
 
@@ -14,6 +14,7 @@ from databay_bus._concurrency import WorkerPool
 from databay_bus._validation import as_list, coerce_interval
 from databay_bus.errors import ScheduleIntervalError
 from databay_bus.link import Link
+from databay_bus.planners._groups import Group, LinkGroups
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
 
 __all__ = ["ScheduleIntervalError", "SchedulePlanner"]
@@ -57,7 +58,7 @@ class SchedulePlanner(BasePlanner):
         self._scheduler = schedule.Scheduler()
         self._wakeup = threading.Event()
         self._loop_thread: threading.Thread | None = None
-        self._pool: WorkerPool | None = None
+        self._groups = LinkGroups(self._run_transfer)
         super().__init__(
             links,
             ignore_exceptions=_deprecated_catch_exceptions(catch_exceptions, ignore_exceptions),
@@ -86,72 +87,83 @@ class SchedulePlanner(BasePlanner):
         super().add_links(links)
 
     def _schedule(self, link: Link) -> None:
-        if self._pool is None:
+        self._schedule_many([link])
+
+    def _schedule_many(self, links: list[Link]) -> None:
+        """One ``schedule`` job per group of ``links`` (see ``planners/_groups.py``), on a
+        grid anchored now; the immediate groups' first transfers are dispatched at once."""
+        if self._groups.pool is None or not links:
             return
-        seconds = link.interval.total_seconds()
-        job = self._scheduler.every(seconds).seconds.do(  # type: ignore[arg-type]
-            self._run_transfer, link
-        )
-        immediate = self.immediate_transfer and link.immediate_transfer
-        job.next_run = datetime.now() if immediate else datetime.now() + link.interval
-        link.set_job(job)
+        now = datetime.now()
+        for group in self._groups.form(links, self._is_immediate):
+            job = self._scheduler.every(group.seconds).seconds.do(  # type: ignore[arg-type]
+                self._groups.dispatch, group
+            )
+            job.next_run = now + timedelta(seconds=group.seconds)
+            group.job = job
+            for link in group.links.values():
+                link.set_job(job)
+            if group.immediate:
+                self._groups.dispatch(group)
         self._wakeup.set()
 
+    def _is_immediate(self, link: Link) -> bool:
+        return self.immediate_transfer and link.immediate_transfer
+
     def _unschedule(self, link: Link) -> None:
-        job = link.job
         link.set_job(None)
-        if job is not None:
-            self._scheduler.cancel_job(job)
+        emptied = self._groups.remove(link)
+        if emptied is not None and emptied.job is not None:
+            self._scheduler.cancel_job(emptied.job)
 
     def _immediate_transfers(self, links: list[Link]) -> None:
-        """The first run of an immediate link is scheduled at start time instead."""
+        """The first run of an immediate link is dispatched at start time instead."""
 
     def _start_planner(self) -> None:
         with self._links_lock:
-            self._pool = WorkerPool(self._threads, name="databay_bus-schedule")
+            self._groups.pool = pool = WorkerPool(self._threads, name="databay_bus-schedule")
             self._wakeup.clear()
-            for link in self._links:
-                self._schedule(link)
+            self._schedule_many(self._links)
         self._loop_thread = threading.Thread(
-            target=self._loop, args=(self._pool,), name="databay_bus-schedule-loop", daemon=True
+            target=self._loop, args=(pool,), name="databay_bus-schedule-loop", daemon=True
         )
         self._loop_thread.start()
 
     def _loop(self, pool: WorkerPool) -> None:
-        while self._pool is pool:
+        while self._groups.pool is pool:
             now = datetime.now()
             for job in list(self._scheduler.jobs):
                 if job.next_run is not None and job.next_run <= now:
-                    self._dispatch(job, pool, now)
+                    self._tick(job, now)
             idle = self._scheduler.idle_seconds
             limit = self.refresh_interval
             self._wakeup.wait(limit if idle is None else max(0.0, min(idle, limit)))
             self._wakeup.clear()
 
-    def _dispatch(self, job: schedule.Job, pool: WorkerPool, now: datetime) -> None:
-        assert job.job_func is not None
-        try:
-            pool.submit(job.job_func)
-        except RuntimeError:
-            return  # the pool was shut down between the check and the submit
+    def _tick(self, job: schedule.Job, now: datetime) -> None:
+        """Dispatch a due group, then move its job to the next grid point after ``now``."""
         assert isinstance(job.job_func, functools.partial) and job.next_run is not None
-        link: Link = job.job_func.args[0]
-        due, missed = job.next_run + link.interval, 0
+        group: Group = job.job_func.args[0]
+        self._groups.dispatch(group)
+        interval = timedelta(seconds=group.seconds)
+        due, missed = job.next_run + interval, 0
         while due <= now:
-            due += link.interval
+            due += interval
             missed += 1
         if missed:
-            _LOGGER.warning("%s: %d transfer(s) missed, the planner fell behind", link, missed)
+            _LOGGER.warning(
+                "%s: %d transfer(s) missed, the planner fell behind",
+                self._groups.describe(group),
+                missed,
+            )
         job.last_run = now
         job.next_run = due
 
     def _shutdown_planner(self, wait: bool = True) -> None:
-        pool, self._pool = self._pool, None
-        self._wakeup.set()
         with self._links_lock:
-            for link in self._links:
-                link.set_job(None)
+            pool = self._groups.close()
             self._scheduler.clear()  # one clear, not a list removal per job
+        self._wakeup.set()
         loop, current = self._loop_thread, threading.current_thread()
         # is_alive(): not a thread whose start() a signal interrupted
         if loop is not None and loop is not current and loop.is_alive():

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schedule
-from core_fakes import ListInlet, RecordingOutlet
+from core_fakes import GateOutlet, ListInlet, RecordingOutlet
 
 from databay_bus import Link
 from databay_bus.errors import ConfigurationError, DatabayBusError
@@ -38,8 +38,11 @@ class _Pool:
     def __init__(self) -> None:
         self.submitted: list[Any] = []
 
-    def submit(self, call: Any) -> None:
-        self.submitted.append(call)
+    def submit(self, call: Any, *args: Any) -> None:
+        self.submitted.append((call, args))
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
 
 
 def test_defaults_and_repr() -> None:
@@ -126,15 +129,20 @@ class TestGrid:
         planner.start(block=False)
         job = link.job
         start = job.next_run
-        pool = _Pool()
+        real_pool, pool = planner._groups.pool, _Pool()
+        planner._groups.pool = pool  # type: ignore[assignment]  # the loop thread ends here
+        assert real_pool is not None
+        real_pool.shutdown()
         interval = timedelta(seconds=30)
         # run 0.7 s late: the next one is still due exactly one interval after the first
-        planner._dispatch(job, pool, start + timedelta(seconds=0.7))  # type: ignore[arg-type]
+        planner._tick(job, start + timedelta(seconds=0.7))
         assert job.next_run == start + interval
+        link.job.job_func.args[0].pending.clear()  # as if each transfer had ended at once
         # 1.5 intervals late: one tick is missed (and logged), the grid is kept
-        planner._dispatch(job, pool, start + interval * 2.5)  # type: ignore[arg-type]
+        planner._tick(job, start + interval * 2.5)
         assert job.next_run == start + interval * 3
-        planner._dispatch(job, pool, start + interval * 3)  # type: ignore[arg-type]
+        link.job.job_func.args[0].pending.clear()
+        planner._tick(job, start + interval * 3)
         assert job.next_run == start + interval * 4
         assert len(pool.submitted) == 3
         missed = [r for r in databay_logs.records if "missed" in r.getMessage()]
@@ -182,3 +190,65 @@ class TestPromptShutdown:
         link, outlet = recording_link(30)
         planner.add_links(link)
         assert outlet.pushed.wait(10)  # not after the loop's 30 s sleep
+
+
+class TestGroups:
+    """Links scheduled together with one interval share one ``schedule`` job."""
+
+    def test_one_job_per_interval_and_immediate_flag(self, planners: list[SchedulePlanner]) -> None:
+        same = [recording_link(30)[0] for _ in range(3)]
+        other_interval = recording_link(60)[0]
+        not_immediate = recording_link(30, immediate_transfer=False)[0]
+        planner = SchedulePlanner([*same, other_interval, not_immediate], refresh_interval=1)
+        planners.append(planner)
+        planner.start(block=False)
+        assert all(link.job is same[0].job for link in same)
+        assert len({id(link.job) for link in [same[0], other_interval, not_immediate]}) == 3
+        assert len(planner._scheduler.jobs) == 3
+        for link in same:  # immediate: tick 0 was dispatched at start
+            assert link.outlets[0].pushed.wait(10)  # type: ignore[attr-defined]
+
+    def test_removing_links_keeps_the_group_until_it_is_empty(
+        self, planners: list[SchedulePlanner], wait_until: Callable[..., None]
+    ) -> None:
+        kept, kept_out = recording_link(0.05)
+        removed, _ = recording_link(0.05)
+        planner = SchedulePlanner([kept, removed], refresh_interval=0.05)
+        planners.append(planner)
+        planner.start(block=False)
+        planner.remove_links(removed)
+        assert removed.job is None and len(planner._scheduler.jobs) == 1
+        seen = len(kept_out.batches)
+        wait_until(lambda: len(kept_out.batches) >= seen + 3, message="kept link goes on")
+        planner.remove_links(kept)
+        assert planner._scheduler.jobs == [] and len(planner._groups) == 0
+
+    def test_link_added_while_running_gets_its_own_job(
+        self, planners: list[SchedulePlanner]
+    ) -> None:
+        first, _ = recording_link(30)
+        planner = SchedulePlanner(first, refresh_interval=1)
+        planners.append(planner)
+        planner.start(block=False)
+        late, late_out = recording_link(30)
+        planner.add_links(late)
+        assert late.job is not first.job and len(planner._scheduler.jobs) == 2
+        assert late_out.pushed.wait(10)
+
+    def test_tick_of_a_link_still_running_is_skipped_and_counted(
+        self,
+        planners: list[SchedulePlanner],
+        wait_until: Callable[..., None],
+        databay_logs: pytest.LogCaptureFixture,
+    ) -> None:
+        gate = GateOutlet()
+        link = Link(ListInlet([1]), gate, 0.05)
+        planner = SchedulePlanner(link, refresh_interval=0.05)
+        planners.append(planner)
+        planner.start(block=False)
+        try:
+            assert gate.entered.wait(10)
+            wait_until(lambda: link.metrics.skipped >= 2, message="ticks skipped while pushing")
+            assert "still running" in databay_logs.text
+        finally:
+            gate.release.set()
