@@ -744,8 +744,9 @@ def shutdown_links(links: Sequence[Link]) -> None:
     when it ends, as with ``on_shutdown``.
     """
     held: dict[int, tuple[Node, list[Link]]] = {}
+    own_shutdown = Link.on_shutdown
     for link in links:
-        if type(link).on_shutdown is not Link.on_shutdown:  # a subclass decides for itself
+        if type(link).on_shutdown is not own_shutdown:  # a subclass decides for itself
             try:
                 link.on_shutdown()
             except Exception as exc:
@@ -754,7 +755,7 @@ def shutdown_links(links: Sequence[Link]) -> None:
         if not link._detach():
             continue
         with link._nodes_lock:
-            nodes = (*link._inlets, *link._outlets)
+            nodes: tuple[Node, ...] = link._inlets + link._outlets
         for node in nodes:
             entry = held.get(id(node))
             if entry is None:
