@@ -2,7 +2,10 @@
 
 What it measures, in one run on one disk:
 
-* raw ``os.fsync`` calls per second (1-byte overwrite + fsync on a file in ``--dir``);
+* raw ``os.fsync`` calls per second on a file in ``--dir``, two ways: overwriting 1 byte
+  in place (the cheapest fsync there is) and appending 64 bytes (what the harness,
+  ``python -m benchmarks --only 5``, uses as its anchor; slower, as the file grows). The
+  B=1 ratio is printed against both;
 * records per second through ``Link(queue=SqliteQueue(...))`` with one outlet, at 1, 100
   and 1000 records per transfer: pull, encode, enqueue (one fsynced commit), push, ack
   (one commit, fsynced with the next enqueue: ``ack_sync="normal"``, see
@@ -50,19 +53,40 @@ class CountOutlet(Outlet):
         self.count += len(records)
 
 
-def fsync_rate(directory: Path, seconds: float) -> float:
+def fsync_rate(directory: Path, seconds: float, append: bool = False) -> float:
+    """fsyncs per second: after overwriting 1 byte in place, or after appending 64 bytes."""
     path = directory / "fsync.bin"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_APPEND if append else 0), 0o644)
     try:
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            os.pwrite(fd, bytes([count % 256]), 0)
+            if append:
+                os.write(fd, b"x" * 64)
+            else:
+                os.pwrite(fd, bytes([count % 256]), 0)
             os.fsync(fd)
             count += 1
         return count / (time.perf_counter() - start)
     finally:
         os.close(fd)
         path.unlink()
+
+
+def fsync_rates(directory: Path, seconds: float) -> tuple[float, float]:
+    """(overwrite, append) fsync rates, each over ``seconds / 2``."""
+    return fsync_rate(directory, seconds / 2), fsync_rate(directory, seconds / 2, append=True)
+
+
+def b1_lines(
+    label: str, rate: float, before: tuple[float, float], after: tuple[float, float]
+) -> str:
+    """A B=1 figure with its ratios to the mean fsync rates measured around it."""
+    overwrite, append = ((b + a) / 2 for b, a in zip(before, after, strict=True))
+    return (
+        f"raw fsync/s around the next line: overwrite {overwrite:,.0f}, append {append:,.0f}\n"
+        f"{label} {rate:>12,.0f}  ({rate / overwrite:.2f} x overwrite fsync rate, "
+        f"{rate / append:.2f} x append fsync rate)"
+    )
 
 
 def link_rate(directory: Path, size: int, seconds: float, ack_sync: str = "normal") -> float:
@@ -124,20 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(name)
         print(f"directory: {directory}")
         # The disk's fsync rate drifts on a shared machine: measure it right before and
-        # after each link figure and compare with their mean.
-        for size in (1, 100, 1000):
-            before = fsync_rate(directory, args.seconds / 2)
+        # after each B=1 figure and compare with their mean.
+        for sync in ("normal", "full"):
+            before = fsync_rates(directory, args.seconds)
+            rate = link_rate(directory, 1, args.seconds, ack_sync=sync)
+            label = f"queued link, B=1, ack_sync={sync!r}:".ljust(36) + " records/s"
+            print(b1_lines(label, rate, before, fsync_rates(directory, args.seconds)))
+        for size in (100, 1000):
             rate = link_rate(directory, size, args.seconds)
-            fsyncs = (before + fsync_rate(directory, args.seconds / 2)) / 2
-            extra = f"  ({rate / fsyncs:.2f} x fsync rate)" if size == 1 else ""
-            print(f"raw fsync/s (around the next line)  {fsyncs:>12,.0f}")
-            print(f"queued link, B={size:<5} records/s    {rate:>12,.0f}{extra}")
-        before = fsync_rate(directory, args.seconds / 2)
-        rate = link_rate(directory, 1, args.seconds, ack_sync="full")
-        fsyncs = (before + fsync_rate(directory, args.seconds / 2)) / 2
-        print(f"raw fsync/s (around the next line)  {fsyncs:>12,.0f}")
-        ratio = rate / fsyncs
-        print(f"ack_sync='full', B=1 records/s     {rate:>12,.0f}  ({ratio:.2f} x fsync rate)")
+            print(f"queued link, B={size:<5} records/s    {rate:>12,.0f}")
         for per_thread in (True, False):
             rate = threads_rate(directory, per_thread, args.seconds)
             label = "per-thread connections" if per_thread else "one shared connection "
