@@ -116,6 +116,19 @@ _WAITING_OVERLAPPING = (
 # The chunk holding number ?.
 _CHUNK_OF = "(SELECT MAX(first) FROM chunks WHERE first <= ?)"
 
+# Due spans of (link, outlet) in order, each with its chunk's first number; the first span
+# of each chunk also brings the chunk (count, codec, sizes, data), the others NULLs, so a
+# chunk's bytes are read once however many of its spans are due. One statement: one snapshot.
+_DUE = """
+SELECT w.first, w.last, w.chunk, c.count, c.codec, c.sizes, c.data
+FROM (SELECT first, last, chunk, LAG(chunk) OVER (ORDER BY first) AS previous
+      FROM (SELECT first, last, (SELECT MAX(c.first) FROM chunks c WHERE c.first <= w.first)
+            AS chunk FROM waiting w WHERE link = ? AND outlet = ? AND due_at <= ?
+            ORDER BY first LIMIT ?)) w
+LEFT JOIN chunks c ON c.first = w.chunk AND w.previous IS NOT w.chunk
+ORDER BY w.first
+"""
+
 # How many distinct numbers the spans of {source} cover (spans of different outlets
 # overlap): walking spans by first, each adds what lies beyond the furthest end before it.
 _COVERED = (
@@ -564,32 +577,19 @@ class SqliteQueue(RecordQueue):
         return list(range(base, base + len(datas)))
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
-        # No snapshot is needed across the two reads: a chunk only goes when no delivery
-        # of it is left, and then the spans read first were dropped meanwhile: skip them.
         with self._lock if not self._per_thread else contextlib.nullcontext():
-            conn = self._conn()
-            spans = conn.execute(
-                "SELECT first, last, (SELECT MAX(c.first) FROM chunks c WHERE c.first <= "
-                "w.first) FROM waiting w WHERE link = ? AND outlet = ? AND due_at <= ? "
-                "ORDER BY first LIMIT ?",
-                (link, outlet, now, limit),
-            ).fetchall()
-            chunks: dict[int, _Chunk] = {}
-            for chunk_first in dict.fromkeys(row[2] for row in spans):
-                row = conn.execute(
-                    "SELECT first, count, codec, sizes, data FROM chunks WHERE first = ?",
-                    (chunk_first,),
-                ).fetchone()
-                if row is not None:
-                    chunks[chunk_first] = _Chunk(*row)
+            rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
         found: list[StoredRun] = []
-        for first, last, chunk_first in spans:
-            chunk = chunks.get(chunk_first)
-            if chunk is not None:
-                found.append(chunk.stored(first, min(last, first + limit - 1)))
-                limit -= len(found[-1].datas)
-                if limit <= 0:
-                    break
+        chunk: _Chunk | None = None
+        for first, last, chunk_first, count, codec, sizes, data in rows:
+            if count is not None:  # the first span of its chunk brings the chunk along
+                chunk = _Chunk(chunk_first, count, codec, sizes, data)
+            if chunk is None or not chunk.holds(first):  # pragma: no cover - spans have chunks
+                raise QueueError(f"{self!r}: record {first} has no stored data")
+            found.append(chunk.stored(first, min(last, first + limit - 1)))
+            limit -= len(found[-1].datas)
+            if limit <= 0:
+                break
         return found
 
     def _waiting_spans(

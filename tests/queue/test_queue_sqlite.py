@@ -121,6 +121,18 @@ def test_a_batch_is_one_chunk_and_one_span_per_outlet(persistent_queue: SqliteQu
     assert [r.payload for r in queue.due("L", "b", 1500)] == list(range(1500))
 
 
+def test_chunks_are_bounded_in_bytes_too(persistent_queue: SqliteQueue) -> None:
+    """Records past 1 MiB of data start a new chunk; one bigger record is a chunk alone."""
+    queue = persistent_queue
+    big, small = "x" * (1 << 20), "y" * 1000
+    payloads = [small, big, small, small, big]
+    ids = queue.enqueue("L", recs(*payloads), [["a"]] * 5)
+    assert _rows(queue, "chunks") == 4  # [small] [big] [small, small] [big]
+    assert [r.payload for r in queue.due("L", "a", 10)] == payloads
+    assert queue.ack("L", "a", ids[1:3]) == 2
+    assert [r.payload for r in queue.due("L", "a", 10)] == [small, small, big]
+
+
 def test_partial_changes_split_spans_and_keep_each_record_apart(
     persistent_queue: SqliteQueue, clock: FakeClock
 ) -> None:
