@@ -120,13 +120,14 @@ _CHUNK_OF = "(SELECT MAX(first) FROM chunks WHERE first <= ?)"
 # of each chunk also brings the chunk (count, codec, sizes, data), the others NULLs, so a
 # chunk's bytes are read once however many of its spans are due. One statement: one snapshot.
 _DUE = """
-SELECT w.first, w.last, w.chunk, c.count, c.codec, c.sizes, c.data
+SELECT d.first, d.last, d.chunk, c.count, c.codec, c.sizes, c.data
 FROM (SELECT first, last, chunk, LAG(chunk) OVER (ORDER BY first) AS previous
-      FROM (SELECT first, last, (SELECT MAX(c.first) FROM chunks c WHERE c.first <= w.first)
-            AS chunk FROM waiting w WHERE link = ? AND outlet = ? AND due_at <= ?
-            ORDER BY first LIMIT ?)) w
-LEFT JOIN chunks c ON c.first = w.chunk AND w.previous IS NOT w.chunk
-ORDER BY w.first
+      FROM (SELECT s.first, s.last,
+                   (SELECT MAX(k.first) FROM chunks k WHERE k.first <= s.first) AS chunk
+            FROM waiting s WHERE s.link = ? AND s.outlet = ? AND s.due_at <= ?
+            ORDER BY s.first LIMIT ?)) d
+LEFT JOIN chunks c ON c.first = d.chunk AND d.previous IS NOT d.chunk
+ORDER BY d.first
 """
 
 # How many distinct numbers the spans of {source} cover (spans of different outlets
