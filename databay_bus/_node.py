@@ -75,7 +75,7 @@ class Node:
         with self._lifecycle_lock:
             held = len(self._holders)
             self._holders.difference_update(keys)  # walks ``keys``, never the (large) holders
-            if not held or len(self._holders) == held or self._holders:
+            if len(self._holders) == held or self._holders:  # none of them held it, or others do
                 return False
             self._holders = set()  # an emptied set keeps its big table; start afresh
             self.on_shutdown()

@@ -159,9 +159,6 @@ class ApsPlanner(BasePlanner):
                 # its thread is only just starting, which would make every first transfer late.
                 self._groups.dispatch(group)
 
-    def _is_immediate(self, link: Link) -> bool:
-        return self.immediate_transfer and link.immediate_transfer
-
     def _unschedule(self, link: Link) -> None:
         link.set_job(None)
         emptied = self._groups.remove(link)

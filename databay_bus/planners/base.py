@@ -371,11 +371,13 @@ class BasePlanner(abc.ABC):
 
         Planners that schedule the first run at once themselves override this with a no-op.
         """
-        if not self.immediate_transfer:
-            return
         for link in links:
-            if link.immediate_transfer and not self._start_aborted:
+            if self._is_immediate(link) and not self._start_aborted:
                 self._run_transfer(link)
+
+    def _is_immediate(self, link: Link) -> bool:
+        """True when ``link`` transfers as the planner starts (planner's and link's flag)."""
+        return self.immediate_transfer and link.immediate_transfer
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop scheduling, then shut down every link's nodes. Safe to call more than once.

@@ -107,9 +107,6 @@ class SchedulePlanner(BasePlanner):
                 self._groups.dispatch(group)
         self._wakeup.set()
 
-    def _is_immediate(self, link: Link) -> bool:
-        return self.immediate_transfer and link.immediate_transfer
-
     def _unschedule(self, link: Link) -> None:
         link.set_job(None)
         emptied = self._groups.remove(link)
