@@ -19,6 +19,7 @@ __all__ = [
     "ManualPlanner",
     "RecordingOutlet",
     "payloads",
+    "recording_link",
 ]
 
 Events = list[str]
@@ -160,6 +161,12 @@ class GateOutlet(RecordingOutlet):
         super().push(records, update)
         self.log.append(f"push-end:{self}")
         self.finished.set()
+
+
+def recording_link(interval: float = 0.1, **kwargs: Any) -> tuple[Link, RecordingOutlet]:
+    """A link from a one-record ListInlet to a new RecordingOutlet, and that outlet."""
+    outlet = RecordingOutlet()
+    return Link(ListInlet([1]), outlet, interval, **kwargs), outlet
 
 
 class ManualPlanner(BasePlanner):

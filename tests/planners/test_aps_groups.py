@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
-from core_fakes import GateOutlet, ListInlet, RecordingOutlet
+from core_fakes import GateOutlet, ListInlet, RecordingOutlet, recording_link
 
 from databay_bus import Link, Outlet, Record, Update
 from databay_bus.planners import ApsPlanner
@@ -27,11 +27,6 @@ def planners() -> Iterator[list[ApsPlanner]]:
     yield made
     for planner in made:
         planner.shutdown(wait=False)
-
-
-def recording_link(interval: float = 0.1, **kwargs: Any) -> tuple[Link, RecordingOutlet]:
-    outlet = RecordingOutlet()
-    return Link(ListInlet([1]), outlet, interval, **kwargs), outlet
 
 
 def jobs(planner: ApsPlanner) -> list[Any]:

@@ -11,7 +11,7 @@ import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
-from core_fakes import GateOutlet, ListInlet, RecordingOutlet
+from core_fakes import GateOutlet, ListInlet, RecordingOutlet, recording_link
 
 from databay_bus import Link
 from databay_bus.errors import PlannerStateError
@@ -24,11 +24,6 @@ def planners() -> Iterator[list[ApsPlanner]]:
     yield made
     for planner in made:
         planner.shutdown(wait=True)
-
-
-def recording_link(interval: float = 0.1) -> tuple[Link, RecordingOutlet]:
-    outlet = RecordingOutlet()
-    return Link(ListInlet([1]), outlet, interval), outlet
 
 
 def test_defaults_and_repr() -> None:

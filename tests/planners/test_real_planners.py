@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from core_fakes import FailingInlet, GateOutlet, ListInlet, RecordingOutlet
+from core_fakes import FailingInlet, GateOutlet, ListInlet, RecordingOutlet, recording_link
 
 from databay_bus import BasePlanner, Link
 from databay_bus.errors import PlannerStateError
@@ -58,11 +58,6 @@ def next_run(link: Link) -> datetime:
         value: datetime = job.next_run_time
         return value.astimezone(timezone.utc)
     return job.next_run.astimezone(timezone.utc)  # type: ignore[no-any-return]
-
-
-def recording_link(interval: float = 0.1, **kwargs: Any) -> tuple[Link, RecordingOutlet]:
-    outlet = RecordingOutlet()
-    return Link(ListInlet([1]), outlet, interval, **kwargs), outlet
 
 
 def test_runs_links_repeatedly(make_planner: Factory, wait_until: Callable[..., None]) -> None:

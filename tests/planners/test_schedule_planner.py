@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schedule
-from core_fakes import GateOutlet, ListInlet, RecordingOutlet
+from core_fakes import GateOutlet, ListInlet, recording_link
 
 from databay_bus import Link
 from databay_bus.errors import ConfigurationError, DatabayBusError
@@ -25,11 +25,6 @@ def planners() -> Iterator[list[SchedulePlanner]]:
     yield made
     for planner in made:
         planner.shutdown(wait=True)
-
-
-def recording_link(interval: float = 0.1, **kwargs: Any) -> tuple[Link, RecordingOutlet]:
-    outlet = RecordingOutlet()
-    return Link(ListInlet([1]), outlet, interval, **kwargs), outlet
 
 
 class _Pool:
