@@ -12,6 +12,7 @@ from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.errors import ConfigurationError, DatabayBusError
 from databay_bus.inlets.base import wrap_pulled
 from databay_bus.outlets.base import MetadataKey
+from databay_bus.records.copying import copies
 
 
 class PlainInlet(Inlet):
@@ -125,6 +126,44 @@ class TestNewRecord:
         first.metadata["x"] = 1
         assert "x" not in second.metadata
         assert "x" not in inlet.metadata
+
+    def test_records_of_one_pull_do_not_share_metadata(self) -> None:
+        first, second, third = pulled([1, 2, 3], metadata={"g": 1})
+        first.metadata["x"] = 1
+        second.metadata = {"replaced": True}
+        assert first.metadata == {"g": 1, "__inlet__": "PlainInlet(metadata={'g': 1})", "x": 1}
+        assert second.metadata == {"replaced": True}
+        assert third.metadata == {"g": 1, "__inlet__": "PlainInlet(metadata={'g': 1})"}
+        assert first.metadata is first.metadata  # the copy is made once, then kept
+
+    def test_copies_of_a_pull_do_not_share_metadata(self) -> None:
+        records = pulled([1, 2], metadata={"g": 1})
+        (copied,) = copies(records, 1)
+        assert copied == records  # equality, repr and pickling see the plain metadata
+        assert repr(copied[1]) == repr(records[1])
+        copied[0].metadata["x"] = 1
+        assert "x" not in copied[1].metadata
+        assert "x" not in records[0].metadata
+        assert type(copied[1].metadata) is dict
+
+    def test_first_reads_from_many_threads_get_one_dict(self) -> None:
+        records = pulled(list(range(200)))
+        barrier = threading.Barrier(4)
+        seen: list[list[int]] = []
+
+        def read(key: str) -> None:
+            barrier.wait()
+            seen.append([id(record.metadata) for record in records])
+            for record in records:
+                record.metadata[key] = True
+
+        threads = [threading.Thread(target=read, args=(f"t{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(ids == seen[0] for ids in seen)
+        assert all({"t0", "t1", "t2", "t3"} <= record.metadata.keys() for record in records)
 
     def test_pulled_values_get_global_metadata(self) -> None:
         (record,) = pulled(7, metadata={"g": "v"})

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from databay_bus._concurrency import is_async_callable
 from databay_bus._node import Node
 from databay_bus.records import Record, merge_metadata
+from databay_bus.records.record import pulled_records
 
 if TYPE_CHECKING:
     from databay_bus.link import Update
@@ -65,11 +66,8 @@ def wrap_pulled(inlet: Inlet, value: Any) -> list[Record]:
     if type(inlet).new_record is Inlet.new_record:
         # The metadata every record of this pull gets is the same: build it once.
         template = merge_metadata(inlet._metadata, None, str(inlet))
-        records = [
-            item if isinstance(item, Record) else Record(item, template.copy()) for item in items
-        ]
-    else:
-        records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
+        return pulled_records(items, template, inlet.name)
+    records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
     name = inlet.name
     for record in records:
         if record._inlet_name is None:
