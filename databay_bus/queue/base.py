@@ -34,6 +34,7 @@ from databay_bus._validation import optional_seconds
 from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError, describe
 from databay_bus.records import Record
 from databay_bus.records.codecs import Codec, JsonCodec, encode_record
+from databay_bus.records.record import stored_records
 
 __all__ = [
     "DeadLetter",
@@ -337,11 +338,7 @@ class RecordQueue(abc.ABC):
                     for number in range(run.first, run.first + len(run.datas))
                 ]
                 ids = [prefix + str(number) for number in numbers]
-                records = []
-                for record_id, (payload, metadata) in zip(ids, decoded, strict=True):
-                    record = Record(payload, metadata)
-                    record._id = record_id  # (not id=...: measurably slower)
-                    records.append(record)
+                records = stored_records(decoded, ids)
                 if len(self._handed_out) > _HANDED_OUT_MAX:
                     self._handed_out.clear()
                 self._handed_out.update(zip(ids, numbers, strict=True))

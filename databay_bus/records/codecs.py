@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from databay_bus.errors import RecordEncodeError
 from databay_bus.records.metadata import INLET_KEY
+from databay_bus.records.record import SharedMetadata
 
 if TYPE_CHECKING:
     from databay_bus.records.record import Record
@@ -124,9 +125,16 @@ class JsonCodec:
             return [self.encode(r.payload, r.metadata) for r in records]
         documents: list[Any] = []
         append, tagged = documents.append, _tagged
+        last: Any = None  # the records of one pull share their metadata: tag it once
         try:
             for record in records:
-                append([tagged(record.payload), tagged(record.metadata)])
+                metadata = record._metadata
+                if metadata is not last:
+                    last = metadata
+                    tagged_metadata = tagged(
+                        dict(metadata) if type(metadata) is SharedMetadata else metadata
+                    )
+                append([tagged(record.payload), tagged_metadata])
                 append(_SEPARATOR)
         except CodecError:  # say where, for the first bad record
             return [self.encode(r.payload, r.metadata) for r in records]

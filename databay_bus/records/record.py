@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["Record", "pulled_records"]
+__all__ = ["Record", "SharedMetadata", "pulled_records", "stored_records"]
 
 _materialize = threading.Lock()
 
 
-class _SharedMetadata(dict):  # type: ignore[type-arg]
+class SharedMetadata(dict):  # type: ignore[type-arg]
     """Metadata handed to all the records of one pull at once, never mutated in place: each
-    record copies it into a dict of its own the first time its ``metadata`` is read."""
+    record copies it into a dict of its own the first time its ``metadata`` is read.
+
+    Internal: code outside ``records`` sees it only in ``Record._metadata``.
+    """
 
     __slots__ = ()
 
@@ -41,11 +45,11 @@ class Record:
     def metadata(self) -> dict[str, Any]:
         """This record's metadata: a dict of its own, which processors and outlets may change."""
         metadata = self._metadata
-        if type(metadata) is _SharedMetadata:
+        if type(metadata) is SharedMetadata:
             # Two outlets may read it at once (copy_records=False): both must get one dict.
             with _materialize:
                 metadata = self._metadata
-                if type(metadata) is _SharedMetadata:
+                if type(metadata) is SharedMetadata:
                     metadata = self._metadata = dict(metadata)
         return metadata
 
@@ -94,7 +98,7 @@ def pulled_records(items: list[Any], metadata: dict[str, Any], inlet_name: str) 
     """The records of one pull: ``items`` that are Records pass through (marked with
     ``inlet_name`` unless already marked); every other item becomes a Record of its own whose
     metadata starts as ``metadata`` (copied when the record's metadata is first read)."""
-    shared = _SharedMetadata(metadata)
+    shared = SharedMetadata(metadata)
     new = object.__new__
     records: list[Record] = []
     append = records.append
@@ -108,5 +112,18 @@ def pulled_records(items: list[Any], metadata: dict[str, Any], inlet_name: str) 
         record = new(Record)
         record.payload, record._metadata, record._id = item, shared, None
         record._inlet_name = inlet_name
+        append(record)
+    return records
+
+
+def stored_records(pairs: Iterable[Sequence[Any]], ids: Iterable[str]) -> list[Record]:
+    """Records rebuilt from a queue: one per ``(payload, metadata)`` pair, with its id."""
+    new = object.__new__
+    records: list[Record] = []
+    append = records.append
+    for record_id, (payload, metadata) in zip(ids, pairs, strict=True):
+        record = new(Record)  # as in pulled_records
+        record.payload, record._metadata, record._id = payload, metadata, record_id
+        record._inlet_name = None
         append(record)
     return records

@@ -13,6 +13,7 @@ from databay_bus.errors import ConfigurationError, RecordEncodeError
 from databay_bus.queue import MemoryQueue, RetryPolicy
 from databay_bus.records import JsonCodec, MetadataKey, PickleCodec, Record
 from databay_bus.records.codecs import TAG, CodecError, encode_record
+from databay_bus.records.record import pulled_records
 
 
 class Colour(enum.IntEnum):
@@ -110,6 +111,24 @@ class TestJsonCodec:
             assert codec.encode_records([record]) == [codec.encode(record.payload, record.metadata)]
             pair = [record, records[-1]]
             assert codec.encode_records(pair) == [codec.encode(r.payload, r.metadata) for r in pair]
+
+    def test_batch_encoding_of_pulled_records_keeps_each_ones_metadata(self) -> None:
+        """Records of one pull share their metadata until read; the batch form must still
+        store each record's own metadata, also when pulls interleave or one was changed."""
+        codec = JsonCodec()
+        first = pulled_records([1, 2, 3], {"when": dt.date(2024, 1, 2)}, "first")
+        second = pulled_records([4, 5], {"__inlet__": "second"}, "second")
+        first[1].metadata["changed"] = (1, 2)
+        records = [first[0], second[0], first[1], first[2], second[1]]
+        datas = codec.encode_records(records)
+        assert datas == [codec.encode(r.payload, r.metadata) for r in records]
+        assert [codec.decode(d)[1] for d in datas] == [
+            {"when": dt.date(2024, 1, 2)},
+            {"__inlet__": "second"},
+            {"when": dt.date(2024, 1, 2), "changed": (1, 2)},
+            {"when": dt.date(2024, 1, 2)},
+            {"__inlet__": "second"},
+        ]
 
     def test_decode_many_falls_back_to_one_by_one(self) -> None:
         """Bytes that are not one [payload, metadata] array each are decoded one by one,
