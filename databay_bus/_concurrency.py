@@ -120,6 +120,9 @@ def _thread_loop() -> _TransferLoop:
 
 def _shared_background_loop() -> asyncio.AbstractEventLoop:
     global _background_loop
+    started = _background_loop  # made once, never replaced: no lock once it exists
+    if started is not None:
+        return started
     with _background_lock:
         if _background_loop is None:
             loop = asyncio.new_event_loop()

@@ -542,7 +542,11 @@ class Link:
                     except Exception as exc:
                         results = [exc]
                 else:
-                    gate = asyncio.Semaphore(self.inlet_concurrency)
+                    gate = (
+                        asyncio.Semaphore(self.inlet_concurrency)
+                        if self.inlet_concurrency < len(inlets)
+                        else None
+                    )
                     results = await gather_results(
                         [_pull_gated(inlet, run.update, gate, loop) for inlet in inlets]
                     )
@@ -835,8 +839,12 @@ def _pull_value(inlet: Inlet, update: Update, loop: asyncio.AbstractEventLoop) -
 
 
 async def _pull_gated(
-    inlet: Inlet, update: Update, gate: asyncio.Semaphore, loop: asyncio.AbstractEventLoop
+    inlet: Inlet, update: Update, gate: asyncio.Semaphore | None, loop: asyncio.AbstractEventLoop
 ) -> list[Record]:
-    async with gate:
+    """One inlet's pull; with a ``gate``, only while holding it (None: no limit to keep)."""
+    if gate is None:
         value = await _pull_value(inlet, update, loop)
+    else:
+        async with gate:
+            value = await _pull_value(inlet, update, loop)
     return wrap_pulled(inlet, value)
