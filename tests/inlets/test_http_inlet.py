@@ -181,6 +181,28 @@ def test_one_session_reused_across_pulls_and_threads(
     assert inlet._session is not session
 
 
+def test_inlets_share_connections_and_the_last_one_closes_them(
+    server: LocalServer, inlets: list[HttpInlet]
+) -> None:
+    first = make(inlets, server.url("/echo"), headers={"X-Who": "first"})
+    second = make(inlets, server.url("/echo"), headers={"X-Who": "second"})
+    assert pull(first)[0].payload["headers"]["X-Who"] == "first"
+    assert pull(second)[0].payload["headers"]["X-Who"] == "second"
+    assert first._session is not second._session  # own headers, timeout and cookies
+    assert first._session is not None and second._session is not None
+    connector = first._session.connector
+    assert connector is not None and connector is second._session.connector
+    peers = {peer for _, peer in server.requests}
+    assert len(peers) == 1, f"expected the second inlet to reuse the connection, saw {peers}"
+    first.on_shutdown()
+    assert not connector.closed  # still used by the second inlet
+    assert pull(second)[0].payload["headers"]["X-Who"] == "second"
+    second.on_shutdown()
+    assert connector.closed
+    assert pull(first)[0].payload["headers"]["X-Who"] == "first"  # a new session and connector
+    assert first._session is not None and first._session.connector is not connector
+
+
 def test_link_transfers_close_session_on_shutdown(
     server: LocalServer, inlets: list[HttpInlet]
 ) -> None:
