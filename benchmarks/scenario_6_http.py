@@ -1,10 +1,11 @@
 """Scenario 6: many HTTP inlets on one link.
 
 200 ``HttpInlet(url)`` on one link, one outlet, against a local aiohttp server (a separate
-process on 127.0.0.1); ``link.transfer()`` in a loop, after one warm-up transfer. Baseline: a
-bare aiohttp program doing the same 200 GETs with ``asyncio.gather`` on one ``ClientSession``
-(kept open across rounds, default connector) and decoding each JSON body. Figure: time per
-transfer (per round of 200 requests).
+process on 127.0.0.1). Baseline: a bare aiohttp program doing the same 200 GETs with
+``asyncio.gather`` on one ``ClientSession`` (kept open across rounds, default connector) and
+decoding each JSON body. Each library's worker alternates one ``link.transfer()`` with one bare
+round, after one warm-up of each, and reports the median of each. Figure: time per transfer
+(per round of 200 requests), and its ratio to the bare rounds measured beside it.
 Target: databay_bus <= 1.2x the bare time.
 """
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,6 @@ from benchmarks._common import (
     make_link,
     node_classes,
     status,
-    timed_loop,
     verdict,
 )
 
@@ -73,58 +75,76 @@ def runner_context(mode: str) -> Iterator[dict[str, Any]]:
 
 
 def cases(mode: str) -> list[dict[str, Any]]:
-    """The link on both libraries, and the bare baseline (run in the project's env)."""
-    common = {"inlets": _INLETS[mode], "repeats": _REPEATS[mode]}
+    """One case on both libraries: the link, interleaved with the bare baseline."""
     return [
-        {"id": "bare aiohttp gather", "kind": "bare", "libs": [BUS], **common},
-        {"id": "HttpInlets", "kind": "link", "libs": list(LIBS), **common},
+        {
+            "id": "HttpInlets",
+            "libs": list(LIBS),
+            "inlets": _INLETS[mode],
+            "repeats": _REPEATS[mode],
+        }
     ]
 
 
 def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
-    """Time one transfer of N HttpInlets, or one bare round of N requests."""
-    if case["kind"] == "bare":
-        return _bare(case["url"], case["inlets"], _MIN_TIME[mode])
+    """Alternate one link transfer of N HttpInlets with one bare round of N requests.
+
+    Round by round in one process, so the two figures share this machine's moment: a drift
+    in its speed (or in the server's) lands on both, not on whichever ran during it.
+    """
     try:
         http_inlet = importlib.import_module(f"{lib}.inlets").HttpInlet
     except (ImportError, AttributeError) as exc:
         raise Unavailable(f"{lib}.inlets.HttpInlet: {exc}") from exc
+    url, count = case["url"], case["inlets"]
     outlet = node_classes(lib)["CountOutlet"]()
-    inlets = [http_inlet(case["url"]) for _ in range(case["inlets"])]
-    link = make_link(lib, inlets, [outlet], 60.0)
+    link = make_link(lib, [http_inlet(url) for _ in range(count)], [outlet], 60.0)
+    bare_round, close_bare = _bare(url, count)
     link.on_start()
     try:
-        count, seconds = timed_loop(link.transfer, _MIN_TIME[mode], min_count=3, warmup=1)
+        link.transfer()
+        bare_round()
+        times: dict[str, list[float]] = {"bare": [], "link": []}
+        clock = time.perf_counter
+        deadline = clock() + 2 * _MIN_TIME[mode]
+        while clock() < deadline or len(times["link"]) < 3:
+            for side, call in (("bare", bare_round), ("link", link.transfer)):
+                started = clock()
+                call()
+                times[side].append(clock() - started)
     finally:
         link.on_shutdown()
-    if outlet.count != (count + 1) * case["inlets"]:
-        raise AssertionError(f"got {outlet.count} records in {count + 1} transfers")
-    return {"s_per_transfer": seconds / count}
+        close_bare()
+    if outlet.count != (len(times["link"]) + 1) * count:
+        raise AssertionError(f"got {outlet.count} records in {len(times['link']) + 1} transfers")
+    return {
+        "s_per_transfer": statistics.median(times["link"]),
+        "bare_s_per_round": statistics.median(times["bare"]),
+    }
 
 
-def _bare(url: str, requests: int, min_time: float) -> dict[str, Any]:
+def _bare(url: str, requests: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The baseline: a round of ``requests`` GETs gathered on one kept-open ClientSession,
+    each JSON body decoded; returns (one round, close)."""
     import aiohttp
 
     loop = asyncio.new_event_loop()
-    try:
-        session = loop.run_until_complete(_session(aiohttp))
+    session = loop.run_until_complete(_session(aiohttp))
 
-        async def fetch() -> Any:
-            async with session.get(url) as response:
-                return await response.json()
+    async def fetch() -> Any:
+        async with session.get(url) as response:
+            return await response.json()
 
-        async def one_round() -> None:
-            results = await asyncio.gather(*(fetch() for _ in range(requests)))
-            if len(results) != requests:
-                raise AssertionError("lost a response")
+    async def one_round() -> None:
+        results = await asyncio.gather(*(fetch() for _ in range(requests)))
+        if len(results) != requests:
+            raise AssertionError("lost a response")
 
-        count, seconds = timed_loop(
-            lambda: loop.run_until_complete(one_round()), min_time, min_count=3, warmup=1
-        )
+    def close() -> None:
         loop.run_until_complete(session.close())
-    finally:
         loop.close()
-    return {"s_per_transfer": seconds / count}
+
+    return lambda: loop.run_until_complete(one_round()), close
 
 
 async def _session(aiohttp: Any) -> Any:
@@ -132,27 +152,26 @@ async def _session(aiohttp: Any) -> Any:
 
 
 def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
-    """The bare baseline, then the link on both libraries against it."""
-    bare_side = results.get("bare aiohttp gather", {}).get(BUS)
-    bare = (bare_side or {}).get("s_per_transfer")
+    """The bare baseline, then the link on both libraries, each against its own bare rounds."""
     sides = results.get("HttpInlets", {})
-    old = sides.get(DATABAY, {}).get("s_per_transfer")
-    new = sides.get(BUS, {}).get("s_per_transfer")
+    new_side, old_side = sides.get(BUS, {}), sides.get(DATABAY, {})
+    new, bare = new_side.get("s_per_transfer"), new_side.get("bare_s_per_round")
+    old, old_bare = old_side.get("s_per_transfer"), old_side.get("bare_s_per_round")
     n = _INLETS[mode]
     ratio = new / bare if new and bare else None
     return [
         Row(
             ID,
             f"bare aiohttp gather of {n} GETs: time per round",
-            fmt_time(bare) if bare else status(bare_side),
+            fmt_time(bare) if bare else status(new_side),
         ),
         Row(
             ID,
             f"{n} HttpInlets on one link: time per transfer",
-            fmt_time(old) if old else status(sides.get(DATABAY)),
-            fmt_time(new) if new else status(sides.get(BUS)),
+            fmt_time(old) if old else status(old_side),
+            fmt_time(new) if new else status(new_side),
             (fmt_ratio(ratio, "the bare time") if ratio else "—")
-            + (f"; Databay {old / bare:.3g}{TIMES} bare" if old and bare else ""),
+            + (f"; Databay {old / old_bare:.3g}{TIMES} bare" if old and old_bare else ""),
             f"{LE} {TARGET:g}{TIMES} the bare time",
             verdict(None if ratio is None else ratio <= TARGET),
         ),
