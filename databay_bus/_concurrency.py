@@ -20,6 +20,7 @@ import itertools
 import queue
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ __all__ = [
 T = TypeVar("T")
 
 _local = threading.local()
+_TASK_NAME = "databay_bus transfer"
 _background_loop: asyncio.AbstractEventLoop | None = None
 _background_lock = threading.Lock()
 
@@ -60,6 +62,11 @@ class _TransferLoop(asyncio.SelectorEventLoop):
 
     _first_step: list[tuple[Callable[[], object], contextvars.Context | None]] | None = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Bound once: what _drive installs as this thread's async-generator hooks.
+        self.asyncgen_hooks = (self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)  # type: ignore[attr-defined]
+
     def call_soon(  # type: ignore[override]
         self,
         callback: Callable[..., object],
@@ -75,12 +82,13 @@ class _TransferLoop(asyncio.SelectorEventLoop):
 
     def eager_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """A task of ``coro`` that has already run up to its first real wait."""
+        # A fixed name says what the task is, and spares 3.11 formatting "Task-<n>" (~0.7 us).
         if sys.version_info >= (3, 12):
-            return asyncio.Task(coro, loop=self, eager_start=True)
+            return asyncio.Task(coro, loop=self, eager_start=True, name=_TASK_NAME)
         taken: list[tuple[Callable[[], object], contextvars.Context | None]] = []
         self._first_step = taken
         try:
-            task = asyncio.Task(coro, loop=self)
+            task = asyncio.Task(coro, loop=self, name=_TASK_NAME)
         finally:
             self._first_step = None
         step, context = taken[0]
@@ -94,7 +102,7 @@ class _TransferLoop(asyncio.SelectorEventLoop):
         """True when a ready callback or a timer that is due waits for a loop turn."""
         scheduled = self._scheduled  # type: ignore[attr-defined]
         return bool(self._ready) or (  # type: ignore[attr-defined]
-            bool(scheduled) and scheduled[0].when() <= self.time()
+            bool(scheduled) and scheduled[0].when() <= time.monotonic()  # = self.time()
         )
 
 
@@ -169,17 +177,14 @@ def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
         return loop.run_until_complete(coro)
     hooks = sys.get_asyncgen_hooks()
     loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
-    sys.set_asyncgen_hooks(
-        firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
-        finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
-    )
+    sys.set_asyncgen_hooks(*loop.asyncgen_hooks)
     asyncio.events._set_running_loop(loop)
     task: asyncio.Task[T] | None = None
     try:
         task = loop.eager_task(coro)
         while not task.done():
             loop._run_once()  # type: ignore[attr-defined]
-        if loop.has_due_callbacks():
+        if (loop._ready or loop._scheduled) and loop.has_due_callbacks():  # type: ignore[attr-defined]
             loop.call_soon(_nothing)  # a turn that polls I/O without blocking
             loop._run_once()  # type: ignore[attr-defined]
     finally:

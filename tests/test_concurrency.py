@@ -89,15 +89,17 @@ def test_fallback_for_loops_without_run_once() -> None:
     assert calls == ["run_until_complete"]
 
 
-async def _first_step_probe() -> tuple[bool, bool]:
+async def _first_step_probe() -> tuple[bool, bool, str]:
     # No await before these checks: they run in the task's eager first step.
     task = asyncio.current_task()
-    return task is not None, task is not None and task.get_loop() is asyncio.get_running_loop()
+    assert task is not None
+    return True, task.get_loop() is asyncio.get_running_loop(), task.get_name()
 
 
 def test_first_step_runs_inside_a_real_task() -> None:
-    """Code before the first await (aiohttp's timers, asyncio.timeout) sees its task."""
-    assert run_coroutine(_first_step_probe()) == (True, True)
+    """Code before the first await (aiohttp's timers, asyncio.timeout) sees its task, whose
+    name says what it runs."""
+    assert run_coroutine(_first_step_probe()) == (True, True, "databay_bus transfer")
 
     async def with_timeout() -> str:
         async with asyncio.timeout(5):  # raises RuntimeError outside a task
