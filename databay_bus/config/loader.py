@@ -26,6 +26,7 @@ from databay_bus.inlets.base import Inlet
 from databay_bus.link import Link
 from databay_bus.outlets.base import Outlet
 from databay_bus.planners.base import BasePlanner
+from databay_bus.queue.sqlite import SqliteQueue
 from databay_bus.routing import PredicateRouter, Router
 
 __all__ = ["LinkSpec", "build", "close_quietly", "load", "loads", "parse_duration"]
@@ -406,6 +407,9 @@ class _Builder:
             # validate: check the arguments, but never open (and lock) a queue file that a
             # running pipeline may hold; an in-memory queue stands in for it.
             def construct(target: Any, kwargs: dict[str, Any]) -> Any:
+                if inspect.isclass(target) and issubclass(target, SqliteQueue):
+                    own = ("path", "busy_timeout", "ack_sync")
+                    target.check_arguments(**{k: v for k, v in kwargs.items() if k in own})
                 memory_queue = import_path(QUEUE_KINDS["memory"])
                 common = ("codec", "retention", "purge_interval")
                 return memory_queue(**{k: v for k, v in kwargs.items() if k in common})

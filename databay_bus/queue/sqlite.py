@@ -257,19 +257,7 @@ class SqliteQueue(RecordQueue):
         super().__init__(
             codec=codec, clock=clock, retention=retention, purge_interval=purge_interval
         )
-        if str(path) == ":memory:" or str(path).startswith("file:"):
-            raise ConfigurationError(
-                f"SqliteQueue: path must be a file path, got {describe(path)}; "
-                f"use MemoryQueue for a queue in memory"
-            )
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
-            raise ConfigurationError(
-                f"SqliteQueue: busy_timeout must be seconds, got {describe(busy_timeout)}"
-            )
-        if ack_sync not in _ACK_SYNC:
-            raise ConfigurationError(
-                f"SqliteQueue: ack_sync must be 'normal' or 'full', got {describe(ack_sync)}"
-            )
+        self.check_arguments(path, busy_timeout=busy_timeout, ack_sync=ack_sync)
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
         self.ack_sync = ack_sync
@@ -289,6 +277,27 @@ class SqliteQueue(RecordQueue):
         except BaseException:
             self._do_close()
             raise
+
+    @staticmethod
+    def check_arguments(
+        path: str | os.PathLike[str], *, busy_timeout: float = 30.0, ack_sync: str = "normal"
+    ) -> None:
+        """Raise ConfigurationError for a ``path``, ``busy_timeout`` or ``ack_sync`` the
+        constructor would refuse, without opening anything (``databay-bus validate`` uses it
+        so a dry run never touches a file a running pipeline holds)."""
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            raise ConfigurationError(
+                f"SqliteQueue: path must be a file path, got {describe(path)}; "
+                f"use MemoryQueue for a queue in memory"
+            )
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+            raise ConfigurationError(
+                f"SqliteQueue: busy_timeout must be seconds, got {describe(busy_timeout)}"
+            )
+        if ack_sync not in _ACK_SYNC:
+            raise ConfigurationError(
+                f"SqliteQueue: ack_sync must be 'normal' or 'full', got {describe(ack_sync)}"
+            )
 
     @property
     def queue_id(self) -> str:

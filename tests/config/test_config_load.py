@@ -289,6 +289,24 @@ def test_dry_run_still_checks_the_queue_arguments(tmp_path: Path) -> None:
         loads(f"[queue]\npath = '{tmp_path / 'q'}'\nbusy = 3\n" + LINK, dry_run=True)
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("ack_sync = 'sometimes'", r"ack_sync must be 'normal' or 'full', got 'sometimes'"),
+        ("busy_timeout = 'long'", r"busy_timeout must be seconds, got 'long'"),
+    ],
+)
+def test_dry_run_checks_what_only_sqlitequeue_takes(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    from databay_bus.errors import ConfigError
+
+    queue_path = tmp_path / "never.sqlite3"
+    with pytest.raises(ConfigError, match=message):
+        loads(f"[queue]\npath = '{queue_path}'\n{line}\n" + LINK, dry_run=True)
+    assert not queue_path.exists()
+
+
 def test_run_stops_after_the_requested_transfers_and_closes_the_queue() -> None:
     pipeline = loads("[queue]\nkind = 'memory'\n" + LINK.replace("interval = 1", "interval = 0.05"))
     reason = pipeline.run(transfers=3)
