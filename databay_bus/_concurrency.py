@@ -184,7 +184,7 @@ def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
         task = loop.eager_task(coro)
         while not task.done():
             loop._run_once()  # type: ignore[attr-defined]
-        if (loop._ready or loop._scheduled) and loop.has_due_callbacks():  # type: ignore[attr-defined]
+        if loop.has_due_callbacks():
             loop.call_soon(_nothing)  # a turn that polls I/O without blocking
             loop._run_once()  # type: ignore[attr-defined]
     finally:

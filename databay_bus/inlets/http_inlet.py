@@ -63,9 +63,7 @@ class _Connectors:
         self._shared: dict[ssl.SSLContext | bool, tuple[aiohttp.TCPConnector, int]] = {}
 
     def acquire(self, tls: ssl.SSLContext | bool) -> aiohttp.TCPConnector:
-        connector, users = self._shared.get(tls, (None, 0))
-        if connector is None or connector.closed:
-            connector, users = aiohttp.TCPConnector(ssl=tls, limit=0), 0
+        connector, users = self._shared.get(tls) or (aiohttp.TCPConnector(ssl=tls, limit=0), 0)
         self._shared[tls] = (connector, users + 1)
         return connector
 
