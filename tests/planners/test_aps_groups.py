@@ -23,6 +23,7 @@ from databay_bus.planners import ApsPlanner
 
 @pytest.fixture
 def planners() -> Iterator[list[ApsPlanner]]:
+    """As conftest's, but shutdown(wait=False): tests here leave transfers hung on a gate."""
     made: list[ApsPlanner] = []
     yield made
     for planner in made:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timezone
 from typing import Any
 
@@ -16,14 +16,6 @@ from core_fakes import GateOutlet, ListInlet, RecordingOutlet, recording_link
 from databay_bus import Link
 from databay_bus.errors import PlannerStateError
 from databay_bus.planners import APSPlanner, ApsPlanner
-
-
-@pytest.fixture
-def planners() -> Iterator[list[ApsPlanner]]:
-    made: list[ApsPlanner] = []
-    yield made
-    for planner in made:
-        planner.shutdown(wait=True)
 
 
 def test_defaults_and_repr() -> None:

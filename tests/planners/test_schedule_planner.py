@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,14 +17,6 @@ from databay_bus import Link
 from databay_bus.errors import ConfigurationError, DatabayBusError
 from databay_bus.planners import SchedulePlanner
 from databay_bus.planners.schedule_planner import ScheduleIntervalError
-
-
-@pytest.fixture
-def planners() -> Iterator[list[SchedulePlanner]]:
-    made: list[SchedulePlanner] = []
-    yield made
-    for planner in made:
-        planner.shutdown(wait=True)
 
 
 class _Pool:
