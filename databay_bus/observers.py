@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "LinkAdded",
     "LinkRemoved",
+    "LogObserver",
     "Observer",
     "ObserverDispatcher",
     "PlannerStarted",
@@ -198,3 +199,39 @@ class ObserverDispatcher:
             with self._drained:
                 self._pending -= 1
                 self._drained.notify_all()
+
+
+class LogObserver(Observer):
+    """Logs every planner event as one line (the pipeline file's ``observers = ["log"]``).
+
+    Args:
+        level: the logging level name or number of the lines.
+    """
+
+    def __init__(self, level: str | int = "INFO") -> None:
+        self.level = logging.getLevelName(level) if isinstance(level, str) else level
+        if not isinstance(self.level, int):
+            raise ValueError(f"LogObserver: unknown logging level {level!r}")
+
+    def notify(self, event: Event) -> None:
+        fields = []
+        for name in (
+            "link",
+            "update",
+            "outlet",
+            "count",
+            "pulled",
+            "pushed",
+            "duration",
+            "record_id",
+            "exception",
+        ):
+            value = getattr(event, name, None)
+            if value is None:
+                continue
+            if name == "link":
+                value = ".".join(value.tags) or repr(value)
+            elif name == "duration":
+                value = f"{value:.3f}s"
+            fields.append(f"{name}={value}")
+        _LOGGER.log(self.level, "%s %s", type(event).__name__, " ".join(fields))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from databay_bus.config.loader import build, load, loads, parse_duration
 from databay_bus.config.names import BUILTINS
-from databay_bus.config.pipeline import LogObserver, Pipeline
+from databay_bus.config.pipeline import Pipeline
 from databay_bus.errors import ConfigError
+from databay_bus.observers import LogObserver
 
 __all__ = [
     "BUILTINS",

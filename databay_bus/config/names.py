@@ -46,7 +46,7 @@ BUILTINS: dict[str, dict[str, str]] = {
         "pickle": "databay_bus.records.codecs.PickleCodec",
     },
     "observer": {
-        "log": "databay_bus.config.pipeline.LogObserver",
+        "log": "databay_bus.observers.LogObserver",
     },
 }
 

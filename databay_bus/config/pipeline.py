@@ -10,51 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from databay_bus.config.loader import LinkSpec, close_quietly
+from databay_bus.config.links import LinkSpec
+from databay_bus.config.queues import close_quietly
 from databay_bus.link import Link
 from databay_bus.observers import Event, Observer, TransferCompleted
 from databay_bus.planners.base import BasePlanner, PlannerState
+from databay_bus.queue.base import RecordQueue
 
-__all__ = ["LogObserver", "Pipeline", "status_line"]
+__all__ = ["Pipeline", "status_line"]
 
 _LOGGER = logging.getLogger(__name__)
 _SECRET = re.compile(r"token|secret|password|passwd|authori[sz]ation|api_?key|headers|auth", re.I)
-
-
-class LogObserver(Observer):
-    """Logs every planner event as one line (the pipeline file's ``observers = ["log"]``).
-
-    Args:
-        level: the logging level name or number of the lines.
-    """
-
-    def __init__(self, level: str | int = "INFO") -> None:
-        self.level = logging.getLevelName(level) if isinstance(level, str) else level
-        if not isinstance(self.level, int):
-            raise ValueError(f"LogObserver: unknown logging level {level!r}")
-
-    def notify(self, event: Event) -> None:
-        fields = []
-        for name in (
-            "link",
-            "update",
-            "outlet",
-            "count",
-            "pulled",
-            "pushed",
-            "duration",
-            "record_id",
-            "exception",
-        ):
-            value = getattr(event, name, None)
-            if value is None:
-                continue
-            if name == "link":
-                value = ".".join(value.tags) or repr(value)
-            elif name == "duration":
-                value = f"{value:.3f}s"
-            fields.append(f"{name}={value}")
-        _LOGGER.log(self.level, "%s %s", type(event).__name__, " ".join(fields))
 
 
 def status_line(entry: dict[str, Any]) -> str:
@@ -100,7 +66,7 @@ class Pipeline:
 
     planner: BasePlanner
     links: list[Link]
-    queues: list[Any] = field(default_factory=list)
+    queues: list[RecordQueue] = field(default_factory=list)
     observers: list[Callable[[Event], None]] = field(default_factory=list)
     log_level: int | None = None
     source: str = "<pipeline>"

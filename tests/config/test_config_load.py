@@ -208,7 +208,7 @@ def test_observers_by_name_function_and_class(caplog: pytest.LogCaptureFixture) 
     pipeline.planner.remove_observer(import_path("pipeline_nodes.is_big"))
     pipeline.planner.force_transfer()
     assert pipeline.planner.flush_observers(timeout=10)
-    lines = [r.getMessage() for r in caplog.records if r.name == "databay_bus.config.pipeline"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "databay_bus.observers"]
     assert any(line.startswith("TransferCompleted link=t update=t.0") for line in lines), lines
 
 
