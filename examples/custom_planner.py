@@ -22,7 +22,7 @@ from databay_bus.outlets import PrintOutlet
 class ThreadPlanner(BasePlanner):
     """Runs each link on its own daemon thread, sleeping ``interval`` between transfers."""
 
-    _start_planner_blocks = False  # _start_planner returns at once
+    # _start_planner returns at once (the default): start() returns too, as in Databay.
 
     def __init__(self, links: Link | list[Link] | None = None) -> None:
         self._stop = threading.Event()

@@ -22,7 +22,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from databay_bus._concurrency import WorkerPool
-from databay_bus.errors import PlannerStateError
 from databay_bus.link import Link
 from databay_bus.planners._groups import LinkGroups
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
@@ -77,7 +76,7 @@ class ApsPlanner(BasePlanner):
     every ``start()``, so a stopped planner can start again.
     """
 
-    _start_planner_blocks = False
+    _blocking_start = True  # start() waits until shutdown, as Databay's ApsPlanner does
 
     def __init__(
         self,
@@ -189,19 +188,33 @@ class ApsPlanner(BasePlanner):
             pool.shutdown(wait=wait)
 
     def pause(self) -> None:
-        """Stop starting transfers until :meth:`resume`; transfers in flight finish."""
-        self._running_scheduler("pause").pause()
+        """Stop starting transfers until :meth:`resume`; transfers in flight finish.
+
+        Also works while the planner is starting (e.g. right after
+        ``Thread(target=planner.start).start()``): it is applied once the scheduler runs.
+
+        Raises:
+            PlannerStateError: the planner is neither starting nor running.
+        """
+        self._request_pause(True, "pause")
         _LOGGER.info("Pausing %s", self)
 
     def resume(self) -> None:
-        """Start transferring again after :meth:`pause`."""
-        self._running_scheduler("resume").resume()
+        """Start transferring again after :meth:`pause` (also while starting).
+
+        Raises:
+            PlannerStateError: the planner is neither starting nor running.
+        """
+        self._request_pause(False, "resume")
         _LOGGER.info("Resuming %s", self)
 
-    def _running_scheduler(self, action: str) -> BackgroundScheduler:
-        if self._scheduler is None or not self.running:
-            raise PlannerStateError(f"{self!r} cannot {action}: it is {self.state.value}")
-        return self._scheduler
+    def _pause_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.pause()
+
+    def _resume_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.resume()
 
     def __repr__(self) -> str:
         return f"ApsPlanner(threads:{self._threads})"

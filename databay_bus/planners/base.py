@@ -8,9 +8,12 @@ started again after it stopped. Subclasses bring a scheduler by implementing fou
   every ``link.interval`` (and call ``link.set_job``);
 * ``_start_planner()`` / ``_shutdown_planner(wait)``: start and stop the scheduler.
 
-Set ``_start_planner_blocks = False`` when ``_start_planner`` returns at once (as both
-built-in planners do); Databay-style planners whose ``_start_planner`` blocks until shutdown
-keep the default ``True`` and are run on a background thread by ``start(block=False)``.
+As in Databay, ``start()`` returns when ``_start_planner`` returns: a subclass whose
+``_start_planner`` starts a background scheduler and returns has a non-blocking ``start()``.
+A subclass whose ``_start_planner`` blocks until shutdown says so with
+``_start_planner_blocks = True`` (``start(block=False)`` then runs it on a thread). The built-in
+planners return at once from ``_start_planner`` but set ``_blocking_start = True``: their
+``start()`` waits until shutdown, as Databay's built-in planners do.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import enum
 import logging
 import signal
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -113,7 +117,10 @@ class BasePlanner(abc.ABC):
         shutdown_at_exit: shut down gracefully when the interpreter exits normally.
     """
 
-    _start_planner_blocks: bool = True
+    _start_planner_blocks: bool = False
+    """True when ``_start_planner`` runs the scheduler in the calling thread until shutdown."""
+    _blocking_start: bool = False
+    """True when ``start()`` without ``block`` waits until shutdown (the built-in planners)."""
 
     def __init__(
         self,
@@ -126,11 +133,14 @@ class BasePlanner(abc.ABC):
         self._link_ids: set[int] = set()  # identity index of _links: O(1) duplicate checks
         self._links_lock = threading.RLock()
         self._state_lock = threading.Lock()
+        self._state_changed = threading.Condition(self._state_lock)
         self._state = PlannerState.STOPPED
         self._stopped = threading.Event()
         self._stopped.set()
         self._start_aborted = False  # a failure or shutdown() arrived while starting
         self._starting_thread: threading.Thread | None = None
+        self._paused = False  # pause() asked for; applied by _enter_running if asked early
+        self._transferring: set[int] = set()  # ids of links in a transfer this planner runs
         self.ignore_exceptions = ignore_exceptions
         self.immediate_transfer = immediate_transfer
         self._shutdown_at_exit = False
@@ -261,24 +271,29 @@ class BasePlanner(abc.ABC):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, block: bool = True) -> None:
+    def start(self, block: bool | None = None) -> None:
         """Start every link's nodes, then scheduling.
 
         Args:
-            block: wait until the planner is shut down (Databay's behaviour; in the main
-                thread SIGINT and SIGTERM shut it down gracefully). With ``block=False``
-                return as soon as the planner runs, for embedding in an application.
+            block: wait until the planner is shut down (in the main thread SIGINT and
+                SIGTERM then shut it down gracefully). With ``block=False`` return as soon
+                as the planner runs, for embedding in an application. The default is
+                Databay's: the built-in planners block; a subclass whose ``_start_planner``
+                returns at once returns then too.
 
         Raises:
             PlannerStateError: the planner is not stopped.
         """
+        if block is None:
+            block = self._blocking_start or self._start_planner_blocks
         with self._state_lock:
             if self._state is not PlannerState.STOPPED:
                 raise PlannerStateError(
                     f"{self!r} cannot start: it is {self._state.value}, not stopped"
                 )
-            self._state = PlannerState.STARTING
+            self._set_state(PlannerState.STARTING)
             self._start_aborted = False
+            self._paused = False
             self._starting_thread = threading.current_thread()
             self._stopped.clear()
         _LOGGER.info("Starting %s", self)
@@ -340,13 +355,20 @@ class BasePlanner(abc.ABC):
         with self._state_lock:
             if self._start_aborted:
                 return False
-            self._state = PlannerState.RUNNING
+            self._set_state(PlannerState.RUNNING)
+            if self._paused:  # pause() arrived while starting: apply it now the scheduler runs
+                self._pause_scheduler()
         self._observers.emit(PlannerStarted(self))
         return True
 
+    def _set_state(self, state: PlannerState) -> None:
+        """Move to ``state``; the caller holds ``_state_lock``."""
+        self._state = state
+        self._state_changed.notify_all()
+
     def _abort_start(self, scheduler_started: bool = False) -> None:
         with self._state_lock:
-            self._state = PlannerState.STOPPING
+            self._set_state(PlannerState.STOPPING)
         self._wind_down(wait=True, stop_scheduler=scheduler_started, announce=False)
 
     def _wind_down(self, wait: bool, stop_scheduler: bool, announce: bool) -> None:
@@ -361,7 +383,7 @@ class BasePlanner(abc.ABC):
                 _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
         shutdown_links(self.links)  # nodes shared by many links are released in one step
         with self._state_lock:
-            self._state = PlannerState.STOPPED
+            self._set_state(PlannerState.STOPPED)
         if announce:
             self._observers.emit(PlannerStopped(self))
         self._stopped.set()
@@ -382,27 +404,63 @@ class BasePlanner(abc.ABC):
     def shutdown(self, wait: bool = True) -> None:
         """Stop scheduling, then shut down every link's nodes. Safe to call more than once.
 
+        On a planner that is not running this still stops its scheduler and calls every
+        link's ``on_shutdown`` (as Databay does), so nodes started by hand are shut down.
+
         Args:
             wait: wait for transfers in flight to end. With ``wait=False`` this returns at
                 once even if an outlet hangs; nodes of a link still transferring are shut
                 down when its transfer ends.
         """
+        self._await_pending_start()
         with self._state_lock:
             state = self._state
             if state is PlannerState.STARTING:
                 # start() is still running (on another thread, or below us on this one): it
                 # sees this flag and shuts the nodes it started down itself.
                 self._start_aborted = True
-            elif state is PlannerState.RUNNING:
-                self._state = PlannerState.STOPPING
+            elif state in (PlannerState.RUNNING, PlannerState.STOPPED):
+                self._set_state(PlannerState.STOPPING)
         if state is PlannerState.STARTING:
             if wait and self._starting_thread is not threading.current_thread():
                 self._stopped.wait()
             return
-        if state is not PlannerState.RUNNING:
+        if state is PlannerState.STOPPING:
             return
         _LOGGER.info("Shutting down %s", self)
-        self._wind_down(wait, stop_scheduler=True, announce=True)
+        self._wind_down(wait, stop_scheduler=True, announce=state is PlannerState.RUNNING)
+
+    def _await_pending_start(self, timeout: float = 10.0) -> None:
+        """Wait for a thread about to run this planner's ``start()`` to begin it.
+
+        Databay documents ``Thread(target=planner.start).start()`` to start without blocking;
+        a ``pause()`` or ``shutdown()`` right after it must not find the planner still stopped
+        only because that thread has not run yet.
+        """
+        with self._state_lock:
+            if self._state is not PlannerState.STOPPED:
+                return
+            deadline = time.monotonic() + timeout
+            while self._state is PlannerState.STOPPED and self._start_is_pending():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                # A thread ending without starting notifies nobody: look again now and then.
+                self._state_changed.wait(min(left, 0.05))
+
+    def _start_is_pending(self) -> bool:
+        """True when another live thread's target is this planner's ``start`` (it is cleared
+        once the target returns, so a thread done with ``start()`` does not count)."""
+        current = threading.current_thread()
+        for thread in threading.enumerate():
+            target = getattr(thread, "_target", None)  # CPython's Thread keeps it until done
+            if (
+                thread is not current
+                and getattr(target, "__self__", None) is self
+                and getattr(target, "__name__", None) == "start"
+            ):
+                return True
+        return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the planner is stopped; False if ``timeout`` seconds passed first."""
@@ -445,11 +503,28 @@ class BasePlanner(abc.ABC):
                 self._on_exception(exc, link)
 
     def _run_transfer(self, link: Link) -> None:
-        """What schedulers call for each tick: transfer unless the previous one still runs."""
+        """What schedulers call for each tick: ``link.transfer()`` (so a Link subclass's own
+        ``transfer`` runs), unless a transfer of that link still runs: then the tick is
+        skipped with a WARNING and counted."""
+        key = id(link)
+        with self._state_lock:
+            busy = key in self._transferring or _transfer_running(link)
+            if not busy:
+                self._transferring.add(key)
+        if busy:
+            link.metrics.add_skipped()
+            _LOGGER.warning(
+                "%s: transfer skipped, the previous transfer of this link is still running",
+                ".".join(link.tags) or link,
+            )
+            return
         try:
-            link._transfer_if_idle()
+            link.transfer()
         except Exception as exc:
             self._on_exception(exc, link)
+        finally:
+            with self._state_lock:
+                self._transferring.discard(key)
 
     def _on_exception(self, exception: BaseException, link: Link | None = None) -> None:
         """Log a failure; unless ignoring exceptions, shut a running planner down."""
@@ -470,6 +545,29 @@ class BasePlanner(abc.ABC):
             threading.Thread(
                 target=self.shutdown, kwargs={"wait": False}, name="databay_bus-shutdown"
             ).start()
+
+    # -- pause and resume (for planners whose scheduler can pause) ---------------------------
+
+    def _request_pause(self, paused: bool, action: str) -> None:
+        """Pause or resume now if running; while starting, once the scheduler runs."""
+        self._await_pending_start()
+        with self._state_lock:
+            if self._state not in (PlannerState.STARTING, PlannerState.RUNNING):
+                raise PlannerStateError(f"{self!r} cannot {action}: it is {self._state.value}")
+            self._paused = paused
+            if self._state is PlannerState.RUNNING:
+                if paused:
+                    self._pause_scheduler()
+                else:
+                    self._resume_scheduler()
+
+    def _pause_scheduler(self) -> None:
+        """Stop starting transfers (called with the state lock held, while running)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot pause")
+
+    def _resume_scheduler(self) -> None:
+        """Start transferring again (called with the state lock held, while running)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resume")
 
     # -- observation ------------------------------------------------------------------------
 
@@ -538,6 +636,15 @@ class BasePlanner(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(links={len(self._links)}, state={self._state.value})"
+
+
+_LOCK_TYPE = type(threading.Lock())
+
+
+def _transfer_running(link: Link) -> bool:
+    """True while a transfer of ``link`` runs anywhere (e.g. a force_transfer)."""
+    lock = getattr(link, "_transfer_lock", None)
+    return isinstance(lock, _LOCK_TYPE) and lock.locked()
 
 
 def _deprecated_catch_exceptions(catch_exceptions: bool | None, ignore_exceptions: bool) -> bool:

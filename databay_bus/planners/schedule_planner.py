@@ -41,7 +41,7 @@ class SchedulePlanner(BasePlanner):
         ScheduleIntervalError: a link's interval is shorter than ``refresh_interval``.
     """
 
-    _start_planner_blocks = False
+    _blocking_start = True  # start() waits until shutdown, as Databay's SchedulePlanner does
 
     def __init__(
         self,

@@ -122,12 +122,15 @@ class TestStartShutdown:
             planner.shutdown()
 
     def test_shutdown_is_idempotent(self) -> None:
-        planner = ManualPlanner(make_link())
-        planner.shutdown()  # never started: nothing happens
+        link = make_link()
+        planner = ManualPlanner(link)
+        planner.shutdown()  # never started: the scheduler is still told to stop
         planner.start(block=False)
         planner.shutdown(wait=False)
         planner.shutdown()
-        assert planner.stopped_scheduler == [False]
+        assert planner.stopped_scheduler == [True, False, True]
+        assert planner.state is PlannerState.STOPPED
+        assert (outlet_of(link).starts, outlet_of(link).shutdowns) == (1, 1)
 
     def test_planner_can_start_again(self) -> None:
         link = make_link()
@@ -153,7 +156,7 @@ class TestStartShutdown:
         done = threading.Event()
 
         def run() -> None:
-            planner.start()  # blocks
+            planner.start(block=True)  # blocks: asked for explicitly
             done.set()
 
         thread = threading.Thread(target=run)
@@ -367,6 +370,8 @@ class TestShutdownAtExit:
 
 class BlockingStylePlanner(BasePlanner):
     """A Databay-style subclass whose ``_start_planner`` blocks until shutdown."""
+
+    _start_planner_blocks = True
 
     def __init__(self, links: Link | list[Link] | None = None, **kwargs: object) -> None:
         self._stop = threading.Event()
