@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from databay_bus.config.loader import build, load, loads, parse_duration
 from databay_bus.config.names import BUILTINS
+from databay_bus.config.objects import factory
 from databay_bus.config.pipeline import Pipeline
 from databay_bus.errors import ConfigError
 from databay_bus.observers import LogObserver
@@ -18,6 +19,7 @@ __all__ = [
     "LogObserver",
     "Pipeline",
     "build",
+    "factory",
     "load",
     "loads",
     "parse_duration",

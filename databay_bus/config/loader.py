@@ -15,6 +15,7 @@ the table) called from :func:`build`, and a field on :class:`~databay_bus.config
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -22,13 +23,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from databay_bus._validation import positive_int
 from databay_bus.config.checks import Failed, Problems, parse_duration
 from databay_bus.config.links import LinkReader
-from databay_bus.config.objects import OBSERVER, PLANNER, ObjectMaker, built
+from databay_bus.config.objects import OBSERVER, PLANNER, Arguments, ObjectMaker, built
 from databay_bus.config.pipeline import Pipeline
 from databay_bus.config.queues import Queues, close_quietly
+from databay_bus.config.secrets import mask_text
 from databay_bus.config.source import expand_variables, key_path, parse_text, read_file
-from databay_bus.errors import ConfigError, describe
+from databay_bus.errors import ConfigError, ConfigurationError, describe
 from databay_bus.link import Link
 from databay_bus.planners.base import BasePlanner
 
@@ -51,8 +54,9 @@ def build(
     Args:
         data: the parsed file (a dict).
         source: the name used in error messages (the file path).
-        env: variables for ``${NAME}``; ``os.environ`` by default. ``PIPELINE_DIR`` is added.
-        base_dir: the value of ``${PIPELINE_DIR}``; the working directory by default.
+        env: variables for ``${NAME}``; ``os.environ`` by default.
+        base_dir: the value of ``${PIPELINE_DIR}`` (always: a ``PIPELINE_DIR`` in ``env`` is
+            ignored); the working directory by default.
         dry_run: build queues in memory instead of opening their files (``validate`` uses it,
             so checking a pipeline never locks the queue of a running one).
 
@@ -60,7 +64,8 @@ def build(
         ConfigError: listing every problem found, each with its key path.
     """
     variables = dict(os.environ if env is None else env)
-    variables.setdefault("PIPELINE_DIR", str(Path(base_dir or os.getcwd()).resolve()))
+    # The file's own directory, never the environment's: modules are imported relative to it.
+    variables["PIPELINE_DIR"] = str(Path(base_dir or os.getcwd()).resolve())
     if not isinstance(data, dict):
         raise ConfigError(
             source, [("", f"the file must hold a table at the top, got {describe(data)}")]
@@ -69,7 +74,8 @@ def build(
     maker = ObjectMaker(problems)
     queues = Queues(maker, dry_run)
     reader = LinkReader(maker, queues)
-    table: dict[str, Any] = expand_variables(dict(data), variables, "", problems.found)
+    secrets: set[str] = set()
+    table: dict[str, Any] = expand_variables(dict(data), variables, "", problems.found, secrets)
     problems.table(table, "", TOP_KEYS)
     log_level = _log_level(problems, table.get("log_level"))
     _python_path(problems, table.get("python_path"))
@@ -93,7 +99,7 @@ def build(
     if problems.found or not isinstance(planner, BasePlanner) or not built(observers):
         for queue in queues.opened:
             close_quietly(queue)
-        raise ConfigError(source, problems.found)
+        raise ConfigError(source, [(p, mask_text(r, secrets)) for p, r in problems.found])
     for observer in observers:
         planner.add_observer(observer)
     return Pipeline(
@@ -109,6 +115,7 @@ def build(
         ),
         queue_spec=queues.spec,
         link_specs=reader.specs,
+        secrets=frozenset(secrets),
     )
 
 
@@ -163,10 +170,15 @@ def _planner(
     if "links" in options:
         problems.add("planner.links", "declare links as [[links]] tables at the top level")
         options.pop("links")
+
+    def prepare(target: Any, kwargs: Arguments, path: str) -> Arguments | None:
+        return _check_planner_options(problems, target, kwargs, path)
+
     planner = maker.make(
         PLANNER,
         {"type": kind, **options} if isinstance(kind, str) else kind,
         "planner" if isinstance(kind, str) else "planner.kind",
+        prepare=prepare,
     )
     if isinstance(planner, Failed):
         return planner
@@ -180,6 +192,21 @@ def _planner(
                 where = key_path(where, "interval")
             problems.add(where, str(exc))
     return planner
+
+
+def _check_planner_options(
+    problems: Problems, target: Any, kwargs: Arguments, path: str
+) -> Arguments | None:
+    """The built-in planners' ``threads`` check, run here so ``validate`` reports it too
+    (a planner builds its worker pool only when it starts)."""
+    builtin = inspect.isclass(target) and target.__module__.startswith("databay_bus.planners.")
+    if builtin and "threads" in kwargs:
+        try:
+            positive_int(kwargs["threads"], "threads", target.__name__)
+        except ConfigurationError as exc:
+            problems.add(key_path(path, "threads"), str(exc))
+            return None
+    return kwargs
 
 
 def loads(

@@ -41,6 +41,8 @@ __all__ = [
     "Prepare",
     "Spec",
     "built",
+    "factory",
+    "is_factory",
     "parse_spec",
 ]
 
@@ -57,6 +59,35 @@ Prepare = Callable[[Any, Arguments, str], "Arguments | None"]
 Construct = Callable[[Any, Arguments], Any]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+_FACTORY_MARK = "__databay_bus_factory__"
+
+
+def factory(function: F) -> F:
+    """Mark ``function`` as a factory a pipeline file may call with arguments.
+
+    A pipeline file names Python code; a named *function* is only called when it is marked,
+    so a file cannot make the loader (or ``databay-bus validate``) call ``os.system`` or any
+    other function that happens to be importable. Classes need no mark: they are called
+    only when they are of the expected kind (an Inlet subclass for an inlet, ...).
+    """
+    setattr(function, _FACTORY_MARK, True)
+    return function
+
+
+def is_factory(target: object) -> bool:
+    """True for a function marked with :func:`factory`."""
+    return getattr(target, _FACTORY_MARK, False) is True
+
+
+def _has_call(cls: type) -> bool:
+    return any("__call__" in vars(klass) for klass in cls.__mro__ if klass is not object)
+
+
+def _is_codec_class(cls: type) -> bool:
+    return callable(getattr(cls, "encode", None)) and callable(getattr(cls, "decode", None))
+
+
 class Kind(Generic[T_co]):
     """One kind of object a pipeline file names: what it must be and how it is made.
 
@@ -65,12 +96,33 @@ class Kind(Generic[T_co]):
         base: the class every object of this kind is an instance of; None for any callable.
         always_call: call a named function even without arguments (it is a factory); when
             False, a function without arguments is the object itself (a processor).
+        accepts: which classes may be called to make one (default: subclasses of ``base``;
+            for a kind without a base, classes whose instances are callable).
+        described: what an acceptable class is, for messages (``'an Inlet class'``).
     """
 
-    def __init__(self, name: str, base: type[Any] | None, *, always_call: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        base: type[Any] | None,
+        *,
+        always_call: bool,
+        accepts: Callable[[type], bool] | None = None,
+        described: str | None = None,
+    ) -> None:
         self.name = name
         self.base = base
         self.always_call = always_call
+        if accepts is None:
+            accepts = _has_call if base is None else (lambda cls: issubclass(cls, base))
+        self.accepts = accepts
+        if described is None:
+            if base is None:
+                described = "a class with callable instances"
+            else:
+                article = "an" if base.__name__[:1] in "AEIOU" else "a"
+                described = f"{article} {base.__name__} class"
+        self.described = described
 
     def __repr__(self) -> str:
         return f"Kind({self.name!r})"
@@ -86,7 +138,13 @@ PLANNER = Kind[BasePlanner]("planner", BasePlanner, always_call=True)
 OBSERVER = Kind[Callable[..., Any]]("observer", None, always_call=False)
 QUEUE = Kind[RecordQueue]("queue", RecordQueue, always_call=True)
 RETRY = Kind[RetryPolicy]("retry", RetryPolicy, always_call=True)
-CODEC = Kind[object]("codec", object, always_call=True)
+CODEC = Kind[object](
+    "codec",
+    object,
+    always_call=True,
+    accepts=_is_codec_class,
+    described="a codec class (with encode and decode)",
+)
 
 
 def built(items: Sequence[T | Failed]) -> TypeGuard[Sequence[T]]:
@@ -173,6 +231,8 @@ class ObjectMaker:
             kwargs = prepared
         label = getattr(target, "__qualname__", name)
         if inspect.isclass(target) or kwargs or kind.always_call:
+            if not self.may_call(kind, name, target, label, path):
+                return FAILED
             if not self.arguments_fit(target, label, kwargs, path):
                 return FAILED
             try:
@@ -193,6 +253,29 @@ class ObjectMaker:
             return FAILED
         result: T = obj
         return result
+
+    def may_call(self, kind: Kind[Any], name: str, target: object, label: str, path: str) -> bool:
+        """Whether ``target`` may be called to make a ``kind`` (checked before any call).
+
+        A class must be of the kind; a function must be marked with :func:`factory`. This is
+        what keeps a file from making the loader call arbitrary code.
+        """
+        if inspect.isclass(target):
+            if kind.accepts(target):
+                return True
+            self.problems.add(
+                path, f"{name!r} gave {label}, a class that is not {kind.described}: not called"
+            )
+            return False
+        if is_factory(target):
+            return True
+        what = "a function" if inspect.isroutine(target) else describe(target)
+        self.problems.add(
+            path,
+            f"{name!r} is {what} not marked as a factory (@databay_bus.config.factory), "
+            "so it was not called",
+        )
+        return False
 
     def arguments_fit(self, target: Any, label: str, kwargs: Arguments, path: str) -> bool:
         """Check ``kwargs`` against the signature of ``target``; problems for each misfit."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 from databay_bus.config.links import LinkSpec
 from databay_bus.config.queues import close_quietly
+from databay_bus.config.secrets import shown
 from databay_bus.link import Link
 from databay_bus.observers import Event, Observer, TransferCompleted
 from databay_bus.planners.base import BasePlanner, PlannerState
@@ -20,7 +20,6 @@ from databay_bus.queue.base import RecordQueue
 __all__ = ["Pipeline", "status_line"]
 
 _LOGGER = logging.getLogger(__name__)
-_SECRET = re.compile(r"token|secret|password|passwd|authori[sz]ation|api_?key|headers|auth", re.I)
 
 
 def status_line(entry: dict[str, Any]) -> str:
@@ -73,6 +72,8 @@ class Pipeline:
     planner_spec: tuple[str, dict[str, Any]] = ("aps", {})
     queue_spec: dict[str, Any] = field(default_factory=dict)
     link_specs: list[LinkSpec] = field(default_factory=list)
+    #: Values of ``${VARIABLES}`` that hold secrets: :meth:`describe` masks them.
+    secrets: frozenset[str] = frozenset()
     #: ``planner.metrics()`` taken by :meth:`run` after shutdown, before closing the queues.
     final_metrics: dict[str, Any] | None = None
 
@@ -156,11 +157,13 @@ class Pipeline:
         """A readable account of the resolved pipeline (secrets masked), for ``validate``."""
         kind, options = self.planner_spec
         lines = [f"pipeline {self.source}"]
-        lines.append(f"  planner: {type(self.planner).__name__} ({kind}){_args(options)}")
+        lines.append(
+            f"  planner: {type(self.planner).__name__} ({kind}){_args(options, self.secrets)}"
+        )
         if self.log_level is not None:
             lines.append(f"  log level: {logging.getLevelName(self.log_level)}")
         if self.queue_spec:
-            lines.append(f"  queue: {_args(self.queue_spec).strip()}")
+            lines.append(f"  queue: {_args(self.queue_spec, self.secrets).strip()}")
         for observer in self.observers:
             lines.append(f"  observer: {_name_of(observer)}")
         for spec in self.link_specs:
@@ -170,11 +173,11 @@ class Pipeline:
             )
             for what in ("inlets", "processors", "groupers", "outlets"):
                 for type_name, args in getattr(spec, what):
-                    lines.append(f"    {what[:-1]}: {type_name}{_args(args)}")
+                    lines.append(f"    {what[:-1]}: {type_name}{_args(args, self.secrets)}")
             if spec.router is not None:
-                lines.append(f"    router: {spec.router[0]}{_args(spec.router[1])}")
+                lines.append(f"    router: {spec.router[0]}{_args(spec.router[1], self.secrets)}")
             if spec.options:
-                lines.append(f"    options:{_args(spec.options)}")
+                lines.append(f"    options:{_args(spec.options, self.secrets)}")
         return "\n".join(lines)
 
 
@@ -182,15 +185,5 @@ def _name_of(obj: object) -> str:
     return getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
-def _args(args: dict[str, Any]) -> str:
-    return "".join(f" {key}={_shown(key, value)}" for key, value in args.items())
-
-
-def _shown(key: str, value: Any) -> str:
-    if _SECRET.search(key):
-        return "***"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_shown(k, v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_shown(key, v) for v in value) + "]"
-    return repr(value)
+def _args(args: dict[str, Any], secrets: frozenset[str] = frozenset()) -> str:
+    return "".join(f" {key}={shown(key, value, secrets)}" for key, value in args.items())

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from databay_bus.config.secrets import is_secret_name
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -17,7 +19,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = ["expand_variables", "key_path", "parse_text", "read_file"]
 
-_VARIABLE = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+_VARIABLE = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\{)")
 
 
 def key_path(parent: str, key: str | int) -> str:
@@ -59,19 +61,37 @@ def read_file(path: str | os.PathLike[str]) -> tuple[Any, str]:
 
 
 def expand_variables(
-    value: Any, env: Mapping[str, str], path: str, problems: list[tuple[str, str]]
+    value: Any,
+    env: Mapping[str, str],
+    path: str,
+    problems: list[tuple[str, str]],
+    secrets: set[str] | None = None,
 ) -> Any:
     """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of ``value``; ``$$`` is ``$``.
 
-    Unset variables without a default are added to ``problems`` under their key path.
+    Unset variables without a default, and a ``${`` that does not start a well-formed
+    variable (``${HOME`` without its brace), are added to ``problems`` under their key path.
+    Values of variables whose name or key path looks secret are added to ``secrets``.
     """
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             if match.group(1) == "$":
                 return "$"
+            if match.group(1) == "{":
+                start = match.start()
+                problems.append(
+                    (
+                        path,
+                        f"malformed variable at {value[start : start + 24]!r}: write ${{NAME}} "
+                        "or ${NAME:-default}, and $$ for a literal $",
+                    )
+                )
+                return match.group(0)
             name, default = match.group(2), match.group(3)
             if name in env:
+                if secrets is not None and (is_secret_name(name) or is_secret_name(path)):
+                    secrets.add(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -80,7 +100,13 @@ def expand_variables(
 
         return _VARIABLE.sub(substitute, value)
     if isinstance(value, dict):
-        return {k: expand_variables(v, env, key_path(path, k), problems) for k, v in value.items()}
+        return {
+            k: expand_variables(v, env, key_path(path, k), problems, secrets)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [expand_variables(v, env, key_path(path, i), problems) for i, v in enumerate(value)]
+        return [
+            expand_variables(v, env, key_path(path, i), problems, secrets)
+            for i, v in enumerate(value)
+        ]
     return value

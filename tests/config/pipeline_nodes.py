@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from databay_bus import Inlet, Outlet, Record, Update
+from databay_bus.config import factory
 
 __all__ = [
     "CountingInlet",
@@ -24,6 +25,7 @@ __all__ = [
     "is_big",
     "make_scaler",
     "split_in_pairs",
+    "unmarked_scaler",
 ]
 
 
@@ -93,6 +95,7 @@ def add_one(records: list[Record]) -> list[Record]:
     return [Record({**r.payload, "n": r.payload["n"] + 1}, r.metadata) for r in records]
 
 
+@factory
 def make_scaler(factor: int) -> Any:
     """A processor factory: multiplies every ``n`` by ``factor``."""
 
@@ -110,3 +113,8 @@ def split_in_pairs(batches: list[list[Record]]) -> list[list[Record]]:
 def is_big(record: Record) -> bool:
     """A predicate for PredicateRouter rules: ``n >= 2``."""
     return bool(record.payload["n"] >= 2)
+
+
+def unmarked_scaler(factor: int) -> Any:
+    """Like make_scaler, but not marked as a factory: a pipeline file may not call it."""
+    return make_scaler(factor)
