@@ -1,4 +1,4 @@
-"""Link and Update: one transfer is pull, process, admit (queue/route/group), push.
+"""Link: one transfer is pull, process, admit (queue/route/group), push.
 
 A transfer runs in one of two drivers that share every step but the waiting:
 
@@ -7,10 +7,11 @@ A transfer runs in one of two drivers that share every step but the waiting:
 * ``_run_async``: when any node is ``async def``, the transfer is a coroutine; synchronous
   nodes run on the I/O pool so they never block the loop the asynchronous ones share.
 
-Between pull and push sits a *delivery* (``databay_bus.delivery``): the direct one groups and
-copies records for each outlet, the queued one stores them durably and hands each outlet its
-due records. Each outlet is a *lane* that pushes its batches in order; lanes run concurrently,
-so a slow or failing outlet neither delays nor cancels the others.
+Between pull and push sits a *delivery* (the ``databay_bus.delivery`` package): the direct
+one groups and copies records for each outlet, the queued one stores them durably and hands
+each outlet its due records. Each outlet is a *lane* that pushes its batches in order; lanes
+run concurrently, so a slow or failing outlet neither delays nor cancels the others.
+``Update`` lives in ``databay_bus.update`` and is importable from here too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from databay_bus._concurrency import gather_results, io_pool, run_coroutine, run_parallel
 from databay_bus._node import Node
@@ -34,7 +35,8 @@ from databay_bus._validation import (
     coerce_interval,
     positive_int,
 )
-from databay_bus.delivery import DirectDelivery, Lane, Outcome
+from databay_bus.delivery.base import Lane, Outcome
+from databay_bus.delivery.direct import DirectDelivery
 from databay_bus.errors import (
     ConfigurationError,
     InvalidNodeError,
@@ -48,39 +50,19 @@ from databay_bus.observers import Event, TransferCompleted, TransferFailed, Tran
 from databay_bus.outlets.base import Outlet
 from databay_bus.records import Record
 from databay_bus.routing import Router
+from databay_bus.update import Grouper, Processor, Update
 
 if TYPE_CHECKING:
-    from databay_bus.delivery import Delivery
+    from typing import Concatenate
+
+    from databay_bus.delivery.base import Delivery
+    from databay_bus.queue.base import RecordQueue
 
 __all__ = ["Grouper", "Link", "Processor", "Update", "shutdown_links"]
 
 _LOGGER = logging.getLogger(__name__)
 
-Processor = Callable[[list[Record]], list[Record]]
-Grouper = Callable[[list[list[Record]]], list[list[Record]]]
-
-
-class Update:
-    """What a transfer passes to ``pull`` and ``push``: the link's tags and the transfer number.
-
-    ``str(update)`` is the tags joined by dots followed by the number, e.g. ``'prices.3'``.
-    """
-
-    __slots__ = ("tags", "transfer_number")
-
-    def __init__(self, tags: Sequence[str], transfer_number: int) -> None:
-        self.tags = list(tags)
-        self.transfer_number = transfer_number
-
-    def __repr__(self) -> str:
-        return ".".join([*self.tags, str(self.transfer_number)])
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Update):
-            return NotImplemented
-        return self.tags == other.tags and self.transfer_number == other.transfer_number
-
-    __hash__ = None  # type: ignore[assignment]
+P = ParamSpec("P")
 
 
 class _Run:
@@ -176,7 +158,7 @@ class Link:
         processors: Processor | Sequence[Processor] | None = None,
         groupers: Grouper | Sequence[Grouper] | None = None,
         name: str | None = None,
-        queue: Any = None,
+        queue: RecordQueue | None = None,
         router: Router | None = None,
         **delivery_options: Any,
     ) -> None:
@@ -225,7 +207,7 @@ class Link:
         self.add_inlets(inlets)
         self.add_outlets(outlets)
         if queue is not None or delivery_options:
-            from databay_bus.queue.delivery import QueueDelivery
+            from databay_bus.delivery.queued import QueueDelivery
 
             self._delivery = QueueDelivery(self, queue, **delivery_options)
 
@@ -267,9 +249,10 @@ class Link:
         self._job = job
 
     @property
-    def queue(self) -> Any:
+    def queue(self) -> RecordQueue | None:
         """The link's record queue, or None."""
-        return getattr(self._delivery, "queue", None)
+        queue: RecordQueue | None = getattr(self._delivery, "queue", None)
+        return queue
 
     @property
     def transfer_number(self) -> int:
@@ -686,7 +669,7 @@ class Link:
     def _settle_failure(self, lane: Lane, batch: list[Record], exc: Exception, run: _Run) -> bool:
         """Let the delivery handle a failed push; True when the lane must stop."""
         outcome = self._delivery.settle(lane, batch, exc)
-        if outcome is Outcome.RAISE:
+        if outcome is Outcome.ESCALATE:
             self._failed(run, exc, f"outlet {lane.outlet!r}")
             return not self.ignore_exceptions
         return outcome is Outcome.STOP
@@ -726,6 +709,15 @@ class Link:
         with self._nodes_lock:
             # == not "is": a bound method is a new object at every attribute access
             self._listeners = tuple(x for x in self._listeners if x != listener)
+
+    def emit(
+        self, event: Callable[Concatenate[Link, P], Event], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Tell this link's listeners ``event(self, *args, **kwargs)``, e.g.
+        ``link.emit(DeliveryFailed, outlet, count, error)``; builds nothing when no one listens.
+        """
+        if self._listeners:
+            self._emit(event(self, *args, **kwargs))
 
     def _emit(self, event: Event) -> None:
         for listener in self._listeners:

@@ -12,7 +12,7 @@ from databay_bus.records import Record, merge_metadata
 from databay_bus.records.record import pulled_records
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
+    from databay_bus.update import Update
 
 __all__ = ["Inlet", "wrap_pulled"]
 

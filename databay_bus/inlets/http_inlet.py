@@ -40,7 +40,7 @@ require_extra("HttpInlet", "http", "aiohttp")
 import aiohttp  # noqa: E402 - after the check that names the extra
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
+    from databay_bus.update import Update
 
 __all__ = ["DEFAULT_TIMEOUT", "HttpInlet"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from databay_bus.inlets.base import Inlet
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
+    from databay_bus.update import Update
 
 __all__ = ["NullInlet"]
 

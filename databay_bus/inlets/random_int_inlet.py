@@ -9,7 +9,7 @@ from databay_bus.errors import ConfigurationError, describe
 from databay_bus.inlets.base import Inlet
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
+    from databay_bus.update import Update
 
 __all__ = ["RandomIntInlet"]
 

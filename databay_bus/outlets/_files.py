@@ -20,8 +20,8 @@ from databay_bus.errors import ConfigurationError, describe
 from databay_bus.outlets.base import Outlet, Processor
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
     from databay_bus.records import Record
+    from databay_bus.update import Update
 
 __all__ = ["FileTarget", "FileTargets", "TargetedFileOutlet", "check_mode"]
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from databay_bus._concurrency import is_async_callable
 from databay_bus._node import Node
 from databay_bus._validation import as_callables
 from databay_bus.records import MetadataKey, Record
-
-if TYPE_CHECKING:
-    from databay_bus.link import Update
+from databay_bus.update import Processor, Update
 
 __all__ = ["MetadataKey", "Outlet", "Processor"]
-
-Processor = Callable[[list[Record]], list[Record]]
 
 
 class Outlet(Node, abc.ABC):

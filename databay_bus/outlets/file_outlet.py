@@ -11,9 +11,9 @@ from databay_bus.records import MetadataKey
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from databay_bus.link import Update
     from databay_bus.outlets.base import Processor
     from databay_bus.records import Record
+    from databay_bus.update import Update
 
 __all__ = ["FileOutlet"]
 

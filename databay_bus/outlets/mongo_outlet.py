@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from pymongo.database import Database
 
-    from databay_bus.link import Update
     from databay_bus.records import Record
+    from databay_bus.update import Update
 
 __all__ = ["ClientFactory", "MongoOutlet"]
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from databay_bus.outlets.base import Outlet
 
 if TYPE_CHECKING:
-    from databay_bus.link import Update
     from databay_bus.records import Record
+    from databay_bus.update import Update
 
 __all__ = ["NullOutlet"]
 

@@ -11,8 +11,8 @@ from databay_bus.outlets.base import Outlet, Processor
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from databay_bus.link import Update
     from databay_bus.records import Record
+    from databay_bus.update import Update
 
 __all__ = ["PrintOutlet"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from databay_bus.queue.base import (
     DeadLetter,
     DeliveryState,
+    FailResult,
     OutletStats,
     QueueStats,
     RecordQueue,
@@ -20,6 +21,7 @@ from databay_bus.queue.sqlite import SqliteQueue
 __all__ = [
     "DeadLetter",
     "DeliveryState",
+    "FailResult",
     "MemoryQueue",
     "OutletStats",
     "QueueStats",

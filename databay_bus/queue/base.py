@@ -39,6 +39,7 @@ from databay_bus.records.record import stored_records
 __all__ = [
     "DeadLetter",
     "DeliveryState",
+    "FailResult",
     "OutletStats",
     "QueueStats",
     "RecordQueue",
@@ -48,6 +49,28 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class FailResult(tuple[int, int]):
+    """What :meth:`RecordQueue.fail` did: ``(retrying, dead)`` counts, as a tuple compares,
+    and ``dead_ids``, the ids of the records that died of this failure."""
+
+    dead_ids: tuple[str, ...]
+
+    def __new__(cls, retrying: int, dead_ids: Sequence[str]) -> FailResult:
+        result = super().__new__(cls, (retrying, len(dead_ids)))
+        result.dead_ids = tuple(dead_ids)
+        return result
+
+    @property
+    def retrying(self) -> int:
+        """How many deliveries were scheduled again."""
+        return self[0]
+
+    @property
+    def dead(self) -> int:
+        """How many deliveries were dead-lettered."""
+        return self[1]
 
 
 class DeliveryState(enum.Enum):
@@ -381,7 +404,7 @@ class RecordQueue(abc.ABC):
         ids: Iterable[str | None],
         error: BaseException | str,
         next_delay: Callable[[int], float | None],
-    ) -> tuple[int, int]:
+    ) -> FailResult:
         """Record a failed attempt for each delivery of ``ids`` to ``outlet``.
 
         Args:
@@ -391,13 +414,17 @@ class RecordQueue(abc.ABC):
                 group of deliveries with the same attempts, which then retry together.
 
         Returns:
-            ``(retrying, dead)``: how many deliveries were scheduled again, how many died.
+            ``(retrying, dead)``: how many deliveries were scheduled again, how many died;
+            its ``dead_ids`` name the records that died.
         """
         numbers = self._settled_numbers(ids)
         if not numbers:
-            return (0, 0)
+            return FailResult(0, ())
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        return self._do_fail(link, outlet, numbers, text[:2000], self.clock.time(), next_delay)
+        retrying, dead = self._do_fail(
+            link, outlet, numbers, text[:2000], self.clock.time(), next_delay
+        )
+        return FailResult(retrying, [self._record_id(number) for number in dead])
 
     def waiting(self, link: str) -> int:
         """How many records of ``link`` still wait for at least one outlet (for backpressure)."""
@@ -539,12 +566,12 @@ class RecordQueue(abc.ABC):
         error: str,
         now: float,
         next_delay: Callable[[int], float | None],
-    ) -> tuple[int, int]:
+    ) -> tuple[int, list[int]]:
         """Count one more attempt for each waiting delivery among ``numbers``, atomically.
 
         With ``next_delay(attempts)`` None the delivery becomes DEAD, otherwise FAILED due at
         ``now + delay``. Deliveries that share their attempts may share one call (and so
-        one retry time). Returns ``(retrying, dead)``.
+        one retry time). Returns how many retry, and the numbers of those that died.
         """
 
     @abc.abstractmethod

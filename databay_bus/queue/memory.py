@@ -141,17 +141,22 @@ class MemoryQueue(RecordQueue):
         error: str,
         now: float,
         next_delay: Callable[[int], float | None],
-    ) -> tuple[int, int]:
+    ) -> tuple[int, list[int]]:
         with self._lock:
             self._check_open()
-            retrying = dead = 0
-            for delivery in self._waiting_in(link, outlet, numbers):
+            retrying = 0
+            dead: list[int] = []
+            table = self._deliveries.get((link, outlet), {})
+            for number in dict.fromkeys(numbers):
+                delivery = table.get(number)
+                if delivery is None or delivery.state not in WAITING:
+                    continue
                 delivery.attempts += 1
                 delay = next_delay(delivery.attempts)
                 delivery.error, delivery.updated_at = error, now
                 if delay is None:
                     delivery.state = _DEAD
-                    dead += 1
+                    dead.append(number)
                 else:
                     delivery.state, delivery.due_at = _FAILED, now + delay
                     retrying += 1

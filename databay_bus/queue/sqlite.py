@@ -643,8 +643,9 @@ class SqliteQueue(RecordQueue):
         error: str,
         now: float,
         next_delay: Callable[[int], float | None],
-    ) -> tuple[int, int]:
-        retrying = dead = 0
+    ) -> tuple[int, list[int]]:
+        retrying = 0
+        dead: list[int] = []
         with self._write(durable=False) as conn:
             for span, lo, hi in self._waiting_spans(conn, link, outlet, _runs(numbers)):
                 # The span's records share their attempts: one retry time for all of them.
@@ -652,7 +653,8 @@ class SqliteQueue(RecordQueue):
                 delay = next_delay(attempts)
                 if delay is None:
                     new = (_DEAD, attempts, span.due_at, now, error)
-                    dead += self._retag(conn, span, lo, hi, new)[1]
+                    first, count = self._retag(conn, span, lo, hi, new)
+                    dead.extend(range(first, first + count))
                 else:
                     new = (_FAILED, attempts, now + delay, now, error)
                     retrying += self._retag(conn, span, lo, hi, new)[1]

@@ -18,9 +18,9 @@ from typing import Any
 
 from databay_bus.inlets.base import Inlet, wrap_pulled
 from databay_bus.inlets.null_inlet import NullInlet
-from databay_bus.link import Update
 from databay_bus.records import Record
 from databay_bus.testing._support import ContractTestCase, for_each, resolve
+from databay_bus.update import Update
 
 __all__ = ["InletTester", "for_each_inlet"]
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from databay_bus.link import Update
 from databay_bus.outlets.base import Outlet
 from databay_bus.outlets.null_outlet import NullOutlet
 from databay_bus.records import MetadataKey, Record
 from databay_bus.records.copying import copies
 from databay_bus.testing._support import ContractTestCase, for_each, resolve
+from databay_bus.update import Update
 
 __all__ = ["OutletTester", "for_each_outlet"]
 

@@ -155,6 +155,17 @@ class TestAckAndFail:
         queue.fail("L", "a", ids, "x", policy.next_delay)
         assert queue.stats().pending("L", "a") == 1  # attempts were reset: not dead yet
 
+    def test_fail_names_the_records_that_died(self, queue: RecordQueue) -> None:
+        """fail() returns the ids of the deliveries it dead-lettered, and only those."""
+        ids = queue.enqueue("L", recs(1, 2, 3, 4), [["a"]] * 4)
+        queue.fail("L", "a", ids[:1], "x", never)  # already dead before the next call
+        queue.fail("L", "a", ids[1:2], "x", lambda n: 5.0)  # its next failure is its 2nd
+        result = queue.fail("L", "a", ids, "y", lambda n: None if n == 1 else 5.0)
+        assert result == (1, 2)
+        assert (result.retrying, result.dead) == (1, 2)
+        assert result.dead_ids == tuple(ids[2:])
+        assert queue.fail("L", "a", [], "z", never).dead_ids == ()
+
     def test_replay_and_drop_filters(self, queue: RecordQueue) -> None:
         """replay/drop select by link, outlet and ids; drop defaults to dead deliveries only."""
         ids = queue.enqueue("L", recs(1, 2, 3), [["a", "b"]] * 3)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from databay_bus._validation import optional_positive_int, positive_int
-from databay_bus.delivery import Delivery, Lane, Outcome, unique_names
+from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome, unique_names
 from databay_bus.errors import (
     ConfigurationError,
     QueueIdentityError,
@@ -36,8 +36,8 @@ from databay_bus.records import Record
 from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
-    from databay_bus.link import Link, Update
     from databay_bus.outlets.base import Outlet
+    from databay_bus.update import Update
 
 __all__ = ["QueueDelivery"]
 
@@ -67,7 +67,7 @@ class QueueDelivery(Delivery):
 
     def __init__(
         self,
-        link: Link,
+        link: DeliveryLink,
         queue: RecordQueue | None,
         *,
         key: str | None = None,
@@ -168,9 +168,11 @@ class QueueDelivery(Delivery):
             self.queue.ack(self.key, name, ids)
             return None
         policy = self.outlet_retry.get(name, self.retry)
-        retrying, dead = self.queue.fail(self.key, name, ids, error, policy.next_delay)
-        if self.link._listeners:
-            self._notify(name, ids, error, retrying, dead)
+        failed = self.queue.fail(self.key, name, ids, error, policy.next_delay)
+        retrying, dead = failed
+        self.link.emit(DeliveryFailed, name, retrying + dead, error)
+        for record_id in failed.dead_ids:
+            self.link.emit(RecordDeadLettered, name, record_id)
         if dead:
             _LOGGER.error(
                 "%s: outlet %r failed; %d record(s) dead-lettered after %s attempts, "
@@ -210,17 +212,6 @@ class QueueDelivery(Delivery):
             [t for _, t in kept],
             on_encode_error=skip if self.link.ignore_exceptions else None,
         )
-
-    def _notify(
-        self, outlet: str, ids: list[str | None], error: Exception, retrying: int, dead: int
-    ) -> None:
-        """Tell the link's observers about a failed delivery and what died of it."""
-        self.link._emit(DeliveryFailed(self.link, outlet, retrying + dead, error))
-        if dead:
-            batch = set(ids)
-            for letter in self.queue.dead_letters(self.key, outlet):
-                if letter.id in batch:
-                    self.link._emit(RecordDeadLettered(self.link, outlet, letter.id))
 
     def _report_missing(self, names: list[str]) -> None:
         """Warn (once per outlet) about waiting deliveries for outlets the link lacks."""

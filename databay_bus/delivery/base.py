@@ -1,0 +1,119 @@
+"""The Delivery contract: how a transfer hands its records to its outlets.
+
+A :class:`Delivery` turns the processed records of one transfer into one :class:`Lane` per
+outlet (the batches that outlet pushes, in order) and learns the outcome of every push. It
+sees its link only through :class:`DeliveryLink`, the few things a delivery may use of it.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
+
+from databay_bus.errors import InvalidNodeError
+from databay_bus.records import Record
+
+if TYPE_CHECKING:
+    from typing import Concatenate
+
+    from databay_bus.observers import Event
+    from databay_bus.outlets.base import Outlet
+    from databay_bus.routing import Router
+    from databay_bus.update import Update
+
+__all__ = ["Delivery", "DeliveryLink", "Lane", "Outcome", "unique_names"]
+
+P = ParamSpec("P")
+
+
+class DeliveryLink(Protocol):
+    """What a delivery may use of its link (``Link`` provides it)."""
+
+    router: Router | None
+    ignore_exceptions: bool
+    copy_records: bool
+
+    @property
+    def tags(self) -> list[str]:
+        """The link's tags."""
+
+    @property
+    def outlets(self) -> list[Outlet]:
+        """The link's outlets."""
+
+    def group(self, records: list[Record], update: Update) -> list[list[Record]]:
+        """Apply the link's groupers and return the batches to push."""
+
+    def emit(
+        self, event: Callable[Concatenate[Any, P], Event], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Tell the link's listeners ``event(link, *args, **kwargs)``; nothing is built when
+        no one listens."""
+
+
+@dataclass(slots=True)
+class Lane:
+    """The batches one outlet pushes in one transfer, in order."""
+
+    outlet: Outlet
+    batches: list[list[Record]]
+
+
+class Outcome(enum.Enum):
+    """What a transfer does after a failed push."""
+
+    #: Not handled here: the failure counts as the outlet's, and the link's
+    #: ``ignore_exceptions`` decides (log and go on, or stop the lane and raise at the end).
+    ESCALATE = "escalate"
+    #: Handled (e.g. a retry is scheduled): stop this lane, raise nothing.
+    STOP = "stop"
+
+
+class Delivery(abc.ABC):
+    """Strategy for admitting records and settling pushes; one per link."""
+
+    #: True when admit/settle do blocking I/O, so async transfers run them off the loop.
+    blocking: bool = False
+
+    __slots__ = ("link",)
+
+    def __init__(self, link: DeliveryLink) -> None:
+        self.link = link
+
+    def may_pull(self, update: Update) -> bool:
+        """False to skip pulling this transfer (backpressure)."""
+        return True
+
+    def check_outlets(self, outlets: Sequence[Outlet]) -> None:
+        """Raise if ``outlets`` cannot be delivered to; subclasses extend, calling super().
+
+        With a router, outlet names must be unique and every name it routes to must exist.
+        """
+        router = self.link.router
+        if router is not None:
+            names = unique_names(outlets, self.link)
+            router.check(names)
+
+    @abc.abstractmethod
+    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
+        """Take the transfer's processed records; return each outlet's batches."""
+
+    @abc.abstractmethod
+    def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
+        """Record the outcome of pushing ``batch``; for a failure, say what happens next."""
+
+
+def unique_names(outlets: Sequence[Outlet], link: object) -> list[str]:
+    """Return the outlets' names, raising InvalidNodeError if two outlets share one."""
+    names: list[str] = []
+    for index, outlet in enumerate(outlets):
+        if outlet.name in names:
+            raise InvalidNodeError(
+                f"{link!r}: outlets[{index}] {outlet!r} has the name {outlet.name!r}, already "
+                f"used by another outlet; give each outlet a distinct name=..."
+            )
+        names.append(outlet.name)
+    return names

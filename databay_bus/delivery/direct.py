@@ -1,0 +1,72 @@
+"""DirectDelivery: Databay's behaviour, no queue: group once, give every outlet its copy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from databay_bus.delivery.base import Delivery, Lane, Outcome
+from databay_bus.records import Record
+from databay_bus.records.copying import copies
+from databay_bus.routing import route_records
+
+if TYPE_CHECKING:
+    from databay_bus.outlets.base import Outlet
+    from databay_bus.update import Update
+
+__all__ = ["DirectDelivery"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class DirectDelivery(Delivery):
+    """No queue: group the records once and give each outlet its own copy of the batches.
+
+    With ``copy_records`` every outlet but the last gets a deep copy and the last gets the
+    originals, so no outlet sees another's changes without paying for one copy too many.
+    """
+
+    __slots__ = ()
+
+    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
+        if not outlets:
+            return []
+        if self.link.router is not None:
+            return self._routed(records, outlets, update)
+        if len(outlets) == 1:  # the common case: nothing to copy, no list per outlet
+            return [Lane(outlets[0], self.link.group(records, update))]
+        batches = self.link.group(records, update)
+        shared = [batches] * len(outlets)
+        if self.link.copy_records and len(outlets) > 1:
+            try:
+                shared = [*copies(batches, len(outlets) - 1), batches]
+            except Exception as exc:
+                if not self.link.ignore_exceptions:
+                    raise
+                _LOGGER.error(
+                    "%s: records could not be copied; outlets share them", update, exc_info=exc
+                )
+        return [Lane(outlet, list(b)) for outlet, b in zip(outlets, shared, strict=True)]
+
+    def _routed(
+        self, records: list[Record], outlets: Sequence[Outlet], update: Update
+    ) -> list[Lane]:
+        names = [outlet.name for outlet in outlets]
+        routed: dict[str, list[Record]] = {name: [] for name in names}
+        decided = route_records(
+            self.link.router, records, names, self.link.ignore_exceptions, update
+        )
+        for record, targets in zip(records, decided, strict=True):
+            for name in targets:
+                routed[name].append(record)
+        lanes = []
+        for index, outlet in enumerate(outlets):
+            batches = self.link.group(routed[outlet.name], update)
+            if self.link.copy_records and index < len(outlets) - 1:
+                batches = copies(batches, 1)[0]
+            lanes.append(Lane(outlet, batches))
+        return lanes
+
+    def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
+        return None if error is None else Outcome.ESCALATE
