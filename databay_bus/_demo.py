@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from databay_bus._signals import stop_event_on_signals
+
 __all__ = ["PIPELINE_TEMPLATE", "DemoServer", "run_demo"]
 
 PIPELINE_TEMPLATE = """\
@@ -99,7 +101,6 @@ class DemoServer:
 
 def run_demo(directory: str | None, transfers: int, interval: float) -> int:
     """Run the demo pipeline for ``transfers`` transfers and print a summary; exit code."""
-    from databay_bus.cli import _stop_on_signals
     from databay_bus.config import load
     from databay_bus.errors import MissingDependencyError
 
@@ -121,7 +122,7 @@ def run_demo(directory: str | None, transfers: int, interval: float) -> int:
         print(f"demo: pulling {url} every {interval:g}s for {transfers} transfers")
         print(f"demo: pipeline file {pipeline_file}")
         stop = threading.Event()
-        with _stop_on_signals(stop):
+        with stop_event_on_signals(stop):
             reason = pipeline.run(transfers=transfers, stop=stop)
         metrics = (pipeline.final_metrics or {"links": [{}]})["links"][0]
     finally:

@@ -23,15 +23,15 @@ import atexit
 import contextlib
 import enum
 import logging
-import signal
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType, TracebackType
+from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
+from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
 from databay_bus._validation import as_list
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link, shutdown_links
@@ -57,40 +57,6 @@ class PlannerState(enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
     STOPPING = "stopping"
-
-
-class _StopSignal(BaseException):
-    """Raised in the main thread by the SIGTERM handler of a blocking ``start()``."""
-
-
-class _SignalGate:
-    """SIGINT and SIGTERM during a blocking ``start()`` in the main thread.
-
-    A signal is raised at once (KeyboardInterrupt / _StopSignal), which also cuts short a
-    node's slow ``on_start``, except while the planner starts its scheduler: an exception
-    there would leave it half started, so a signal arriving then is held and raised as soon
-    as that step is done.
-    """
-
-    def __init__(self) -> None:
-        self._holding = False
-        self._held: int | None = None
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._holding:
-            self._held = signum
-            return
-        raise KeyboardInterrupt if signum == signal.SIGINT else _StopSignal()
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[None]:
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-        if self._held is not None:
-            self.handle(self._held, None)
 
 
 _exit_planners: weakref.WeakSet[BasePlanner] = weakref.WeakSet()
@@ -148,7 +114,7 @@ class BasePlanner(abc.ABC):
         self._observers = ObserverDispatcher()
         self._emit_event = self._observers.emit  # one bound method shared by every link
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
-        self._signal_gate: _SignalGate | None = None  # while a blocking start() waits
+        self._signal_gate: SignalGate | None = None  # while a blocking start() waits
         if links is not None:
             self.add_links(links)
 
@@ -468,27 +434,18 @@ class BasePlanner(abc.ABC):
 
     def _until_stop_signal(self, run: Callable[[], None]) -> None:
         """Call ``run`` in the main thread; SIGINT or SIGTERM meanwhile shut down gracefully."""
-        gate = _SignalGate()
-        defaults: dict[signal.Signals, Any] = {
-            signal.SIGTERM: signal.SIG_DFL,
-            signal.SIGINT: signal.default_int_handler,
-        }
-        installed = [s for s, default in defaults.items() if signal.getsignal(s) is default]
-        for signum in installed:  # a handler the application set is left alone
-            signal.signal(signum, gate.handle)
-        self._signal_gate = gate
-        try:
-            run()
-        except (KeyboardInterrupt, _StopSignal) as exc:
-            _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
-            if self._state is PlannerState.STARTING:
-                self._abort_start()  # the signal interrupted start() before the scheduler
-            else:
-                self.shutdown(wait=True)
-        finally:
-            self._signal_gate = None
-            for signum in installed:
-                signal.signal(signum, defaults[signum])
+        with raise_on_signals() as gate:  # a handler the application set is left alone
+            self._signal_gate = gate
+            try:
+                run()
+            except (KeyboardInterrupt, StopSignal) as exc:
+                _LOGGER.info("%s: %s received, shutting down", self, type(exc).__name__)
+                if self._state is PlannerState.STARTING:
+                    self._abort_start()  # the signal interrupted start() before the scheduler
+                else:
+                    self.shutdown(wait=True)
+            finally:
+                self._signal_gate = None
 
     def _holding_signals(self) -> contextlib.AbstractContextManager[None]:
         gate = self._signal_gate
