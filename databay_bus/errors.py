@@ -21,7 +21,11 @@ written for Databay keeps working)::
     └── QueueError (RuntimeError)             persistent record queue problems
         ├── RecordEncodeError (TypeError)     a payload the codec cannot store
         ├── QueueLockedError                  the queue file is held by another process
-        └── QueueIdentityError (ValueError)   a queued link or outlet without a stable name
+        ├── QueueIdentityError (ValueError)   a queued link or outlet without a stable name
+        ├── QueueConnectionError (ConnectionError)  a queue server unreachable, or a bad DSN
+        ├── QueuePermissionError (PermissionError)  the database refuses what the queue needs
+        ├── QueueSchemaError                  a schema written by a newer databay_bus
+        └── QueueDependencyError (MissingDependencyError)  a backend's driver is not installed
 
 Databay raised ``TypeError`` for a non-node and ``InvalidNodeError`` (a ``RuntimeError``) for a
 duplicate or missing one; here all three are ``InvalidNodeError``, which is both, so handlers
@@ -47,9 +51,13 @@ __all__ = [
     "NodeInactiveError",
     "PayloadError",
     "PlannerStateError",
+    "QueueConnectionError",
+    "QueueDependencyError",
     "QueueError",
     "QueueIdentityError",
     "QueueLockedError",
+    "QueuePermissionError",
+    "QueueSchemaError",
     "RecordEncodeError",
     "ScheduleIntervalError",
     "TransferError",
@@ -161,3 +169,19 @@ class QueueLockedError(QueueError):
 
 class QueueIdentityError(QueueError, ValueError):
     """A queued link or outlet has no stable name to key its deliveries by."""
+
+
+class QueueConnectionError(QueueError, ConnectionError):
+    """A queue server cannot be reached or refuses the connection (the DSN is named, masked)."""
+
+
+class QueuePermissionError(QueueError, PermissionError):
+    """The database user lacks a privilege the queue needs (create its schema, write rows)."""
+
+
+class QueueSchemaError(QueueError):
+    """The queue's stored schema was written by a newer databay_bus, or is not a queue's."""
+
+
+class QueueDependencyError(MissingDependencyError, QueueError):
+    """A queue backend's driver is missing; the message names the pip extra to install."""
