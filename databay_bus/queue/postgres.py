@@ -590,17 +590,18 @@ class PostgresQueue(RecordQueue):
         error: str,
         now: float,
         next_delay: Callable[[int], float | None],
-    ) -> tuple[int, int]:
+    ) -> tuple[int, list[int]]:
         q, node = self._q, self.node
 
-        def work(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[int, list[int]]:
             rows = conn.execute(
                 q.fail_select, {"link": link, "outlet": outlet, "numbers": numbers, "node": node}
             ).fetchall()
             by_attempts: dict[int, list[int]] = {}
             for number, attempts in rows:
                 by_attempts.setdefault(attempts + 1, []).append(number)
-            retrying = dead = 0
+            retrying = 0
+            dead: list[int] = []
             for attempts, group in by_attempts.items():
                 delay = next_delay(attempts)
                 conn.execute(
@@ -616,10 +617,10 @@ class PostgresQueue(RecordQueue):
                     },
                 )
                 if delay is None:
-                    dead += len(group)
+                    dead.extend(group)
                 else:
                     retrying += len(group)
-            return retrying, dead
+            return retrying, sorted(dead)
 
         return self._run(work)
 
