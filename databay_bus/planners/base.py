@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
+from databay_bus._streaks import FailureStreaks
 from databay_bus._validation import as_list
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link, shutdown_links
@@ -68,7 +69,7 @@ def _shutdown_planners_at_exit() -> None:
     for planner in list(_exit_planners):
         if planner.running:
             _LOGGER.info('Attempting to shutdown planner "%s" gracefully.', planner)
-            planner.shutdown(wait=True)
+            planner.shutdown(wait=True, timeout=planner.shutdown_timeout)
 
 
 class BasePlanner(abc.ABC):
@@ -107,6 +108,11 @@ class BasePlanner(abc.ABC):
         self._starting_thread: threading.Thread | None = None
         self._paused = False  # pause() asked for; applied by _enter_running if asked early
         self._transferring: set[int] = set()  # ids of links in a transfer this planner runs
+        self._unstarted: set[int] = set()  # ids of links whose on_start failed (ignored)
+        self._streaks = FailureStreaks(_LOGGER)  # repeated failures: one traceback per streak
+        #: Seconds ``with planner:``, a signal and the exit hook wait for transfers in flight
+        #: when shutting down; None waits as long as they take.
+        self.shutdown_timeout: float | None = None
         self.ignore_exceptions = ignore_exceptions
         self.immediate_transfer = immediate_transfer
         self._shutdown_at_exit = False
@@ -218,6 +224,7 @@ class BasePlanner(abc.ABC):
         link.remove_listener(self._emit_event)
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)
+        self._unstarted.discard(id(link))
         _LOGGER.info("Removed link: %s", link)
         self._observers.emit(LinkRemoved(self, link))
 
@@ -225,8 +232,25 @@ class BasePlanner(abc.ABC):
         try:
             link.on_start()
         except Exception as exc:
-            self._on_exception(exc, link)
-            return self.ignore_exceptions
+            if not self.ignore_exceptions:
+                self._on_exception(exc, link)
+                return False
+            # Kept and scheduled: each tick tries to start it again, and is skipped meanwhile.
+            self._unstarted.add(id(link))
+            self._streaks.failed(("start", id(link)), f"{_name(link)}: on_start", exc)
+        return True
+
+    def _retry_start(self, link: Link) -> bool:
+        """A tick of a link whose nodes failed to start: try again; False to skip the tick."""
+        key = ("start", id(link))
+        try:
+            link.on_start()
+        except Exception as exc:
+            link.metrics.add_skipped()
+            self._streaks.failed(key, f"{_name(link)}: on_start (transfers skipped)", exc)
+            return False
+        self._unstarted.discard(id(link))
+        self._streaks.succeeded(key, f"{_name(link)}: on_start")
         return True
 
     def _stop_link(self, link: Link) -> None:
@@ -337,16 +361,30 @@ class BasePlanner(abc.ABC):
             self._set_state(PlannerState.STOPPING)
         self._wind_down(wait=True, stop_scheduler=scheduler_started, announce=False)
 
-    def _wind_down(self, wait: bool, stop_scheduler: bool, announce: bool) -> None:
-        """From STOPPING: stop retention, the scheduler and every link's nodes; end STOPPED."""
+    def _wind_down(
+        self, wait: bool, stop_scheduler: bool, announce: bool, timeout: float | None = None
+    ) -> None:
+        """From STOPPING: stop retention, the scheduler and every link's nodes; end STOPPED.
+
+        With a ``timeout``, the scheduler is stopped without waiting and the transfers in
+        flight are given ``timeout`` seconds to end; the ones still running then are left
+        to finish (or hang) on their daemon threads.
+        """
+        bounded = wait and timeout is not None
         if self._maintenance is not None:
-            self._maintenance.stop(timeout=10.0 if wait else 0.0)
+            self._maintenance.stop(
+                timeout=(min(10.0, timeout or 0.0) if bounded else 10.0) if wait else 0.0
+            )
             self._maintenance = None
         if stop_scheduler:
             try:
-                self._shutdown_planner(wait)
+                self._shutdown_planner(wait and not bounded)
             except Exception as exc:
                 _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
+        if bounded:
+            assert timeout is not None
+            self._await_transfers(timeout)
+        self._unstarted.clear()
         shutdown_links(self.links)  # nodes shared by many links are released in one step
         with self._state_lock:
             self._set_state(PlannerState.STOPPED)
@@ -367,7 +405,7 @@ class BasePlanner(abc.ABC):
         """True when ``link`` transfers as the planner starts (planner's and link's flag)."""
         return self.immediate_transfer and link.immediate_transfer
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         """Stop scheduling, then shut down every link's nodes. Safe to call more than once.
 
         On a planner that is not running this still stops its scheduler and calls every
@@ -377,6 +415,10 @@ class BasePlanner(abc.ABC):
             wait: wait for transfers in flight to end. With ``wait=False`` this returns at
                 once even if an outlet hangs; nodes of a link still transferring are shut
                 down when its transfer ends.
+            timeout: with ``wait``, wait at most this many seconds, then log the links
+                still transferring (WARNING) and return as ``wait=False`` would. Records a
+                hung transfer had queued stay in its link's queue and are delivered by a
+                later transfer (after a restart, too).
         """
         self._await_pending_start()
         with self._state_lock:
@@ -389,12 +431,37 @@ class BasePlanner(abc.ABC):
                 self._set_state(PlannerState.STOPPING)
         if state is PlannerState.STARTING:
             if wait and self._starting_thread is not threading.current_thread():
-                self._stopped.wait()
+                self._stopped.wait(timeout)
             return
         if state is PlannerState.STOPPING:
             return
         _LOGGER.info("Shutting down %s", self)
-        self._wind_down(wait, stop_scheduler=True, announce=state is PlannerState.RUNNING)
+        self._wind_down(
+            wait, stop_scheduler=True, announce=state is PlannerState.RUNNING, timeout=timeout
+        )
+
+    def _await_transfers(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for this planner's transfers in flight; False (and a
+        WARNING naming them) if some still run."""
+        deadline = time.monotonic() + timeout
+        with self._state_lock:
+            while self._transferring:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._state_changed.wait(left)
+            hung = set(self._transferring)
+        if not hung:
+            return True
+        names = [_name(link) for link in self.links if id(link) in hung]
+        _LOGGER.warning(
+            "%s: shutdown timed out after %g s; still transferring: %s. They are left to end "
+            "on their own; records they took from a queue stay queued and are delivered later.",
+            self,
+            timeout,
+            ", ".join(names) or f"{len(hung)} removed link(s)",
+        )
+        return False
 
     def _await_pending_start(self, timeout: float = 10.0) -> None:
         """Wait for a thread about to run this planner's ``start()`` to begin it.
@@ -443,7 +510,7 @@ class BasePlanner(abc.ABC):
                 if self._state is PlannerState.STARTING:
                     self._abort_start()  # the signal interrupted start() before the scheduler
                 else:
-                    self.shutdown(wait=True)
+                    self.shutdown(wait=True, timeout=self.shutdown_timeout)
             finally:
                 self._signal_gate = None
 
@@ -472,19 +539,34 @@ class BasePlanner(abc.ABC):
             link.metrics.add_skipped()
             _LOGGER.warning(
                 "%s: transfer skipped, the previous transfer of this link is still running",
-                ".".join(link.tags) or link,
+                _name(link),
             )
             return
         try:
+            if key in self._unstarted and not self._retry_start(link):
+                return
             link.transfer()
         except Exception as exc:
             self._on_exception(exc, link)
+        else:
+            self._streaks.succeeded(("transfer", key), f"{_name(link)}: transfer")
         finally:
             with self._state_lock:
                 self._transferring.discard(key)
+                self._state_changed.notify_all()
 
     def _on_exception(self, exception: BaseException, link: Link | None = None) -> None:
-        """Log a failure; unless ignoring exceptions, shut a running planner down."""
+        """Log a failure; unless ignoring exceptions, shut a running planner down.
+
+        When ignoring, a link failing transfer after transfer is logged as one streak (see
+        ``databay_bus._streaks``): one traceback, then a line a minute, then its recovery.
+        """
+        if self.ignore_exceptions and link is not None:
+            key = ("transfer", id(link))
+            if not self._streaks.failed(
+                key, f"{_name(link)}: transfer", exception, log_first=False
+            ):
+                return  # a repeat of a failure already shown: at most a line a minute
         _LOGGER.error(
             "%s: %s raised when executing %s",
             self,
@@ -566,7 +648,7 @@ class BasePlanner(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.shutdown(wait=True)
+        self.shutdown(wait=True, timeout=self.shutdown_timeout)
 
     # -- scheduler hooks --------------------------------------------------------------------
 
@@ -596,6 +678,12 @@ class BasePlanner(abc.ABC):
 
 
 _LOCK_TYPE = type(threading.Lock())
+
+
+def _name(link: Link) -> str:
+    """How logs name a link: its tags joined by dots, else its repr."""
+    tags = link.tags
+    return ".".join(tags) if isinstance(tags, list) and tags else repr(link)
 
 
 def _transfer_running(link: Link) -> bool:
