@@ -18,6 +18,8 @@ written for Databay keeps working)::
     ├── TransferError (RuntimeError)          several nodes of one transfer failed
     ├── HttpInletError (RuntimeError)         HttpInlet request failed
     ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
+    ├── CursorError (ValueError)              an inlet cursor misused (not JSON, committed twice)
+    ├── BrokerError (ConnectionError)         a message broker unreachable or refusing
     └── QueueError (RuntimeError)             persistent record queue problems
         ├── RecordEncodeError (TypeError)     a payload the codec cannot store
         ├── QueueLockedError                  the queue file is held by another process
@@ -25,7 +27,8 @@ written for Databay keeps working)::
         ├── QueueConnectionError (ConnectionError)  a queue server unreachable, or a bad DSN
         ├── QueuePermissionError (PermissionError)  the database refuses what the queue needs
         ├── QueueSchemaError                  a schema written by a newer databay_bus
-        └── QueueDependencyError (MissingDependencyError)  a backend's driver is not installed
+        ├── QueueDependencyError (MissingDependencyError)  a backend's driver is not installed
+        └── CursorConflictError               a cursor moved since it was read (nothing stored)
 
 Databay raised ``TypeError`` for a non-node and ``InvalidNodeError`` (a ``RuntimeError``) for a
 duplicate or missing one; here all three are ``InvalidNodeError``, which is both, so handlers
@@ -38,8 +41,11 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "BrokerError",
     "ConfigError",
     "ConfigurationError",
+    "CursorConflictError",
+    "CursorError",
     "DatabayBusError",
     "HttpInletError",
     "ImplementationError",
@@ -185,3 +191,17 @@ class QueueSchemaError(QueueError):
 
 class QueueDependencyError(MissingDependencyError, QueueError):
     """A queue backend's driver is missing; the message names the pip extra to install."""
+
+
+class CursorError(DatabayBusError, ValueError):
+    """An inlet cursor was misused: a value JSON cannot store, ``commit_cursor`` outside a
+    pull or twice in one pull, or a cursor changed while its link runs."""
+
+
+class CursorConflictError(QueueError):
+    """A cursor changed since the transfer read it (another process moved it); nothing of the
+    transfer was stored, so its window is read again from the newer cursor."""
+
+
+class BrokerError(DatabayBusError, ConnectionError):
+    """A message broker (AMQP, Redis) is unreachable, or refused an operation."""

@@ -27,7 +27,7 @@ migrated on open: each record becomes a one-record chunk, each delivery a one-re
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION"]
+__all__ = ["CURSORS", "MIGRATIONS", "SCHEMA", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 2
 
@@ -105,3 +105,16 @@ DROP TABLE records;
 
 #: version -> SQL script that upgrades a file from that version to the next one.
 MIGRATIONS: dict[int, str] = {1: _FROM_1}
+
+#: Inlet cursors, one row per (link, inlet). Created by the first cursor write (not part of
+#: a schema version: a file without it simply has no cursors, and older readers ignore it).
+CURSORS = """
+CREATE TABLE IF NOT EXISTS cursors (
+    link TEXT NOT NULL,
+    inlet TEXT NOT NULL,
+    value TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (link, inlet)
+) WITHOUT ROWID
+"""

@@ -23,7 +23,7 @@ import enum
 import logging
 import operator
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -32,6 +32,13 @@ from typing import Any, NamedTuple
 from databay_bus._clock import Clock, SystemClock
 from databay_bus._validation import optional_seconds
 from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError, describe
+from databay_bus.queue.cursors import (
+    ANY_VERSION,
+    CursorWrite,
+    StoredCursor,
+    decode_cursor,
+    encode_cursor,
+)
 from databay_bus.records import Record
 from databay_bus.records.codecs import Codec, JsonCodec, encode_record
 from databay_bus.records.record import stored_records
@@ -188,6 +195,9 @@ class RecordQueue(abc.ABC):
     * :meth:`ack` and :meth:`fail` only touch waiting deliveries of that (link, outlet);
       acking twice or acking a dead delivery changes nothing.
     * Deliveries of one outlet never hold back another's.
+    * Inlet cursors given to :meth:`enqueue` are stored in the same transaction as its
+      records (or, without records, in one of their own), each only if its stored version
+      is still the one the writer read (see :mod:`databay_bus.queue.cursors`).
     * Every method is safe to call from several threads at once.
 
     Args:
@@ -280,6 +290,7 @@ class RecordQueue(abc.ABC):
         targets: Sequence[Sequence[str]],
         *,
         on_encode_error: Callable[[Record, RecordEncodeError], None] | None = None,
+        cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[str | None]:
         """Store ``records`` with a PENDING delivery to each name in ``targets[i]``, atomically.
 
@@ -289,12 +300,15 @@ class RecordQueue(abc.ABC):
             targets: for each record, the names of the outlets that must receive it.
             on_encode_error: called for each record the codec cannot store, which is then
                 left out; without it the first such record raises before anything is stored.
+            cursors: ``{inlet name: CursorWrite}``, stored in the same transaction as the
+                records (an idle pull may move a cursor with no records at all).
 
         Returns:
             Each record's new id, or None for a record left out.
 
         Raises:
             RecordEncodeError: a record the codec cannot store (nothing was stored).
+            CursorConflictError: a cursor moved since it was read (nothing was stored).
             QueueError: the backend failed (nothing was stored).
         """
         if len(records) != len(targets):
@@ -322,9 +336,19 @@ class RecordQueue(abc.ABC):
                     continue
                 kept.append(index)
             targets = [targets[index] for index in kept]
-        numbers = (
-            self._do_enqueue(link, codec.name, datas, targets, self.clock.time()) if datas else []
-        )
+        if cursors:
+            now = self.clock.time()
+            if datas:
+                numbers = self._do_enqueue(link, codec.name, datas, targets, now, cursors=cursors)
+            else:
+                numbers = []
+                self._do_write_cursors(link, cursors, now)
+        else:
+            numbers = (
+                self._do_enqueue(link, codec.name, datas, targets, self.clock.time())
+                if datas
+                else []
+            )
         prefix = self.queue_id + "-"
         if kept is None:
             return [prefix + str(number) for number in numbers]
@@ -506,6 +530,44 @@ class RecordQueue(abc.ABC):
             return 0
         return self._do_purge(self.clock.time() - self.retention)
 
+    # -- inlet cursors ----------------------------------------------------------------------
+
+    def cursor(self, link: str, inlet: str) -> StoredCursor | None:
+        """The committed cursor of ``inlet`` in ``link``, or None if none was committed."""
+        for _, _, text, version, updated_at in self._do_read_cursors(link, inlet):
+            return StoredCursor(decode_cursor(text), version, updated_at)
+        return None
+
+    def cursors(self, link: str | None = None) -> dict[tuple[str, str], StoredCursor]:
+        """Every committed cursor (of ``link``, or of all links), by (link, inlet name)."""
+        return {
+            (row_link, inlet): StoredCursor(decode_cursor(text), version, updated_at)
+            for row_link, inlet, text, version, updated_at in self._do_read_cursors(link, None)
+        }
+
+    def set_cursor(
+        self, link: str, inlet: str, value: object, *, expected: int = ANY_VERSION
+    ) -> None:
+        """Store ``value`` as the cursor of ``inlet`` in ``link`` (the operator's override).
+
+        Do it while the link does not run: a running pull would overwrite it, or be refused.
+
+        Raises:
+            CursorError: ``value`` is not JSON-storable.
+            CursorConflictError: ``expected`` is given and the stored version differs.
+        """
+        text = encode_cursor(value, f"{link}/{inlet}")
+        self._do_write_cursors(link, {inlet: CursorWrite(text, expected)}, self.clock.time())
+
+    def reset_cursor(self, link: str, inlet: str, *, expected: int = ANY_VERSION) -> bool:
+        """Forget the cursor of ``inlet`` in ``link`` (its next pull starts from None).
+
+        Returns whether there was one.
+        """
+        existed = self.cursor(link, inlet) is not None
+        self._do_write_cursors(link, {inlet: CursorWrite(None, expected)}, self.clock.time())
+        return existed
+
     def close(self) -> None:
         """Release the queue's resources; the queue cannot be used afterwards."""
         self._do_close()
@@ -540,12 +602,16 @@ class RecordQueue(abc.ABC):
         datas: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
+        cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[int]:
         """Store the records ``datas`` (encoded by ``codec``) atomically, with a PENDING
         delivery (due at ``now``) to each outlet named in ``targets[i]`` for ``datas[i]``.
 
         Returns new, increasing, never reused numbers, one per record. A record with no
         targets gets its number but need not be stored: nothing will ever read it.
+
+        ``cursors`` (passed, by keyword, only when there are some) are written in the same
+        transaction, as :meth:`_do_write_cursors` does; a conflict stores nothing at all.
         """
 
     @abc.abstractmethod
@@ -615,6 +681,19 @@ class RecordQueue(abc.ABC):
     @abc.abstractmethod
     def _do_close(self) -> None:
         """Release resources."""
+
+    def _do_read_cursors(
+        self, link: str | None, inlet: str | None
+    ) -> list[tuple[str, str, str, int, float]]:
+        """The stored cursors as (link, inlet, JSON text, version, updated_at), filtered by
+        ``link`` and ``inlet`` when given, ordered by link and inlet."""
+        raise QueueError(f"{type(self).__name__} does not store inlet cursors")
+
+    def _do_write_cursors(self, link: str, cursors: Mapping[str, CursorWrite], now: float) -> None:
+        """Write ``cursors`` of ``link`` atomically: for each inlet, check the stored version
+        with :func:`~databay_bus.queue.cursors.check_version` (a conflict writes nothing),
+        then store the text with the new version, or delete the cursor when text is None."""
+        raise QueueError(f"{type(self).__name__} does not store inlet cursors")
 
 
 def new_queue_id() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +17,7 @@ from databay_bus.queue.base import (
     StoredRun,
     new_queue_id,
 )
+from databay_bus.queue.cursors import CursorWrite, check_version
 from databay_bus.records.codecs import Codec
 
 __all__ = ["MemoryQueue"]
@@ -70,6 +71,7 @@ class MemoryQueue(RecordQueue):
         self._deliveries: dict[tuple[str, str], dict[int, _Delivery]] = {}
         self._last = 0
         self._closed = False
+        self._cursors: dict[tuple[str, str], tuple[str, int, float]] = {}
 
     @property
     def queue_id(self) -> str:
@@ -86,9 +88,12 @@ class MemoryQueue(RecordQueue):
         datas: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
+        cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[int]:
         with self._lock:
             self._check_open()
+            if cursors:
+                self._write_cursors(link, cursors, now)  # first: a conflict stores nothing
             numbers = []
             for data, names in zip(datas, targets, strict=True):
                 self._last += 1
@@ -289,6 +294,35 @@ class MemoryQueue(RecordQueue):
     def _do_close(self) -> None:
         with self._lock:
             self._closed = True
+
+    def _do_read_cursors(
+        self, link: str | None, inlet: str | None
+    ) -> list[tuple[str, str, str, int, float]]:
+        with self._lock:
+            self._check_open()
+            return [
+                (row_link, row_inlet, text, version, updated_at)
+                for (row_link, row_inlet), (text, version, updated_at) in sorted(
+                    self._cursors.items()
+                )
+                if (link is None or row_link == link) and (inlet is None or row_inlet == inlet)
+            ]
+
+    def _do_write_cursors(self, link: str, cursors: Mapping[str, CursorWrite], now: float) -> None:
+        with self._lock:
+            self._check_open()
+            self._write_cursors(link, cursors, now)
+
+    def _write_cursors(self, link: str, cursors: Mapping[str, CursorWrite], now: float) -> None:
+        versions = {}
+        for inlet, write in cursors.items():  # check them all before changing any
+            stored = self._cursors.get((link, inlet))
+            versions[inlet] = check_version(link, inlet, stored[1] if stored else 0, write)
+        for inlet, write in cursors.items():
+            if write.text is None:
+                self._cursors.pop((link, inlet), None)
+            else:
+                self._cursors[(link, inlet)] = (write.text, versions[inlet], now)
 
     def __repr__(self) -> str:
         return f"MemoryQueue(id={self._id!r})"

@@ -51,14 +51,14 @@ import sys
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from databay_bus._clock import Clock
 from databay_bus.errors import ConfigurationError, QueueError, QueueLockedError, describe
-from databay_bus.queue._schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from databay_bus.queue._schema import CURSORS, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from databay_bus.queue.base import (
     DeliveryState,
     OutletStats,
@@ -67,6 +67,7 @@ from databay_bus.queue.base import (
     StoredRun,
     new_queue_id,
 )
+from databay_bus.queue.cursors import CursorWrite, check_version
 from databay_bus.records.codecs import Codec
 
 try:
@@ -541,6 +542,7 @@ class SqliteQueue(RecordQueue):
         datas: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
+        cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[int]:
         chunks: list[tuple[int, int, int, bytes | None, bytes]] = []
         spans: list[tuple[str, int, int]] = []
@@ -566,6 +568,8 @@ class SqliteQueue(RecordQueue):
                 chunks.append((start, end - start, live, sizes, b"".join(part)))
                 spans.extend((outlet, lo, hi) for outlet, found in runs.items() for lo, hi in found)
         with self._write() as conn:
+            if cursors:
+                self._write_cursors(conn, link, cursors, now)  # first: a conflict stores nothing
             if self._last_number is None:
                 self._last_number = conn.execute(_LAST_NUMBER).fetchone()[0]
             base = self._last_number + 1
@@ -843,6 +847,50 @@ class SqliteQueue(RecordQueue):
         with self._read() as conn:
             rows = conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(row[0]) for row in rows)
+
+    # -- inlet cursors ----------------------------------------------------------------------
+
+    def _do_read_cursors(
+        self, link: str | None, inlet: str | None
+    ) -> list[tuple[str, str, str, int, float]]:
+        with self._read() as conn:
+            try:
+                rows = conn.execute(
+                    "SELECT link, inlet, value, version, updated_at FROM cursors"
+                    " WHERE (?1 IS NULL OR link = ?1) AND (?2 IS NULL OR inlet = ?2)"
+                    " ORDER BY link, inlet",
+                    (link, inlet),
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []  # no cursor was ever written to this file
+                raise
+        return [(str(a), str(b), str(c), int(d), float(e)) for a, b, c, d, e in rows]
+
+    def _do_write_cursors(self, link: str, cursors: Mapping[str, CursorWrite], now: float) -> None:
+        with self._write() as conn:
+            self._write_cursors(conn, link, cursors, now)
+
+    @staticmethod
+    def _write_cursors(
+        conn: sqlite3.Connection, link: str, cursors: Mapping[str, CursorWrite], now: float
+    ) -> None:
+        """Inside a write transaction: check every version, then write (see the base class)."""
+        conn.execute(CURSORS)
+        versions = {}
+        for inlet, write in cursors.items():
+            row = conn.execute(
+                "SELECT version FROM cursors WHERE link = ? AND inlet = ?", (link, inlet)
+            ).fetchone()
+            versions[inlet] = check_version(link, inlet, row[0] if row else 0, write)
+        for inlet, write in cursors.items():
+            if write.text is None:
+                conn.execute("DELETE FROM cursors WHERE link = ? AND inlet = ?", (link, inlet))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?)",
+                    (link, inlet, write.text, versions[inlet], now),
+                )
 
     def _do_close(self) -> None:
         with self._connections_lock:
