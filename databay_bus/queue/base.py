@@ -339,7 +339,9 @@ class RecordQueue(abc.ABC):
         if cursors:
             now = self.clock.time()
             if datas:
-                numbers = self._do_enqueue(link, codec.name, datas, targets, now, cursors=cursors)
+                numbers = self._do_enqueue_with_cursors(
+                    link, codec.name, datas, targets, now, cursors
+                )
             else:
                 numbers = []
                 self._do_write_cursors(link, cursors, now)
@@ -602,16 +604,12 @@ class RecordQueue(abc.ABC):
         datas: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
-        cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[int]:
         """Store the records ``datas`` (encoded by ``codec``) atomically, with a PENDING
         delivery (due at ``now``) to each outlet named in ``targets[i]`` for ``datas[i]``.
 
         Returns new, increasing, never reused numbers, one per record. A record with no
         targets gets its number but need not be stored: nothing will ever read it.
-
-        ``cursors`` (passed, by keyword, only when there are some) are written in the same
-        transaction, as :meth:`_do_write_cursors` does; a conflict stores nothing at all.
         """
 
     @abc.abstractmethod
@@ -681,6 +679,19 @@ class RecordQueue(abc.ABC):
     @abc.abstractmethod
     def _do_close(self) -> None:
         """Release resources."""
+
+    def _do_enqueue_with_cursors(
+        self,
+        link: str,
+        codec: str,
+        datas: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+        cursors: Mapping[str, CursorWrite],
+    ) -> list[int]:
+        """:meth:`_do_enqueue`, and :meth:`_do_write_cursors` of ``cursors`` in the same
+        transaction; a cursor conflict stores nothing at all."""
+        raise QueueError(f"{type(self).__name__} does not store inlet cursors")
 
     def _do_read_cursors(
         self, link: str | None, inlet: str | None

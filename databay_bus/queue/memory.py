@@ -295,6 +295,17 @@ class MemoryQueue(RecordQueue):
         with self._lock:
             self._closed = True
 
+    def _do_enqueue_with_cursors(
+        self,
+        link: str,
+        codec: str,
+        datas: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+        cursors: Mapping[str, CursorWrite],
+    ) -> list[int]:
+        return self._do_enqueue(link, codec, datas, targets, now, cursors)
+
     def _do_read_cursors(
         self, link: str | None, inlet: str | None
     ) -> list[tuple[str, str, str, int, float]]:
