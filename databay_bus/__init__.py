@@ -11,11 +11,13 @@ from databay_bus.link import Link, Update
 from databay_bus.outlets.base import Outlet
 from databay_bus.planners.base import BasePlanner
 from databay_bus.records import MetadataKey, Record
+from databay_bus.schedules import Cron
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BasePlanner",
+    "Cron",
     "Inlet",
     "Link",
     "MetadataKey",

@@ -50,6 +50,7 @@ from databay_bus.observers import Event, TransferCompleted, TransferFailed, Tran
 from databay_bus.outlets.base import Outlet
 from databay_bus.records import Record
 from databay_bus.routing import Router
+from databay_bus.schedules import Cron, IntervalSchedule, Schedule
 from databay_bus.update import Grouper, Processor, Update
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ class Link:
     Args:
         inlets: an Inlet or a list of them.
         outlets: an Outlet or a list of them.
-        interval: time between transfers, a ``timedelta`` or seconds (int or float), > 0.
+        interval: time between transfers, a ``timedelta`` or seconds (int or float), > 0;
+            or a :class:`~databay_bus.schedules.Cron` schedule (see docs/schedules.md).
         tags: a string or list of strings naming the link (shown in logs and updates).
         copy_records: give every outlet its own copy of the records, so one outlet's changes
             never reach another.
@@ -148,7 +150,7 @@ class Link:
         self,
         inlets: Inlet | Sequence[Inlet],
         outlets: Outlet | Sequence[Outlet],
-        interval: timedelta | float,
+        interval: timedelta | float | Cron,
         tags: str | Sequence[str] | None = None,
         copy_records: bool = True,
         ignore_exceptions: bool = False,
@@ -177,7 +179,11 @@ class Link:
             )
             ignore_exceptions = catch_exceptions
         self._tags = as_tags(tags, "Link")
-        self._interval = coerce_interval(interval, f"Link(tags:{self._tags})")
+        self._interval: timedelta | Cron = (
+            interval
+            if isinstance(interval, Cron)
+            else coerce_interval(interval, f"Link(tags:{self._tags})")
+        )
         self.copy_records = copy_records
         self.ignore_exceptions = ignore_exceptions
         self.inlet_concurrency = positive_int(inlet_concurrency, "inlet_concurrency", self)
@@ -224,9 +230,17 @@ class Link:
         return list(self._outlets)
 
     @property
-    def interval(self) -> timedelta:
-        """Time between two transfers."""
+    def interval(self) -> timedelta | Cron:
+        """Time between two transfers (a timedelta); for a cron link, its ``Cron``."""
         return self._interval
+
+    @property
+    def schedule(self) -> Schedule:
+        """When the link fires: its ``Cron``, or an ``IntervalSchedule`` of its interval on
+        the grid anchored at the Unix epoch (the one all processes share; the built-in
+        planners anchor an interval link's grid when they schedule it, as Databay does)."""
+        interval = self._interval
+        return interval if isinstance(interval, Cron) else IntervalSchedule(interval)
 
     @property
     def tags(self) -> list[str]:

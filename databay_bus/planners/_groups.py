@@ -1,9 +1,10 @@
 """Link groups: what both built-in planners schedule instead of one job per link.
 
 Links scheduled together (at ``start()``, or in one ``add_links`` call) that share an interval
-and the immediate-transfer flag form a :class:`Group`, and the scheduler gets one job per group
-on one grid. The job only dispatches: :meth:`LinkGroups.dispatch` hands each link of the group
-to the planner's worker pool and returns. A scheduler's per-job costs (adding a job, finding due
+(or an equal ``Cron`` schedule) and the immediate-transfer flag form a :class:`Group`, and the
+scheduler gets one job per group on one grid. The job only dispatches:
+:meth:`LinkGroups.dispatch` hands each link of the group to the planner's worker pool and
+returns. A scheduler's per-job costs (adding a job, finding due
 jobs, its memory) are then paid per group: 10,000 links at one interval are one job.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from databay_bus._concurrency import WorkerPool
 from databay_bus.link import Link
+from databay_bus.schedules import Cron
 
 __all__ = ["Group", "LinkGroups", "link_name"]
 
@@ -25,18 +27,24 @@ _NAMED_IN_LOGS = 3  # links named when a group's tick is reported; the rest are 
 
 
 class Group:
-    """Links with one interval and one immediate flag, scheduled together: one job.
+    """Links with one interval (or Cron) and one immediate flag, scheduled together: one job.
 
-    ``pending`` holds the ids of its links with a transfer queued or running on the pool (set
-    operations are atomic). A group lives for one run of the planner, so a transfer still hung
-    from an earlier run never blocks the links of the next one.
+    ``cron`` is the group's Cron schedule, None for an interval group (``seconds`` is then
+    its interval; 0.0 for a cron group). ``pending`` holds the ids of its links with a
+    transfer queued or running on the pool (set operations are atomic). A group lives for one
+    run of the planner, so a transfer still hung from an earlier run never blocks the links
+    of the next one.
     """
 
-    __slots__ = ("id", "immediate", "job", "links", "pending", "seconds")
+    __slots__ = ("cron", "fire", "id", "immediate", "job", "links", "pending", "seconds")
 
-    def __init__(self, group_id: str, seconds: float, immediate: bool, links: list[Link]) -> None:
+    def __init__(
+        self, group_id: str, every: float | Cron, immediate: bool, links: list[Link]
+    ) -> None:
         self.id = group_id
-        self.seconds = seconds
+        self.cron = every if isinstance(every, Cron) else None
+        self.seconds = 0.0 if isinstance(every, Cron) else every
+        self.fire: Any = None  # a planner's bookkeeping of the next tick, if it needs one
         self.immediate = immediate
         self.links: dict[int, Link] = {id(link): link for link in links}  # O(1) removal
         self.job: Any = None
@@ -59,14 +67,15 @@ class LinkGroups:
         self.pool: WorkerPool | None = None
 
     def form(self, links: Sequence[Link], immediate: Callable[[Link], bool]) -> list[Group]:
-        """Register ``links`` in new groups, one per (interval, immediate) pair."""
-        buckets: dict[tuple[float, bool], list[Link]] = {}
+        """Register ``links`` in new groups, one per (interval or Cron, immediate) pair."""
+        buckets: dict[tuple[float | Cron, bool], list[Link]] = {}
         for link in links:
-            key = (link.interval.total_seconds(), immediate(link))
-            buckets.setdefault(key, []).append(link)
+            interval = link.interval
+            every = interval if isinstance(interval, Cron) else interval.total_seconds()
+            buckets.setdefault((every, immediate(link)), []).append(link)
         groups = [
-            Group(str(next(self._ids)), seconds, flag, members)
-            for (seconds, flag), members in buckets.items()
+            Group(str(next(self._ids)), every, flag, members)
+            for (every, flag), members in buckets.items()
         ]
         with self._lock:  # before any job exists: a tick may come at once
             for group in groups:

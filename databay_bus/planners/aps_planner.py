@@ -4,6 +4,10 @@ Each group of links (``databay_bus.planners._groups``) is one APScheduler job on
 grid. The job only dispatches: it runs inline in the scheduler's thread and hands every link of
 its group to the planner's worker pool. APScheduler's per-job costs (adding a job, checking its
 callable, looking for due jobs) are then paid per group, not per link.
+
+A group of cron links runs on a :class:`ScheduleTrigger`, an APScheduler trigger that asks the
+group's ``Cron`` (our evaluator, DST-correct; not APScheduler's ``CronTrigger``) for each next
+fire time.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from databay_bus._concurrency import WorkerPool
 from databay_bus.link import Link
 from databay_bus.planners._groups import LinkGroups
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
+from databay_bus.schedules import Schedule
 
-__all__ = ["APSPlanner", "ApsPlanner"]
+__all__ = ["APSPlanner", "ApsPlanner", "ScheduleTrigger"]
 
 _LOGGER = logging.getLogger(__name__)
 _JOB_NAME = "databay_bus transfers"
@@ -54,6 +60,51 @@ class _InlineExecutor(BaseExecutor):  # type: ignore[misc]
             self._scheduler._dispatch_event(event)
 
 
+class ScheduleTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler 3 trigger firing at a :class:`~databay_bus.schedules.Schedule`'s times.
+
+    A run time is the scheduled fire time plus the schedule's ``delay`` (its jitter). The
+    fire times behind the last run times handed out are remembered, so the next one is
+    looked up from the scheduled time, not from the jittered one.
+    """
+
+    __slots__ = ("_fires", "schedule")
+
+    _REMEMBERED = 64
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self._fires: dict[datetime, datetime] = {}
+
+    def first_run_time(self, now: datetime) -> datetime | None:
+        """The first run time after ``now``; None if the schedule has ended."""
+        return self._run_after(now)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is None:
+            return self._run_after(now)
+        return self._run_after(self._fires.get(previous_fire_time, previous_fire_time))
+
+    def _run_after(self, moment: datetime) -> datetime | None:
+        fire = self.schedule.next_after(moment)
+        if fire is None:
+            return None
+        run = fire + timedelta(seconds=self.schedule.delay(fire))
+        if run != fire:
+            if len(self._fires) >= self._REMEMBERED:
+                del self._fires[next(iter(self._fires))]  # the oldest
+            self._fires[run] = fire
+        return run
+
+    def __str__(self) -> str:
+        return f"schedule[{self.schedule}]"
+
+    def __repr__(self) -> str:
+        return f"<ScheduleTrigger ({self.schedule!r})>"
+
+
 class ApsPlanner(BasePlanner):
     """Schedules links with an APScheduler 3.x ``BackgroundScheduler`` of its own (UTC).
 
@@ -69,7 +120,8 @@ class ApsPlanner(BasePlanner):
 
     Links scheduled together (at ``start()``, or in one ``add_links`` call while running)
     with the same interval and immediate flag share one APScheduler job on one grid anchored
-    when they were scheduled; ``link.job`` is that shared job, so pausing or removing it
+    when they were scheduled (cron links with an equal ``Cron``: one job on a
+    :class:`ScheduleTrigger`); ``link.job`` is that shared job, so pausing or removing it
     affects the whole group. A tick of a link whose previous transfer is still queued or
     running is skipped with a WARNING and counted; a queued transfer whose link is removed,
     or whose planner stops, is dropped. Missed ticks are logged. A new scheduler is made at
@@ -140,17 +192,27 @@ class ApsPlanner(BasePlanner):
         """Add one job per group of ``links``, on grids anchored at ``now``; dispatch the
         immediate groups' first transfers at once."""
         for group in self._groups.form(links, self._is_immediate):
-            job = scheduler.add_job(
-                self._groups.dispatch,
-                trigger=IntervalTrigger(
+            trigger: BaseTrigger
+            if group.cron is not None:
+                trigger = ScheduleTrigger(group.cron)
+                first = trigger.first_run_time(now)
+            else:
+                trigger = IntervalTrigger(
                     seconds=group.seconds, start_date=now, timezone=timezone.utc
-                ),
-                args=(group,),
-                id=group.id,
-                name=_JOB_NAME,
-                next_run_time=now + timedelta(seconds=group.seconds),
-            )
-            group.job = job
+                )
+                first = now + timedelta(seconds=group.seconds)
+            if first is None:  # a cron schedule past its end: nothing left to run
+                _LOGGER.warning("%s: the schedule has ended", self._groups.describe(group))
+            else:
+                group.job = scheduler.add_job(
+                    self._groups.dispatch,
+                    trigger=trigger,
+                    args=(group,),
+                    id=group.id,
+                    name=_JOB_NAME,
+                    next_run_time=first,
+                )
+            job = group.job
             for link in group.links.values():
                 link.set_job(job)
             if group.immediate:
