@@ -1,0 +1,345 @@
+"""What the pages and the JSON API show, as plain JSON-serialisable dicts.
+
+Every page and every ``/api/`` endpoint reads through :class:`PipelineView`, and nothing else
+touches the planner or its queues. That is the seam for several hosts (docs/web.md): a view
+reading the shared PostgreSQL database (node registry, heartbeats, run history of every
+process) can replace this one, which reads the local planner, its queues' read-only
+inspection API (``stats()``, ``dead_letters()``) and the run history.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from databay_bus.link import Link
+from databay_bus.observers import (
+    DeliveryFailed,
+    Event,
+    Observer,
+    TransferCompleted,
+    TransferFailed,
+    TransferStarted,
+)
+from databay_bus.web.control import Control
+from databay_bus.web.history import RunHistory, link_label, process_name
+
+__all__ = ["LinkStatus", "PipelineView", "StatusObserver"]
+
+
+class LinkStatus:
+    """What the last transfer of a link said: failing or not, and the last error."""
+
+    __slots__ = ("failing", "failing_now", "last_error", "last_error_at", "last_ok_at")
+
+    def __init__(self) -> None:
+        self.failing = False  # the last finished transfer failed (or an outlet of it did)
+        self.failing_now = False  # the transfer running now has failed somewhere
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_ok_at: float | None = None
+
+
+class StatusObserver(Observer):
+    """Tracks per link whether its last transfer failed (an outlet failing counts)."""
+
+    def __init__(self) -> None:
+        self.status: dict[int, LinkStatus] = {}
+        self._lock = threading.Lock()
+
+    def of(self, link: Link) -> LinkStatus:
+        """The status of ``link`` (a fresh one if it never transferred)."""
+        with self._lock:
+            status = self.status.get(id(link))
+            if status is None:
+                status = self.status[id(link)] = LinkStatus()
+            return status
+
+    def notify(self, event: Event) -> None:
+        link = getattr(event, "link", None)
+        if link is None:
+            return
+        status = self.of(link)
+        if isinstance(event, TransferStarted):
+            status.failing_now = False
+        elif isinstance(event, DeliveryFailed):
+            status.failing_now = True
+            status.last_error = f"{event.outlet}: {type(event.exception).__name__}: " + str(
+                event.exception
+            )
+            status.last_error_at = event.at
+        elif isinstance(event, TransferFailed):
+            status.failing = True
+            status.last_error = f"{type(event.exception).__name__}: {event.exception}"
+            status.last_error_at = event.at
+        elif isinstance(event, TransferCompleted):
+            status.failing = event.failed or status.failing_now
+            if not status.failing:
+                status.last_ok_at = event.at
+
+
+def _when(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+class PipelineView:
+    """Reads the planner, its queues and the run history for pages and the API."""
+
+    def __init__(
+        self,
+        planner: Any,
+        history: RunHistory,
+        status: StatusObserver,
+        control: Control,
+        alias: str,
+    ) -> None:
+        self.planner = planner
+        self.history = history
+        self.status = status
+        self.control = control
+        self.alias = alias
+        self.process = process_name()
+
+    # -- links ------------------------------------------------------------------------------
+
+    def link_ids(self) -> list[tuple[str, Link]]:
+        """Each link with its id in URLs: its tags joined by dots, made unique."""
+        seen: dict[str, int] = {}
+        result = []
+        for link in self.planner.links:
+            base = link_label(link) if link.tags else "link"
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            result.append((base if count == 0 else f"{base}~{count}", link))
+        return result
+
+    def find(self, link_id: str) -> Link | None:
+        """The link with this id, or None."""
+        for candidate, link in self.link_ids():
+            if candidate == link_id:
+                return link
+        return None
+
+    def _queues(self) -> Iterator[Any]:
+        seen: set[int] = set()
+        for link in self.planner.links:
+            queue = link.queue
+            if queue is not None and id(queue) not in seen:
+                seen.add(id(queue))
+                yield queue
+
+    def _link_state(self, link: Link) -> str:
+        if not self.planner.running:
+            return str(self.planner.state.value)
+        if self.control.planner_paused:
+            return "paused"
+        if self.control.is_paused(link):
+            return "paused"
+        return "failing" if self.status.of(link).failing else "ok"
+
+    def overview(self) -> dict[str, Any]:
+        """The overview page: planner state, and one summary per link."""
+        metrics = self.planner.metrics()
+        links = []
+        for (link_id, link), entry in zip(self.link_ids(), metrics["links"], strict=False):
+            links.append(self._summary(link_id, link, entry))
+        return {
+            "alias": self.alias,
+            "process": self.process,
+            "planner": metrics["planner"],
+            "state": metrics["state"],
+            "paused": self.control.planner_paused,
+            "links": links,
+        }
+
+    def _summary(self, link_id: str, link: Link, entry: dict[str, Any]) -> dict[str, Any]:
+        status = self.status.of(link)
+        interval = link.interval.total_seconds()
+        last = entry.get("last_transfer_at")
+        scheduled = self.planner.running and link.job is not None
+        next_at = None
+        if scheduled:
+            next_at = (last + interval) if last is not None else None
+            job_next = getattr(link.job, "next_run_time", None)
+            if job_next is not None and hasattr(job_next, "timestamp"):
+                next_at = job_next.timestamp()
+        queue = entry.get("queue")
+        outlets = []
+        for outlet in link.outlets:
+            counts = (entry.get("outlets") or {}).get(outlet.name, {})
+            depth = (queue or {}).get("outlets", {}).get(outlet.name, {}) if queue else {}
+            outlets.append(
+                {
+                    "name": outlet.name,
+                    "pushed": counts.get("pushed", 0),
+                    "failures": counts.get("failures", 0),
+                    "pending": depth.get("pending") if queue else None,
+                    "retrying": depth.get("retrying") if queue else None,
+                    "dead": depth.get("dead") if queue else None,
+                }
+            )
+        return {
+            "id": link_id,
+            "tags": link.tags,
+            "state": self._link_state(link),
+            "interval": interval,
+            "queued": queue is not None,
+            "transfers": entry.get("transfers", 0),
+            "failures": entry.get("failures", 0),
+            "skipped": entry.get("skipped", 0),
+            "records_pulled": entry.get("records_pulled", 0),
+            "records_pushed": entry.get("records_pushed", 0),
+            "last_duration": entry.get("last_duration"),
+            "last_transfer_at": last,
+            "last_transfer": _when(last),
+            "next_transfer_at": next_at,
+            "next_transfer": _when(next_at),
+            "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "pending": (queue or {}).get("pending"),
+            "dead": (queue or {}).get("dead"),
+            "outlets": outlets,
+        }
+
+    def link_detail(self, link_id: str) -> dict[str, Any] | None:
+        """The link page: summary, nodes, router, recent transfers; None if unknown."""
+        for (candidate, link), entry in zip(
+            self.link_ids(), self.planner.metrics()["links"], strict=False
+        ):
+            if candidate != link_id:
+                continue
+            summary = self._summary(candidate, link, entry)
+            summary["nodes"] = [
+                {
+                    "kind": kind,
+                    "name": node.name,
+                    "type": type(node).__name__,
+                    "active": node.active,
+                }
+                for kind, nodes in (("inlet", link.inlets), ("outlet", link.outlets))
+                for node in nodes
+            ]
+            summary["router"] = None if link.router is None else repr(link.router)
+            summary["recent"] = [
+                self._run(e.as_dict()) for e in self.history.recent(link_label(link), 50)
+            ]
+            return summary
+        return None
+
+    def history_page(self, link: str | None, limit: int) -> list[dict[str, Any]]:
+        """Run history, newest first."""
+        return [self._run(e.as_dict()) for e in self.history.recent(link, limit)]
+
+    @staticmethod
+    def _run(entry: dict[str, Any]) -> dict[str, Any]:
+        entry["finished"] = _when(entry["finished_at"])
+        return entry
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def _queue_of_key(self) -> dict[str, Any]:
+        """Queue key -> (queue, link id) for queued links."""
+        result = {}
+        for link_id, link in self.link_ids():
+            key = getattr(link._delivery, "key", None)
+            if link.queue is not None and key is not None:
+                result[key] = (link.queue, link_id)
+        return result
+
+    def dead_letters(
+        self,
+        link: str | None = None,
+        outlet: str | None = None,
+        search: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Dead letters of every queue, newest first, filtered; ``search`` matches the
+        error text, the record id and the payload (case-insensitive)."""
+        letters = []
+        needle = (search or "").lower()
+        for key, (queue, link_id) in self._queue_of_key().items():
+            if link is not None and link != link_id:
+                continue
+            for letter in queue.dead_letters(key, outlet):
+                payload = None if letter.record is None else letter.record.payload
+                row = {
+                    "id": letter.id,
+                    "link": link_id,
+                    "outlet": letter.outlet,
+                    "attempts": letter.attempts,
+                    "last_error": letter.last_error,
+                    "failed_at": letter.failed_at,
+                    "failed": _when(letter.failed_at),
+                    "payload": payload,
+                    "metadata": None if letter.record is None else letter.record.metadata,
+                }
+                if needle and not any(
+                    needle in str(value).lower()
+                    for value in (letter.last_error, letter.id, payload)
+                ):
+                    continue
+                letters.append(row)
+        letters.sort(key=lambda row: (row["failed_at"], row["id"]), reverse=True)
+        return letters[:limit]
+
+    def settle_dead(self, action: str, letters: list[dict[str, Any]]) -> int:
+        """Replay or drop the given dead letters (rows of :meth:`dead_letters`)."""
+        by_queue: dict[int, tuple[Any, str, list[str]]] = {}
+        queues = self._queue_of_key()
+        keys = {link_id: (queue, key) for key, (queue, link_id) in queues.items()}
+        for row in letters:
+            queue, key = keys[row["link"]]
+            by_queue.setdefault(id(queue), (queue, key, []))[2].append(row["id"])
+        done = 0
+        for queue, key, ids in by_queue.values():
+            if action == "replay":
+                done += queue.replay(link=key, ids=ids)
+            else:
+                done += queue.drop(link=key, ids=ids)
+        return done
+
+    def export_rows(self, what: str, link: str | None) -> Iterator[dict[str, Any]]:
+        """Rows of dead letters or of waiting deliveries, one at a time."""
+        if what == "dead":
+            yield from self.dead_letters(link, limit=10**9)
+            return
+        for key, (queue, link_id) in self._queue_of_key().items():
+            if link is not None and link != link_id:
+                continue
+            yield from _waiting_rows(queue, key, link_id)
+
+
+def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
+    """Waiting deliveries of one link, read without changing the queue."""
+    read = getattr(queue, "waiting_records", None)
+    if callable(read):  # an inspection API that lists waiting deliveries, when there is one
+        yield from read(key)
+        return
+    for stats in queue.stats().outlets:
+        if stats.link != key or not stats.pending:
+            continue
+        for record in _far_future_due(queue, key, stats.outlet, stats.pending):
+            yield {
+                "id": record.id,
+                "link": link_id,
+                "outlet": stats.outlet,
+                "payload": record.payload,
+                "metadata": record.metadata,
+            }
+
+
+def _far_future_due(queue: Any, key: str, outlet: str, count: int) -> list[Any]:
+    """``due()`` as seen a century ahead: retrying deliveries included. ``due`` only reads."""
+    due_runs = queue._do_due(key, outlet, count, 4.1e9)
+    records = []
+    for run in due_runs:
+        for item in run.records():
+            try:
+                records.append(queue._decode(item))
+            except Exception:
+                continue
+    return records
