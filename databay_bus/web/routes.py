@@ -26,7 +26,7 @@ from databay_bus.web.auth import Role
 if TYPE_CHECKING:
     from databay_bus.web.app import Principal, WebInterface
 
-__all__ = ["Handler", "Routes", "needs"]
+__all__ = ["Handler", "Routes", "json_error", "needs"]
 
 _LOGGER = logging.getLogger(__name__)
 
