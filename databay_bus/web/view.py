@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,12 +159,14 @@ class PipelineView:
 
     def _summary(self, link_id: str, link: Link, entry: dict[str, Any]) -> dict[str, Any]:
         status = self.status.of(link)
-        interval = link.interval.total_seconds()
+        schedule = link.interval
+        interval = schedule.total_seconds() if isinstance(schedule, timedelta) else None
+        every = f"every {interval:g}s" if interval is not None else str(schedule)
         last = entry.get("last_transfer_at")
         scheduled = self.planner.running and link.job is not None
         next_at = None
         if scheduled:
-            next_at = (last + interval) if last is not None else None
+            next_at = (last + interval) if last is not None and interval is not None else None
             job_next = getattr(link.job, "next_run_time", None)
             if job_next is not None and hasattr(job_next, "timestamp"):
                 next_at = job_next.timestamp()
@@ -187,6 +190,7 @@ class PipelineView:
             "tags": link.tags,
             "state": self._link_state(link),
             "interval": interval,
+            "schedule": every,
             "queued": queue is not None,
             "transfers": entry.get("transfers", 0),
             "failures": entry.get("failures", 0),

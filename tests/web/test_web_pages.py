@@ -344,3 +344,15 @@ def test_web_settings() -> None:
         web_settings({"port": 1})
     with pytest.raises(ConfigurationError, match=r"web\.tls\.cert: no file"):
         web_settings({"tls": {"cert": "none.pem", "key": "none.pem"}})
+
+
+def test_a_cron_link_shows_its_schedule() -> None:
+    from databay_bus.schedules import Cron
+
+    link = Link([], [], Cron("*/5 * * * *"), tags=["cron"])
+    web = WebInterface(ApsPlanner([link]))
+    try:
+        (summary,) = web.view.overview()["links"]
+        assert (summary["schedule"], summary["interval"]) == ("cron: */5 * * * * (UTC)", None)
+    finally:
+        web.close()
