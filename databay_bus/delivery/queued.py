@@ -111,6 +111,11 @@ class QueueDelivery(Delivery):
         self.max_pending = optional_positive_int(max_pending, "max_pending", link)
         self.batch_size = positive_int(batch_size, "batch_size", link)
         self.backpressure_skips = 0
+        #: Ticks this process did not pull because another process claimed them.
+        self.ticks_elsewhere = 0
+        self._tick: float | None = None
+        #: The scheduled tick the running transfer pulls for (None: not a claimed tick).
+        self.claimed_tick: float | None = None
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._outlets_changed = True
@@ -124,7 +129,28 @@ class QueueDelivery(Delivery):
         unique_names(outlets, self.link)
         self._outlets_changed = True
 
+    def announce_tick(self, tick: float | None) -> None:
+        """The planner's next transfer of this link serves the scheduled tick ``tick`` (its
+        fire time); the transfer pulls only if the queue lets this process claim it."""
+        self._tick = tick
+
     def may_pull(self, update: Update) -> bool:
+        tick, self._tick = self._tick, None
+        if not self._below_max_pending(update):
+            return False
+        self.claimed_tick = None
+        if tick is not None:
+            if not self.queue.claim_tick(self.key, tick):
+                with self._lock:
+                    self.ticks_elsewhere += 1
+                _LOGGER.debug(
+                    "%s: tick %.3f runs in another process; delivering only", update, tick
+                )
+                return False
+            self.claimed_tick = tick
+        return True
+
+    def _below_max_pending(self, update: Update) -> bool:
         if self.max_pending is None:
             return True
         waiting = self.queue.waiting(self.key)
@@ -238,6 +264,7 @@ class QueueDelivery(Delivery):
             "dead": stats.dead(self.key),
             "oldest_pending_age": stats.oldest_pending_age(self.key),
             "backpressure_skips": self.backpressure_skips,
+            "ticks_elsewhere": self.ticks_elsewhere,
             "outlets": {
                 s.outlet: {"pending": s.pending, "retrying": s.retrying, "dead": s.dead}
                 for s in stats.outlets

@@ -44,6 +44,7 @@ from databay_bus.observers import (
     PlannerStarted,
     PlannerStopped,
 )
+from databay_bus.planners._ticks import current_tick
 from databay_bus.queue.maintenance import QueueMaintenance
 
 __all__ = ["BasePlanner", "PlannerState"]
@@ -545,6 +546,9 @@ class BasePlanner(abc.ABC):
         try:
             if key in self._unstarted and not self._retry_start(link):
                 return
+            announce = getattr(link._delivery, "announce_tick", None)
+            if announce is not None:  # a queue shared by processes: one of them pulls a tick
+                announce(current_tick(link, time.time()))
             link.transfer()
         except Exception as exc:
             self._on_exception(exc, link)

@@ -460,6 +460,12 @@ class RecordQueue(abc.ABC):
         """Names of the outlets that have deliveries of ``link`` still waiting, sorted."""
         return sorted(self._do_waiting_outlets(link))
 
+    def claim_tick(self, link: str, tick: float) -> bool:
+        """May this process run the scheduled tick ``tick`` (its fire time, epoch seconds) of
+        ``link``? A queue shared by processes answers True to exactly one caller per tick and
+        never for a tick older than one already claimed; a one-process queue always True."""
+        return True
+
     # -- operations -------------------------------------------------------------------------
 
     def stats(self) -> QueueStats:
