@@ -1,7 +1,8 @@
 """The ``[[links]]`` tables: a link's nodes, options, router and queue, built into a Link.
 
 Each key of a link table is read in :meth:`LinkReader.read` (the one place to add a key: put
-it in :data:`LINK_KEYS`, check it there); the interval goes through :func:`parse_interval`,
+it in :data:`LINK_KEYS`, check it there); the interval goes through :func:`parse_interval`
+(a duration, or ``"cron: EXPR"`` with the link's ``tz``),
 the router through :mod:`databay_bus.config.routers` and the queue options through
 :meth:`LinkReader.delivery_options` and :mod:`databay_bus.config.queues`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from databay_bus.config.checks import FAILED, Failed, Problems, parse_duration
 from databay_bus.config.objects import (
@@ -25,16 +27,18 @@ from databay_bus.config.objects import (
 from databay_bus.config.queues import Queues
 from databay_bus.config.routers import make_router
 from databay_bus.config.source import key_path
-from databay_bus.errors import describe
+from databay_bus.errors import ConfigurationError, describe
 from databay_bus.link import Link
 from databay_bus.outlets.base import Outlet
 from databay_bus.routing import Router
+from databay_bus.schedules import Cron
 
 __all__ = ["DELIVERY_KEYS", "LINK_KEYS", "LinkReader", "LinkSpec", "parse_interval"]
 
 LINK_KEYS = (
     "tags",
     "interval",
+    "tz",
     "inlets",
     "outlets",
     "processors",
@@ -55,8 +59,17 @@ DELIVERY_KEYS = ("key", "max_pending", "batch_size")
 BOOLEAN_KEYS = ("ignore_exceptions", "copy_records", "immediate_transfer")
 
 
-def parse_interval(value: object) -> float:
-    """A link's ``interval``: seconds or a duration string (raises ValueError with the reason)."""
+CRON_PREFIX = "cron:"
+
+
+def parse_interval(value: object, tz: object = None) -> float | Cron:
+    """A link's ``interval``: seconds, a duration string, or ``"cron: EXPR"`` evaluated in
+    ``tz`` (an IANA name; UTC when None). Raises ValueError with the reason (a
+    ``ConfigurationError`` naming the expression and field, for a cron)."""
+    if isinstance(value, str) and value.strip().lower().startswith(CRON_PREFIX):
+        return Cron(value.strip()[len(CRON_PREFIX) :], tz=tz)  # type: ignore[arg-type]
+    if tz is not None:
+        raise ValueError(f"'tz' only applies to a cron interval ('cron: ...'), got {value!r}")
     return parse_duration(value)
 
 
@@ -66,7 +79,7 @@ class LinkSpec:
 
     index: int
     tags: list[str]
-    interval: float
+    interval: float | Cron
     inlets: list[Spec] = field(default_factory=list)
     outlets: list[Spec] = field(default_factory=list)
     processors: list[Spec] = field(default_factory=list)
@@ -112,13 +125,13 @@ class LinkReader:
                 f"must be a string or a list of strings, got {describe(tags)}",
             )
             tags = []
-        interval: float | Failed
+        interval: float | Cron | Failed
         if "interval" not in data:
             problems.add(path, "a link needs 'interval' (seconds, or a duration like '5s')")
             interval = FAILED
         else:
-            interval = problems.check(key_path(path, "interval"), data["interval"], parse_interval)
-        spec = LinkSpec(index, tags, interval if isinstance(interval, float) else 0.0)
+            interval = self._interval(path, tags, data)
+        spec = LinkSpec(index, tags, 0.0 if isinstance(interval, Failed) else interval)
         self.specs.append(spec)
         make_list = self.maker.make_list
         inlets = make_list(
@@ -198,6 +211,41 @@ class LinkReader:
         except Exception as exc:
             problems.add(path, f"{type(exc).__name__}: {exc}")
             return None
+
+    def _interval(self, path: str, tags: list[str], data: dict[str, Any]) -> float | Cron | Failed:
+        """The link's interval or Cron; a problem names the link, the expression and field."""
+        tz = data.get("tz")
+        if tz is not None and not isinstance(tz, str):
+            self.problems.add(
+                key_path(path, "tz"),
+                f"must be a time zone name such as 'Europe/Berlin', got {describe(tz)}",
+            )
+            return FAILED
+        if isinstance(tz, str):
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                self.problems.add(
+                    key_path(path, "tz"),
+                    f"unknown time zone {tz!r} (an IANA name such as 'Europe/Berlin')",
+                )
+                return FAILED
+        where = key_path(path, "interval")
+        value = data["interval"]
+        is_cron = isinstance(value, str) and value.strip().lower().startswith(CRON_PREFIX)
+        if tz is not None and not is_cron:
+            self.problems.add(
+                key_path(path, "tz"), "only applies to a cron interval (interval = 'cron: ...')"
+            )
+            tz = None
+        try:
+            return parse_interval(value, tz)
+        except ValueError as exc:
+            name = (
+                f"link {'.'.join(tags)!r}: " if tags and isinstance(exc, ConfigurationError) else ""
+            )
+            self.problems.add(where, f"{name}{exc}")
+            return FAILED
 
     def _prepare_outlet(self, target: Any, kwargs: Arguments, path: str) -> Arguments | None:
         """An outlet's own ``processors`` are named like the link's."""

@@ -16,10 +16,12 @@ from databay_bus.link import Link
 from databay_bus.observers import Event, Observer, TransferCompleted
 from databay_bus.planners.base import BasePlanner, PlannerState
 from databay_bus.queue.base import RecordQueue
+from databay_bus.schedules import Cron
 
 __all__ = ["Pipeline", "status_line"]
 
 _LOGGER = logging.getLogger(__name__)
+NEXT_FIRES = 3  # fire times ``validate`` shows per cron link
 
 
 def status_line(entry: dict[str, Any]) -> str:
@@ -168,9 +170,16 @@ class Pipeline:
             lines.append(f"  observer: {_name_of(observer)}")
         for spec in self.link_specs:
             name = ".".join(spec.tags) or f"links[{spec.index}]"
-            lines.append(
-                f"  link {name!r} every {spec.interval:g}s" + (" (queued)" if spec.queued else "")
+            every = (
+                f"on {spec.interval}"
+                if isinstance(spec.interval, Cron)
+                else f"every {spec.interval:g}s"
             )
+            lines.append(f"  link {name!r} {every}" + (" (queued)" if spec.queued else ""))
+            if isinstance(spec.interval, Cron):
+                fires = spec.interval.next_times(NEXT_FIRES)
+                shown_fires = ", ".join(spec.interval.local_text(fire) for fire in fires)
+                lines.append(f"    next: {shown_fires or 'none (the schedule has ended)'}")
             for what in ("inlets", "processors", "groupers", "outlets"):
                 for type_name, args in getattr(spec, what):
                     lines.append(f"    {what[:-1]}: {type_name}{_args(args, self.secrets)}")

@@ -118,7 +118,17 @@ class Cron:
             zone, bad jitter or bounds, or an expression that never fires.
     """
 
-    __slots__ = ("_end", "_expression", "_jitter", "_minutes", "_seconds", "_start", "_tz", "_zone")
+    __slots__ = (
+        "_end",
+        "_expanded",
+        "_expression",
+        "_jitter",
+        "_minutes",
+        "_seconds",
+        "_start",
+        "_tz",
+        "_zone",
+    )
 
     def __init__(
         self,
@@ -157,6 +167,7 @@ class Cron:
                     f"{where}: unknown alias, expected one of {', '.join(ALIASES)}"
                 )
             text = ALIASES[text.lower()]
+        self._expanded = text
         fields = text.split()
         if len(fields) not in (5, 6):
             raise ConfigurationError(
@@ -239,6 +250,18 @@ class Cron:
         return self._jitter * digest / 2**32
 
     # -- description ------------------------------------------------------------------------
+
+    def explain(self) -> str:
+        """The expression in English (cronsim's wording), e.g. ``At 09:00 on Monday through
+        Friday``; empty if cronsim cannot word it."""
+        try:
+            return str(CronSim(self._expanded, datetime(2000, 1, 1)).explain())
+        except Exception:  # wording is a courtesy: never fail over it
+            return ""
+
+    def local_text(self, fire: datetime) -> str:
+        """``fire`` in the schedule's zone, with its offset: ``2026-12-07 09:00:00+01:00``."""
+        return fire.astimezone(self._tz).isoformat(sep=" ")
 
     @property
     def expression(self) -> str:
