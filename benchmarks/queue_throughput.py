@@ -11,8 +11,8 @@ What it measures, in one run on one disk:
   (one commit, fsynced with the next enqueue: ``ack_sync="normal"``, see
   databay_bus/queue/sqlite.py) - everything a record costs in a steady stream of transfers;
 * B=1 again with ``ack_sync="full"`` (the ack fsynced too), for comparison;
-* the same with 4 links on 4 threads sharing one file, for one connection per thread vs
-  one shared connection (the choice documented in databay_bus/queue/sqlite.py).
+* the same with 4 links on 4 threads sharing one file (each thread has its own connection,
+  as documented in databay_bus/queue/sqlite.py).
 
 Run: ``python benchmarks/queue_throughput.py [--seconds 3] [--dir DIR]``. Prints a table.
 Targets (issue 5): B=1000 >= 50,000 records/s; B=1 >= 0.3 x the raw fsync rate.
@@ -109,10 +109,9 @@ def link_rate(directory: Path, size: int, seconds: float, ack_sync: str = "norma
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def threads_rate(directory: Path, per_thread: bool, seconds: float, size: int = 100) -> float:
-    path = directory / f"threads{per_thread}.db"
+def threads_rate(directory: Path, seconds: float, size: int = 100) -> float:
+    path = directory / "threads.db"
     queue = SqliteQueue(path)
-    queue._per_thread = per_thread  # benchmark knob; see the module docstring of sqlite.py
     outlets = [CountOutlet() for _ in range(4)]
     links = [
         Link(BatchInlet(size), outlets[i], 1, tags=f"t{i}", queue=queue, batch_size=size)
@@ -157,10 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in (100, 1000):
             rate = link_rate(directory, size, args.seconds)
             print(f"queued link, B={size:<5} records/s    {rate:>12,.0f}")
-        for per_thread in (True, False):
-            rate = threads_rate(directory, per_thread, args.seconds)
-            label = "per-thread connections" if per_thread else "one shared connection "
-            print(f"4 links/4 threads, B=100, {label} {rate:>10,.0f} records/s")
+        rate = threads_rate(directory, args.seconds)
+        print(f"4 links/4 threads, B=100, one file  {rate:>12,.0f} records/s")
     return 0
 
 

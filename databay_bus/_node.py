@@ -28,7 +28,7 @@ class Node:
     #: session lives there): returns that loop. A link whose async nodes all name the same
     #: loop runs its whole transfer there, so it crosses threads once per transfer instead
     #: of once per node.
-    _home_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
+    _get_home_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name

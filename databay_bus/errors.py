@@ -20,6 +20,7 @@ written for Databay keeps working)::
     ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
     ├── CursorError (ValueError)              an inlet cursor misused (not JSON, committed twice)
     ├── BrokerError (ConnectionError)         a message broker unreachable or refusing
+    ├── CodecError (TypeError)                a codec's encode met a value it cannot store
     └── QueueError (RuntimeError)             persistent record queue problems
         ├── RecordEncodeError (TypeError)     a payload the codec cannot store
         ├── QueueLockedError                  the queue file is held by another process
@@ -42,6 +43,7 @@ from typing import Any
 
 __all__ = [
     "BrokerError",
+    "CodecError",
     "ConfigError",
     "ConfigurationError",
     "CursorConflictError",
@@ -161,12 +163,43 @@ class PayloadError(DatabayBusError, TypeError):
     """A record's payload does not have the shape an outlet needs (e.g. CsvOutlet wants a dict)."""
 
 
+class CodecError(DatabayBusError, TypeError):
+    """A codec's ``encode`` met ``value``, which it cannot store; ``path`` says where
+    (e.g. ``payload['x'][0]``) and ``reason`` why. The queue reports it as a
+    :class:`RecordEncodeError`."""
+
+    def __init__(self, path: str, value: Any, reason: str) -> None:
+        self.path = path
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class QueueError(DatabayBusError, RuntimeError):
     """A persistent record queue operation failed."""
 
 
 class RecordEncodeError(QueueError, TypeError):
-    """A record's payload or metadata cannot be stored by the queue's codec."""
+    """A record's payload or metadata cannot be stored by the queue's codec.
+
+    Attributes:
+        codec: the codec's name.
+        inlet: the ``'__inlet__'`` metadata of the record (which inlet made it), or None.
+        path: where the bad value sits, e.g. ``payload['x'][0]`` (``record`` if unknown).
+        value_type: the type of the value that cannot be stored.
+        reason: why the codec refused it.
+    """
+
+    def __init__(self, codec: str, inlet: Any, path: str, value_type: type, reason: str) -> None:
+        self.codec = codec
+        self.inlet = inlet
+        self.path = path
+        self.value_type = value_type
+        self.reason = reason
+        super().__init__(
+            f"codec {codec!r} cannot store a record from inlet {inlet!r}: {path} is a "
+            f"{value_type.__module__}.{value_type.__qualname__} ({reason})"
+        )
 
 
 class QueueLockedError(QueueError):

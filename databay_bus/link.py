@@ -338,7 +338,7 @@ class Link:
             *(o for o in self._outlets if o._push_is_async),
         ]
         self._all_sync = not async_nodes
-        homes = {node._home_loop for node in async_nodes}
+        homes = {node._get_home_loop for node in async_nodes}
         self._home = homes.pop() if len(homes) == 1 else None
         if self._started:
             for node in added:

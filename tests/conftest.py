@@ -48,3 +48,16 @@ def databay_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """caplog capturing every databay_bus record at DEBUG and above."""
     caplog.set_level(logging.DEBUG, logger="databay_bus")
     return caplog
+
+
+@pytest.fixture(params=["fast", "public"])
+def loop_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with each event-loop driver of databay_bus._concurrency: the fast one
+    (private asyncio attributes, where supported) and the public-API fallback."""
+    from databay_bus import _concurrency
+
+    mode: str = request.param
+    if mode == "fast" and not _concurrency.FAST_LOOP_SUPPORTED:
+        pytest.skip("the fast loop driver is not used on this Python")
+    monkeypatch.setattr(_concurrency, "FAST_LOOP", mode == "fast")
+    return mode

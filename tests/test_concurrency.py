@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import subprocess
+import sys
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+from databay_bus import _concurrency
 from databay_bus._concurrency import _drive, run_coroutine
+
+# Both event-loop drivers: the fast one and the public-API fallback (conftest.py).
+pytestmark = pytest.mark.usefixtures("loop_driver")
 
 
 async def _probe() -> tuple[bool, bool, bool]:
@@ -155,3 +163,27 @@ def test_a_far_timer_never_blocks_a_run() -> None:
     worker.start()
     worker.join(timeout=30)
     assert results == ["quick"] and not fired
+
+
+def test_each_driver_runs_on_its_own_kind_of_loop(loop_driver: str) -> None:
+    """The fast driver steps a _TransferLoop; the fallback runs a plain asyncio loop."""
+    assert run_coroutine(_probe()) == (True, True, True)
+    loop = _concurrency._thread_loop()
+    assert isinstance(loop, _concurrency._TransferLoop) is (loop_driver == "fast")
+
+
+@pytest.mark.parametrize("version", [(3, 10, 13), (3, 13, 0), (4, 0, 0)])
+def test_fast_driver_only_where_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int]
+) -> None:
+    monkeypatch.setattr(_concurrency, "sys", SimpleNamespace(version_info=version))
+    assert _concurrency._fast_loop_supported() is False
+
+
+def test_environment_switch_forces_the_public_driver() -> None:
+    code = "from databay_bus import _concurrency as c; print(c.FAST_LOOP)"
+    env = {**os.environ, "DATABAY_BUS_ASYNCIO": "public", "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "False", done.stderr

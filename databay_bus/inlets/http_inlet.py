@@ -13,7 +13,7 @@ per TLS setting, closed when the last session using it closes. 200 inlets pollin
 then keep one pool of kept-alive connections rather than 200, which measured 5-8 % less time
 per transfer (scenario 6 of ``benchmarks/``).
 
-HttpInlet names that loop as its home (``Node._home_loop``), so a link whose async nodes are
+HttpInlet names that loop as its home (``Node._get_home_loop``), so a link whose async nodes are
 all HttpInlets runs its whole transfer there: 200 inlets cost one hop between threads per
 transfer, not 200. In a link with other async nodes each pull hops to the background loop
 and back on its own; inlets still pull concurrently either way.
@@ -167,7 +167,7 @@ class HttpInlet(Inlet):
 
     # -- pulling -----------------------------------------------------------------------------
 
-    _home_loop = staticmethod(_shared_background_loop)
+    _get_home_loop = staticmethod(_shared_background_loop)
 
     async def pull(self, update: Update) -> Any:
         """Request the URL once; see the class docstring for what it returns."""

@@ -22,7 +22,7 @@ from databay_bus.schedules import Cron
 
 __all__ = ["Group", "LinkGroups", "link_name"]
 
-_LOGGER = logging.getLogger("databay_bus.planners")
+_LOGGER = logging.getLogger(__name__)
 _NAMED_IN_LOGS = 3  # links named when a group's tick is reported; the rest are counted
 
 

@@ -109,10 +109,10 @@ class StoredRun(NamedTuple):
 
     first: int
     codec: str
-    datas: list[bytes]
+    encoded: list[bytes]
 
     def records(self) -> list[StoredRecord]:
-        return [StoredRecord(self.first + i, self.codec, d) for i, d in enumerate(self.datas)]
+        return [StoredRecord(self.first + i, self.codec, d) for i, d in enumerate(self.encoded)]
 
 
 @dataclass(frozen=True)
@@ -320,15 +320,15 @@ class RecordQueue(abc.ABC):
         kept: list[int] | None = None  # indexes of the records stored; None: all of them
         try:  # the fast path: every record encodes
             if encode_records is not None:
-                datas: list[bytes] = encode_records(records)
+                encoded: list[bytes] = encode_records(records)
             else:
                 encode = codec.encode
-                datas = [encode(r.payload, r.metadata) for r in records]
+                encoded = [encode(r.payload, r.metadata) for r in records]
         except Exception:  # find the bad records again, one by one, to report them
-            datas, kept = [], []
+            encoded, kept = [], []
             for index, record in enumerate(records):
                 try:
-                    datas.append(encode_record(codec, record.payload, record.metadata))
+                    encoded.append(encode_record(codec, record.payload, record.metadata))
                 except RecordEncodeError as exc:
                     if on_encode_error is None:
                         raise
@@ -338,17 +338,17 @@ class RecordQueue(abc.ABC):
             targets = [targets[index] for index in kept]
         if cursors:
             now = self.clock.time()
-            if datas:
+            if encoded:
                 numbers = self._do_enqueue_with_cursors(
-                    link, codec.name, datas, targets, now, cursors
+                    link, codec.name, encoded, targets, now, cursors
                 )
             else:
                 numbers = []
                 self._do_write_cursors(link, cursors, now)
         else:
             numbers = (
-                self._do_enqueue(link, codec.name, datas, targets, self.clock.time())
-                if datas
+                self._do_enqueue(link, codec.name, encoded, targets, self.clock.time())
+                if encoded
                 else []
             )
         prefix = self.queue_id + "-"
@@ -376,7 +376,7 @@ class RecordQueue(abc.ABC):
         if decode_many is not None and all(run.codec == name for run in runs):
             try:  # the fast path: every record decodes
                 decoded = decode_many(
-                    runs[0].datas if len(runs) == 1 else [d for run in runs for d in run.datas]
+                    runs[0].encoded if len(runs) == 1 else [d for run in runs for d in run.encoded]
                 )
             except Exception:
                 pass  # find the broken ones below
@@ -384,7 +384,7 @@ class RecordQueue(abc.ABC):
                 numbers = [
                     number
                     for run in runs
-                    for number in range(run.first, run.first + len(run.datas))
+                    for number in range(run.first, run.first + len(run.encoded))
                 ]
                 ids = [prefix + str(number) for number in numbers]
                 records = stored_records(decoded, ids)
@@ -607,12 +607,12 @@ class RecordQueue(abc.ABC):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
     ) -> list[int]:
-        """Store the records ``datas`` (encoded by ``codec``) atomically, with a PENDING
-        delivery (due at ``now``) to each outlet named in ``targets[i]`` for ``datas[i]``.
+        """Store the records ``encoded`` (bytes made by ``codec``) atomically, with a PENDING
+        delivery (due at ``now``) to each outlet named in ``targets[i]`` for ``encoded[i]``.
 
         Returns new, increasing, never reused numbers, one per record. A record with no
         targets gets its number but need not be stored: nothing will ever read it.
@@ -690,7 +690,7 @@ class RecordQueue(abc.ABC):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
         cursors: Mapping[str, CursorWrite],

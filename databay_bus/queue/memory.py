@@ -85,7 +85,7 @@ class MemoryQueue(RecordQueue):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
         cursors: Mapping[str, CursorWrite] | None = None,
@@ -95,7 +95,7 @@ class MemoryQueue(RecordQueue):
             if cursors:
                 self._write_cursors(link, cursors, now)  # first: a conflict stores nothing
             numbers = []
-            for data, names in zip(datas, targets, strict=True):
+            for data, names in zip(encoded, targets, strict=True):
                 self._last += 1
                 number = self._last
                 numbers.append(number)
@@ -119,8 +119,8 @@ class MemoryQueue(RecordQueue):
             for number in chosen:
                 stored = self._records[number]
                 last = runs[-1] if runs else None
-                if last and last.first + len(last.datas) == number and last.codec == stored.codec:
-                    last.datas.append(stored.data)
+                if last and last.first + len(last.encoded) == number and last.codec == stored.codec:
+                    last.encoded.append(stored.data)
                 else:
                     runs.append(StoredRun(number, stored.codec, [stored.data]))
             return runs

@@ -516,22 +516,22 @@ class PostgresQueue(RecordQueue):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
     ) -> list[int]:
         q = self._q
-        count = len(datas)
+        count = len(encoded)
 
         def work(conn: psycopg.Connection[Any]) -> list[int]:
             numbers = sorted(row[0] for row in conn.execute(q.numbers, [count]).fetchall())
-            kept, kept_datas, rows, outlets = [], [], [], []
-            for number, data, names in zip(numbers, datas, targets, strict=True):
+            kept, kept_encoded, rows, outlets = [], [], [], []
+            for number, data, names in zip(numbers, encoded, targets, strict=True):
                 unique = list(dict.fromkeys(names))
                 if not unique:
                     continue  # nothing would ever read it
                 kept.append(number)
-                kept_datas.append(data)
+                kept_encoded.append(data)
                 rows.extend([number] * len(unique))
                 outlets.extend(unique)
             if kept:
@@ -542,7 +542,7 @@ class PostgresQueue(RecordQueue):
                         "link": link,
                         "codec": codec,
                         "now": now,
-                        "datas": kept_datas,
+                        "encoded": kept_encoded,
                     },
                 )
                 conn.execute(
@@ -571,8 +571,8 @@ class PostgresQueue(RecordQueue):
         runs: list[StoredRun] = []
         for number, codec, data in self._run(work):
             last = runs[-1] if runs else None
-            if last and last.first + len(last.datas) == number and last.codec == codec:
-                last.datas.append(data)
+            if last and last.first + len(last.encoded) == number and last.codec == codec:
+                last.encoded.append(data)
             else:
                 runs.append(StoredRun(number, codec, [data]))
         return runs
@@ -761,7 +761,7 @@ class _Statements:
         self.insert_records = (
             f"INSERT INTO {s}.records (number, link, codec, enqueued_at, data) "
             "SELECT number, %(link)s, %(codec)s, %(now)s, data "
-            "FROM unnest(%(numbers)s::bigint[], %(datas)s::bytea[]) AS t(number, data)"
+            "FROM unnest(%(numbers)s::bigint[], %(encoded)s::bytea[]) AS t(number, data)"
         ).encode()
         self.insert_deliveries = (
             f"INSERT INTO {s}.deliveries (number, outlet, link, state, due_at, updated_at) "

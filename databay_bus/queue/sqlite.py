@@ -30,7 +30,7 @@ retry time. Numbers come from memory (this process is the file's only writer).
 Threads: each thread gets its own connection, so reads (``due``, ``stats``) run side by
 side; writes are serialised by one in-process lock before SQLite's own lock, which hands
 the file from one writer to the next at once instead of through SQLite's sleeping busy
-handler (measured in benchmarks/queue_throughput.py).
+handler (4 links on 4 threads: benchmarks/queue_throughput.py).
 
 Processes: one process at a time. Opening a file that another process (or another
 SqliteQueue of this process) holds raises :class:`~databay_bus.errors.QueueLockedError`;
@@ -207,15 +207,15 @@ def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _chunk_bounds(datas: Sequence[bytes]) -> Iterator[tuple[int, int]]:
+def _chunk_bounds(encoded: Sequence[bytes]) -> Iterator[tuple[int, int]]:
     """Split records into chunks of at most _CHUNK_RECORDS and _CHUNK_BYTES (or one record)."""
-    start, count = 0, len(datas)
+    start, count = 0, len(encoded)
     while start < count:
         end = min(count, start + _CHUNK_RECORDS)
-        if sum(map(len, datas[start:end])) > _CHUNK_BYTES:
-            size, end = len(datas[start]), start + 1
+        if sum(map(len, encoded[start:end])) > _CHUNK_BYTES:
+            size, end = len(encoded[start]), start + 1
             while end < count and end - start < _CHUNK_RECORDS:
-                size += len(datas[end])
+                size += len(encoded[end])
                 if size > _CHUNK_BYTES:
                     break
                 end += 1
@@ -240,9 +240,6 @@ class SqliteQueue(RecordQueue):
         QueueError: the file was written by a newer databay_bus, or is not a queue.
         ConfigurationError: ``':memory:'`` (use MemoryQueue) or a bad argument.
     """
-
-    #: One connection per thread (True) or one shared connection behind the lock (False).
-    _per_thread = True
 
     def __init__(
         self,
@@ -351,17 +348,14 @@ class SqliteQueue(RecordQueue):
             return conn
         thread = threading.current_thread()
         with self._connections_lock:
-            if not self._per_thread and self._connections:
-                conn = next(iter(self._connections.values()))[1]
-            else:
-                for key, (ref, old) in list(self._connections.items()):
-                    if ref() is None or not ref().is_alive():  # type: ignore[union-attr]
-                        old.close()  # its thread has ended
-                        del self._connections[key]
-                        self._full.pop(key, None)
-                conn = self._connect()
-                self._connections[id(conn)] = (weakref.ref(thread), conn)
-                self._full[id(conn)] = True
+            for key, (ref, old) in list(self._connections.items()):
+                if ref() is None or not ref().is_alive():  # type: ignore[union-attr]
+                    old.close()  # its thread has ended
+                    del self._connections[key]
+                    self._full.pop(key, None)
+            conn = self._connect()
+            self._connections[id(conn)] = (weakref.ref(thread), conn)
+            self._full[id(conn)] = True
         self._local.conn = conn
         return conn
 
@@ -405,13 +399,11 @@ class SqliteQueue(RecordQueue):
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A consistent read (one snapshot) on this thread's connection."""
         conn = self._conn()
-        guard = contextlib.nullcontext() if self._per_thread else self._lock
-        with guard:
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def _prepare(self) -> str:
         conn = self._conn()
@@ -539,22 +531,22 @@ class SqliteQueue(RecordQueue):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
         cursors: Mapping[str, CursorWrite] | None = None,
     ) -> list[int]:
         chunks: list[tuple[int, int, int, bytes | None, bytes]] = []
         spans: list[tuple[str, int, int]] = []
-        for start, end in _chunk_bounds(datas):
+        for start, end in _chunk_bounds(encoded):
             # Per outlet, the runs of consecutive records (indexes) that go to it.
             runs: dict[str, list[tuple[int, int]]] = {}
             names = targets[start]
             if all(t is names for t in targets[start:end]):  # the usual case: no router
-                part = datas[start:end]
+                part = encoded[start:end]
                 runs = {outlet: [(start, end - 1)] for outlet in dict.fromkeys(names)}
             else:  # routed: a record with no target stores no bytes
-                part = [datas[i] if targets[i] else b"" for i in range(start, end)]
+                part = [encoded[i] if targets[i] else b"" for i in range(start, end)]
                 for index in range(start, end):
                     for outlet in targets[index]:
                         found = runs.setdefault(outlet, [])
@@ -573,10 +565,10 @@ class SqliteQueue(RecordQueue):
             if self._last_number is None:
                 self._last_number = conn.execute(_LAST_NUMBER).fetchone()[0]
             base = self._last_number + 1
-            self._last_number += len(datas)  # reset by _write if this does not commit
-            if not chunks or chunks[-1][0] + chunks[-1][1] < len(datas):
+            self._last_number += len(encoded)  # reset by _write if this does not commit
+            if not chunks or chunks[-1][0] + chunks[-1][1] < len(encoded):
                 # The last numbers are in no chunk: keep them used all the same.
-                conn.execute("UPDATE numbers SET last = ?", (base + len(datas) - 1,))
+                conn.execute("UPDATE numbers SET last = ?", (base + len(encoded) - 1,))
             conn.executemany(
                 "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
                 [
@@ -588,11 +580,10 @@ class SqliteQueue(RecordQueue):
                 f"INSERT INTO waiting ({_SPAN}) VALUES (?,?,?,?,{_PENDING},0,?,?,NULL)",
                 [(link, outlet, base + lo, base + hi, now, now) for outlet, lo, hi in spans],
             )
-        return list(range(base, base + len(datas)))
+        return list(range(base, base + len(encoded)))
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
-        with self._lock if not self._per_thread else contextlib.nullcontext():
-            rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
+        rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
         found: list[StoredRun] = []
         chunk: _Chunk | None = None
         for first, last, chunk_first, count, codec, sizes, data in rows:
@@ -601,7 +592,7 @@ class SqliteQueue(RecordQueue):
             if chunk is None or not chunk.holds(first):  # pragma: no cover - spans have chunks
                 raise QueueError(f"{self!r}: record {first} has no stored data")
             found.append(chunk.stored(first, min(last, first + limit - 1)))
-            limit -= len(found[-1].datas)
+            limit -= len(found[-1].encoded)
             if limit <= 0:
                 break
         return found

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from databay_bus.errors import RecordEncodeError
+from databay_bus.errors import CodecError, RecordEncodeError
 from databay_bus.records.metadata import INLET_KEY
 from databay_bus.records.record import SharedMetadata
 
@@ -38,24 +38,15 @@ _SEPARATOR = "\x1e"
 _SEPARATOR_JSON = "," + json.dumps(_SEPARATOR) + ","
 
 
-class CodecError(Exception):
-    """Raised by a codec's ``encode`` for a value it cannot store; ``path`` says where."""
-
-    def __init__(self, path: str, value: Any, reason: str) -> None:
-        self.path = path
-        self.value = value
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
-
-
 class Codec(Protocol):
     """Turns ``(payload, metadata)`` into bytes and back; ``name`` is stored with each record.
 
-    ``encode`` raises :class:`CodecError` (or any exception) for what it cannot store;
+    ``encode`` raises :class:`~databay_bus.errors.CodecError` (or any exception) for what it
+    cannot store;
     the queue turns that into a :class:`~databay_bus.errors.RecordEncodeError`.
 
     A codec may also offer batch forms the queue uses when present: ``encode_records(records)``
-    (the bytes of each record, as ``encode`` gives them) and ``decode_many(datas)`` (what
+    (the bytes of each record, as ``encode`` gives them) and ``decode_many(encoded)`` (what
     ``decode`` gives for each, as 2-item sequences). They must agree with ``encode`` and
     ``decode`` exactly.
     """
@@ -79,13 +70,7 @@ def encode_record(codec: Codec, payload: Any, metadata: dict[str, Any]) -> bytes
             where, value, reason = exc.path, exc.value, exc.reason
         else:
             where, value, reason = "record", payload, f"{type(exc).__name__}: {exc}"
-        error = RecordEncodeError(
-            f"codec {codec.name!r} cannot store a record from inlet {inlet!r}: {where} is a "
-            f"{type(value).__module__}.{type(value).__qualname__} ({reason})"
-        )
-        error.inlet = inlet  # type: ignore[attr-defined]
-        error.value_type = type(value)  # type: ignore[attr-defined]
-        raise error from exc
+        raise RecordEncodeError(codec.name, inlet, where, type(value), reason) from exc
 
 
 class JsonCodec:
@@ -158,8 +143,8 @@ class JsonCodec:
         payload, metadata = document
         return payload, metadata
 
-    def decode_many(self, datas: Sequence[bytes]) -> list[Sequence[Any]]:
-        """``[decode(d) for d in datas]``, faster: one JSON scan of all of them.
+    def decode_many(self, encoded: Sequence[bytes]) -> list[Sequence[Any]]:
+        """``[decode(d) for d in encoded]``, faster: one JSON scan of all of them.
 
         Each item is a ``(payload, metadata)`` pair, as a tuple or a two-item list.
 
@@ -168,8 +153,8 @@ class JsonCodec:
         this codec's output, corrupt data) is decoded one by one, raising what ``decode``
         raises.
         """
-        if len(datas) > 1:
-            joined = b"[" + b",".join(datas) + b"]"
+        if len(encoded) > 1:
+            joined = b"[" + b",".join(encoded) + b"]"
             decoder = self._decoder if _TAG_BYTES in joined else self._plain
             try:
                 documents = decoder.decode(joined.decode("utf-8"))
@@ -177,11 +162,11 @@ class JsonCodec:
                 documents = None
             if (
                 type(documents) is list
-                and len(documents) == len(datas)
+                and len(documents) == len(encoded)
                 and all(type(d) is list and len(d) == 2 for d in documents)
             ):
                 return documents
-        return [self.decode(data) for data in datas]
+        return [self.decode(data) for data in encoded]
 
     def __repr__(self) -> str:
         return "JsonCodec()"

@@ -11,6 +11,9 @@ from core_fakes import AsyncListInlet, AsyncRecordingOutlet, ListInlet, Recordin
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
 
+# Both event-loop drivers: the fast one and the public-API fallback (conftest.py).
+pytestmark = pytest.mark.usefixtures("loop_driver")
+
 
 class LoopInlet(Inlet):
     """Remembers the event loop each async pull ran on."""
@@ -200,7 +203,7 @@ def home() -> object:
 
 def homed_inlet_class(home: _LoopThread) -> type[LoopInlet]:
     class HomedInlet(LoopInlet):
-        _home_loop = staticmethod(lambda: home.loop)
+        _get_home_loop = staticmethod(lambda: home.loop)
 
     return HomedInlet
 

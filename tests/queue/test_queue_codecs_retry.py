@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from databay_bus.errors import ConfigurationError, RecordEncodeError
+from databay_bus.errors import ConfigurationError, DatabayBusError, RecordEncodeError
 from databay_bus.queue import MemoryQueue, RetryPolicy
 from databay_bus.records import JsonCodec, MetadataKey, PickleCodec, Record
 from databay_bus.records.codecs import TAG, CodecError, encode_record
@@ -72,7 +72,21 @@ class TestJsonCodec:
             encode_record(JsonCodec(), value, {"__inlet__": "HttpInlet(name='prices')"})
         message = str(info.value)
         assert "HttpInlet(name='prices')" in message and type_name in message
-        assert info.value.inlet == "HttpInlet(name='prices')"  # type: ignore[attr-defined]
+        assert info.value.inlet == "HttpInlet(name='prices')"
+
+    def test_encode_error_fields_say_codec_place_type_and_reason(self) -> None:
+        with pytest.raises(RecordEncodeError) as info:
+            encode_record(JsonCodec(), {"x": [{1}]}, {"__inlet__": "I"})
+        error = info.value
+        assert (error.codec, error.inlet, error.path, error.value_type) == (
+            "json",
+            "I",
+            "payload['x'][0]",
+            set,
+        )
+        assert "JSON cannot store it" in error.reason
+        assert isinstance(error.__cause__, CodecError)
+        assert isinstance(error.__cause__, DatabayBusError)
 
     def test_bad_metadata_is_reported_too(self) -> None:
         with pytest.raises(RecordEncodeError, match="metadata"):
@@ -102,9 +116,9 @@ class TestJsonCodec:
             Record({"n": n, "t": (n, "x"), "when": dt.date(2024, 1, n + 1)}, {"__inlet__": "I"})
             for n in range(5)
         ] + [Record([1.5, None, True], {}), Record(["\x1e", {"\x1e": "\x1e"}], {"k": "\x1e"})]
-        datas = codec.encode_records(records)
-        assert datas == [codec.encode(r.payload, r.metadata) for r in records]
-        assert [tuple(d) for d in codec.decode_many(datas)] == [codec.decode(d) for d in datas]
+        encoded = codec.encode_records(records)
+        assert encoded == [codec.encode(r.payload, r.metadata) for r in records]
+        assert [tuple(d) for d in codec.decode_many(encoded)] == [codec.decode(d) for d in encoded]
         assert codec.decode_many([]) == []
         assert codec.encode_records([]) == []
         for record in records:  # one record alone, and each next to a tricky one
@@ -120,9 +134,9 @@ class TestJsonCodec:
         second = pulled_records([4, 5], {"__inlet__": "second"}, "second")
         first[1].metadata["changed"] = (1, 2)
         records = [first[0], second[0], first[1], first[2], second[1]]
-        datas = codec.encode_records(records)
-        assert datas == [codec.encode(r.payload, r.metadata) for r in records]
-        assert [codec.decode(d)[1] for d in datas] == [
+        encoded = codec.encode_records(records)
+        assert encoded == [codec.encode(r.payload, r.metadata) for r in records]
+        assert [codec.decode(d)[1] for d in encoded] == [
             {"when": dt.date(2024, 1, 2)},
             {"__inlet__": "second"},
             {"when": dt.date(2024, 1, 2), "changed": (1, 2)},
