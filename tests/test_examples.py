@@ -148,6 +148,28 @@ def check_routing(out: str, tmp: Path) -> None:
     assert rows[0] == "symbol,price" and len(rows) == 2 * transfers + 1
 
 
+def check_cron_schedules(out: str, tmp: Path) -> None:
+    assert "  2026-03-29 03:00:00+02:00  = 01:00 UTC" in out  # 02:30 is in the gap
+    spring, fall = out.split("-- fall back")
+
+    def ran(link: str, text: str) -> list[str]:
+        return sorted(
+            line.split(" at ")[1] for line in lines_matching(rf"{link}\.\d+ ran at .*", text)
+        )
+
+    assert ran("daily", spring) == ["2026-03-29 03:00 CEST"]
+    assert ran("hourly", spring) == sorted(
+        ["2026-03-29 01:00 CET", "2026-03-29 03:00 CEST", "2026-03-29 04:00 CEST",
+         "2026-03-29 05:00 CEST"]
+    )  # fmt: skip
+    assert ran("daily", fall.split("-- real")[0]) == ["2026-10-25 02:30 CEST"]
+    assert ran("hourly", fall) == sorted(
+        ["2026-10-25 02:00 CEST", "2026-10-25 02:00 CET", "2026-10-25 03:00 CET",
+         "2026-10-25 04:00 CET"]
+    )  # fmt: skip
+    assert len(lines_matching(r"seconds\.\d+ ran at \d\d:\d\d:\d\d", out)) >= 2
+
+
 CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "basic_inlet.py": (["--transfers", "3"], check_basic_inlet),
     "basic_outlet.py": (["--transfers", "3"], check_basic_outlet),
@@ -172,6 +194,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
         check_durable_queue,
     ),
     "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
+    "cron_schedules.py": (["--transfers", "2"], check_cron_schedules),
 }
 
 
