@@ -21,6 +21,11 @@ Version 2, several processes running one pipeline:
   last tick some process claimed (a high-water mark, advanced by a conditional UPDATE).
 * ``nodes`` (node, host, pid, started_at, seen_at): the processes using the queue, with a
   heartbeat on the database clock.
+
+Version 3, inlet cursors stored with the records:
+
+* ``cursors`` (link, inlet, value, version, updated_at): an inlet's committed cursor (JSON
+  text) and its version, compared and set in the enqueue transaction of its records.
 """
 
 from __future__ import annotations
@@ -74,7 +79,18 @@ CREATE TABLE {s}.nodes (
 );
 """
 
+_V3 = """
+CREATE TABLE {s}.cursors (
+    link text NOT NULL,
+    inlet text NOT NULL,
+    value text NOT NULL,
+    version integer NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (link, inlet)
+);
+"""
+
 #: SCRIPTS[v - 1] brings a schema from version v - 1 to version v (0: nothing there yet).
-SCRIPTS: tuple[str, ...] = (_V1, _V2)
+SCRIPTS: tuple[str, ...] = (_V1, _V2, _V3)
 
 SCHEMA_VERSION = len(SCRIPTS)

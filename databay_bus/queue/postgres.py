@@ -37,7 +37,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -46,6 +46,7 @@ from databay_bus._clock import Clock
 from databay_bus._validation import optional_seconds
 from databay_bus.errors import (
     ConfigurationError,
+    CursorConflictError,
     QueueConnectionError,
     QueueDependencyError,
     QueueError,
@@ -61,6 +62,7 @@ from databay_bus.queue.base import (
     StoredRun,
     new_queue_id,
 )
+from databay_bus.queue.cursors import CursorWrite, check_version
 from databay_bus.records.codecs import Codec
 
 try:
@@ -520,38 +522,98 @@ class PostgresQueue(RecordQueue):
         targets: Sequence[Sequence[str]],
         now: float,
     ) -> list[int]:
-        q = self._q
-        count = len(encoded)
+        return self._run(lambda conn: self._enqueue_in(conn, link, codec, encoded, targets, now))
 
+    def _enqueue_in(
+        self,
+        conn: psycopg.Connection[Any],
+        link: str,
+        codec: str,
+        encoded: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+    ) -> list[int]:
+        q = self._q
+        numbers = sorted(row[0] for row in conn.execute(q.numbers, [len(encoded)]).fetchall())
+        kept, kept_encoded, rows, outlets = [], [], [], []
+        for number, data, names in zip(numbers, encoded, targets, strict=True):
+            unique = list(dict.fromkeys(names))
+            if not unique:
+                continue  # nothing would ever read it
+            kept.append(number)
+            kept_encoded.append(data)
+            rows.extend([number] * len(unique))
+            outlets.extend(unique)
+        if kept:
+            conn.execute(
+                q.insert_records,
+                {"numbers": kept, "link": link, "codec": codec, "now": now, "encoded": kept_encoded},
+            )
+            conn.execute(
+                q.insert_deliveries,
+                {"numbers": rows, "outlets": outlets, "link": link, "now": now},
+            )
+        return numbers
+
+    # -- inlet cursors ----------------------------------------------------------------------
+
+    def _do_enqueue_with_cursors(
+        self,
+        link: str,
+        codec: str,
+        encoded: Sequence[bytes],
+        targets: Sequence[Sequence[str]],
+        now: float,
+        cursors: Mapping[str, CursorWrite],
+    ) -> list[int]:
         def work(conn: psycopg.Connection[Any]) -> list[int]:
-            numbers = sorted(row[0] for row in conn.execute(q.numbers, [count]).fetchall())
-            kept, kept_encoded, rows, outlets = [], [], [], []
-            for number, data, names in zip(numbers, encoded, targets, strict=True):
-                unique = list(dict.fromkeys(names))
-                if not unique:
-                    continue  # nothing would ever read it
-                kept.append(number)
-                kept_encoded.append(data)
-                rows.extend([number] * len(unique))
-                outlets.extend(unique)
-            if kept:
-                conn.execute(
-                    q.insert_records,
-                    {
-                        "numbers": kept,
-                        "link": link,
-                        "codec": codec,
-                        "now": now,
-                        "encoded": kept_encoded,
-                    },
-                )
-                conn.execute(
-                    q.insert_deliveries,
-                    {"numbers": rows, "outlets": outlets, "link": link, "now": now},
-                )
-            return numbers
+            self._write_cursors_in(conn, link, cursors, now)  # first: a conflict stores nothing
+            return self._enqueue_in(conn, link, codec, encoded, targets, now)
 
         return self._run(work)
+
+    def _do_read_cursors(
+        self, link: str | None, inlet: str | None
+    ) -> list[tuple[str, str, str, int, float]]:
+        q = self._q
+        params = {"link": link, "inlet": inlet}
+        rows = self._run(lambda conn: conn.execute(q.read_cursors, params).fetchall())
+        return [tuple(row) for row in rows]
+
+    def _do_write_cursors(self, link: str, cursors: Mapping[str, CursorWrite], now: float) -> None:
+        self._run(lambda conn: self._write_cursors_in(conn, link, cursors, now))
+
+    def _write_cursors_in(
+        self,
+        conn: psycopg.Connection[Any],
+        link: str,
+        cursors: Mapping[str, CursorWrite],
+        now: float,
+    ) -> None:
+        """Compare and set every cursor of ``cursors`` (row locks held to the commit)."""
+        q = self._q
+        inlets = sorted(cursors)  # one lock order for every writer
+        stored = dict(conn.execute(q.lock_cursors, {"link": link, "inlets": inlets}).fetchall())
+        versions = {
+            inlet: check_version(link, inlet, stored.get(inlet, 0), cursors[inlet])
+            for inlet in inlets
+        }
+        for inlet in inlets:
+            text = cursors[inlet].text
+            params = {"link": link, "inlet": inlet, "value": text, "now": now}
+            if text is None:
+                conn.execute(q.delete_cursor, params)
+            elif inlet in stored:
+                conn.execute(q.update_cursor, {**params, "version": versions[inlet]})
+            else:
+                try:
+                    with conn.transaction():  # a savepoint: a racing first write conflicts
+                        conn.execute(q.insert_cursor, {**params, "version": versions[inlet]})
+                except pg_errors.UniqueViolation:
+                    raise CursorConflictError(
+                        f"cursor of inlet {inlet!r} of link {link!r} was first written by "
+                        f"another process at the same time; nothing of this transfer was stored"
+                    ) from None
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
         self._ensure_keeper()
@@ -835,6 +897,26 @@ class _Statements:
             "ON CONFLICT (link) DO UPDATE SET last_tick = EXCLUDED.last_tick, "
             "node = EXCLUDED.node, claimed_at = now() "
             "WHERE t.last_tick < EXCLUDED.last_tick RETURNING 1"
+        ).encode()
+        self.lock_cursors = (
+            f"SELECT inlet, version FROM {s}.cursors WHERE link = %(link)s "
+            "AND inlet = ANY(%(inlets)s) ORDER BY inlet FOR UPDATE"
+        ).encode()
+        self.read_cursors = (
+            f"SELECT link, inlet, value, version, updated_at FROM {s}.cursors "
+            "WHERE (%(link)s::text IS NULL OR link = %(link)s) "
+            "AND (%(inlet)s::text IS NULL OR inlet = %(inlet)s) ORDER BY link, inlet"
+        ).encode()
+        self.delete_cursor = (
+            f"DELETE FROM {s}.cursors WHERE link = %(link)s AND inlet = %(inlet)s"
+        ).encode()
+        self.update_cursor = (
+            f"UPDATE {s}.cursors SET value = %(value)s, version = %(version)s, "
+            "updated_at = %(now)s WHERE link = %(link)s AND inlet = %(inlet)s"
+        ).encode()
+        self.insert_cursor = (
+            f"INSERT INTO {s}.cursors (link, inlet, value, version, updated_at) "
+            "VALUES (%(link)s, %(inlet)s, %(value)s, %(version)s, %(now)s)"
         ).encode()
         self.waiting = (
             f"SELECT count(DISTINCT number) FROM {s}.deliveries WHERE link = %s AND state < 2"

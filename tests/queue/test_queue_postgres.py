@@ -136,6 +136,7 @@ class TestSchema:
         ids = old.enqueue("L", recs(1, 2), [["a"]] * 2)
         assert ids[0] == "abc123-1"
         assert old.claim_tick("L", 10.0)  # version 2's ticks table is there
+        old.set_cursor("L", "in", {"at": 1})  # and version 3's cursors
         with admin(postgres_dsn) as conn:
             row = conn.execute(
                 f"SELECT value FROM \"{pg_schema}\".meta WHERE key = 'schema_version'".encode()
