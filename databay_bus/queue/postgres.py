@@ -30,7 +30,9 @@ was cut off may have been stored: retrying it can store its records twice (at le
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import re
 import secrets
@@ -85,6 +87,7 @@ _DEAD = DeliveryState.DEAD.value
 _FIRST_DELAY = 0.1  # seconds before the first retry of a call whose connection failed
 _MAX_DELAY = 5.0  # the longest pause between retries
 _PURGE_ROWS = 10_000  # deliveries deleted per purge statement
+_QUIET_AFTER_RECOVERY = 2.0  # seconds after a recovery in which new failures are not logged
 _REAPED = "~"  # lease_owner of a delivery whose lease expired and was taken back
 
 T = TypeVar("T")
@@ -190,6 +193,8 @@ class PostgresQueue(RecordQueue):
         self._closing = threading.Event()
         self._outage_lock = threading.Lock()
         self._outage_since: float | None = None
+        self._outage_logged = False
+        self._regained_at = -math.inf
         self._keeper: threading.Thread | None = None
         self._keeper_lock = threading.Lock()
         self._id = self._prepare()
@@ -419,25 +424,34 @@ class PostgresQueue(RecordQueue):
             return result
 
     def _lost(self, exc: BaseException) -> None:
+        """A call's first failure: start an outage (logged once), and drop every idle pooled
+        connection that is broken too, so the retries do not meet them one by one."""
+        now = time.monotonic()
         with self._outage_lock:
             first = self._outage_since is None
             if first:
-                self._outage_since = time.monotonic()
-        if first:
+                self._outage_since = now
+                # Stale connections met just after a recovery belong to the same outage.
+                self._outage_logged = now - self._regained_at > _QUIET_AFTER_RECOVERY
+        if first and self._outage_logged:
             _LOGGER.warning(
                 "%r: lost the connection to %s; retrying with backoff: %s",
                 self,
                 self.dsn,
                 self._clean(exc),
             )
+        with contextlib.suppress(psycopg.Error):
+            self._pool.check()
 
     def _regained(self) -> None:
+        now = time.monotonic()
         with self._outage_lock:
             since, self._outage_since = self._outage_since, None
-        if since is not None:
-            _LOGGER.warning(
-                "%r: connected to %s again after %.1f s", self, self.dsn, time.monotonic() - since
-            )
+            logged, self._outage_logged = self._outage_logged, False
+            if since is not None:
+                self._regained_at = now
+        if since is not None and logged:
+            _LOGGER.warning("%r: connected to %s again after %.1f s", self, self.dsn, now - since)
 
     # -- the background keeper: leases, reaper, heartbeat -----------------------------------
 
