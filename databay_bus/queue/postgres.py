@@ -561,7 +561,13 @@ class PostgresQueue(RecordQueue):
         if kept:
             conn.execute(
                 q.insert_records,
-                {"numbers": kept, "link": link, "codec": codec, "now": now, "encoded": kept_encoded},
+                {
+                    "numbers": kept,
+                    "link": link,
+                    "codec": codec,
+                    "now": now,
+                    "encoded": kept_encoded,
+                },
             )
             conn.execute(
                 q.insert_deliveries,
