@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from databay_bus._validation import optional_name
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -31,7 +33,7 @@ class Node:
     _get_home_loop: Callable[[], asyncio.AbstractEventLoop] | None = None
 
     def __init__(self, name: str | None = None) -> None:
-        self._name = name
+        self._name = optional_name(name, type(self).__name__)
         self._holders: set[int] = set()
         self._lifecycle_lock = threading.RLock()
 

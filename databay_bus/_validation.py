@@ -1,19 +1,30 @@
-"""Argument checks shared by links, planners and nodes, with uniform messages."""
+"""Argument checks shared by links, planners and nodes, with uniform messages.
+
+One helper per kind of check. Each names the owner (``owner`` is the object or a short text
+such as ``"RetryPolicy"``) and the bad value; a value of the wrong type raises
+:class:`~databay_bus.errors.ArgumentTypeError` (a ``TypeError`` and a ``ValueError``), a value of
+the right type that cannot work raises :class:`~databay_bus.errors.ConfigurationError`.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
 
 __all__ = [
+    "as_bool",
     "as_callables",
     "as_list",
     "as_tags",
     "coerce_interval",
+    "mapping",
+    "number",
+    "optional_mapping",
+    "optional_name",
     "optional_positive_int",
     "optional_seconds",
     "positive_int",
@@ -32,7 +43,7 @@ def coerce_interval(value: Any, owner: object) -> timedelta:
         if not math.isfinite(seconds):
             raise ConfigurationError(f"{owner}: interval must be finite, got {describe(value)}")
     else:
-        raise ConfigurationError(
+        raise ArgumentTypeError(
             f"{owner}: interval must be a timedelta or a number of seconds, got {describe(value)}"
         )
     if seconds <= 0:
@@ -44,13 +55,14 @@ def as_tags(value: Any, owner: object) -> list[str]:
     """Return ``value`` (None, a string or a sequence of strings) as a new list of strings."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(tag, str) for tag in value):
-        return list(value)
-    raise ConfigurationError(
-        f"{owner}: tags must be a string or a list of strings, got {describe(value)}"
-    )
+    tags = [value] if isinstance(value, str) else value
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(tag, str) for tag in tags):
+        raise ArgumentTypeError(
+            f"{owner}: tags must be a string or a list of strings, got {describe(value)}"
+        )
+    if not all(tags):
+        raise ConfigurationError(f"{owner}: a tag must not be empty, got {describe(value)}")
+    return list(tags)
 
 
 def as_list(value: T | Sequence[T] | None) -> list[T]:
@@ -67,7 +79,7 @@ def as_callables(value: Any, what: str, owner: object) -> list[Callable[..., Any
     items = as_list(value)
     for index, item in enumerate(items):
         if not callable(item):
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"{owner}: {what}[{index}] must be callable, got {describe(item)}"
             )
     return items
@@ -84,19 +96,79 @@ def optional_positive_int(value: Any, what: str, owner: object) -> int | None:
 
 
 def seconds(value: Any, what: str, owner: object) -> float:
-    """Return ``value`` (seconds >= 0 or a timedelta) as float seconds."""
-    return _seconds(value, what, owner, "seconds >= 0 or a timedelta")
+    """Return ``value`` (finite seconds >= 0 or a timedelta) as float seconds."""
+    return _seconds(value, what, owner, "finite seconds >= 0 or a timedelta")
 
 
 def optional_seconds(value: Any, what: str, owner: object) -> float | None:
-    """Return None, or ``value`` (seconds >= 0 or a timedelta) as float seconds."""
+    """Return None, or ``value`` (finite seconds >= 0 or a timedelta) as float seconds."""
     if value is None:
         return None
-    return _seconds(value, what, owner, "seconds >= 0, a timedelta or None")
+    return _seconds(value, what, owner, "finite seconds >= 0, a timedelta or None")
+
+
+def as_bool(value: Any, what: str, owner: object) -> bool:
+    """Return ``value`` if it is a real bool: ``'False'`` or ``'no'`` would count as true."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{owner}: {what} must be True or False, got {describe(value)}")
+    return value
+
+
+def number(
+    value: Any, what: str, owner: object, low: float | None = None, high: float | None = None
+) -> float:
+    """Return ``value`` (an int or float, not a bool) as a finite float within [low, high]."""
+    expected = _range_text(low, high)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    if (
+        not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return float(value)
+
+
+def mapping(value: Any, what: str, owner: object) -> Mapping[Any, Any]:
+    """Return ``value`` if it is a mapping (a dict, for instance)."""
+    if not isinstance(value, Mapping):
+        raise ArgumentTypeError(f"{owner}: {what} must be a dict, got {describe(value)}")
+    return value
+
+
+def optional_mapping(value: Any, what: str, owner: object) -> Mapping[Any, Any] | None:
+    """Return ``value`` if it is None or a mapping."""
+    if value is None or isinstance(value, dict):  # the common cases, without the ABC check
+        return value
+    if not isinstance(value, Mapping):
+        raise ArgumentTypeError(f"{owner}: {what} must be a dict or None, got {describe(value)}")
+    return value
+
+
+def optional_name(value: Any, owner: object) -> str | None:
+    """Return ``value`` if it is None or a non-empty string (the name of a node)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{owner}: name must be a string or None, got {describe(value)}")
+    if not value.strip():
+        raise ConfigurationError(f"{owner}: name must not be empty, got {describe(value)}")
+    return value
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"a finite number in [{low:g}, {high:g}]"
+    if low is not None:
+        return f"a finite number >= {low:g}"
+    return "a finite number"
 
 
 def _positive_int(value: Any, what: str, owner: object, expected: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    if value < 1:
         raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
     return value
 
@@ -104,6 +176,8 @@ def _positive_int(value: Any, what: str, owner: object, expected: str) -> int:
 def _seconds(value: Any, what: str, owner: object, expected: str) -> float:
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    if not math.isfinite(value) or value < 0:
         raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
     return float(value)

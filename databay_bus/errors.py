@@ -7,6 +7,7 @@ written for Databay keeps working)::
     ├── InvalidNodeError (TypeError, RuntimeError)  bad or duplicate inlet/outlet given to a Link
     ├── InvalidLinkError (TypeError)          a non-Link given to a planner
     ├── ConfigurationError (ValueError)       a bad argument value (interval, tags, processors...)
+    │   ├── ArgumentTypeError (TypeError)     an argument of the wrong type (a str for a bool)
     │   ├── ScheduleIntervalError             interval shorter than SchedulePlanner's refresh
     │   └── ConfigError                       a pipeline file that cannot be loaded
     ├── MissingLinkError (LookupError, RuntimeError)  removing a link the planner does not have
@@ -17,6 +18,7 @@ written for Databay keeps working)::
     ├── NodeInactiveError (RuntimeError)      an outlet used outside on_start/on_shutdown
     ├── TransferError (RuntimeError)          several nodes of one transfer failed
     ├── HttpInletError (RuntimeError)         HttpInlet request failed
+    │   └── ResponseDecodeError (ValueError)  a response body that is not valid JSON / text
     ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
     ├── CursorError (ValueError)              an inlet cursor misused (not JSON, committed twice)
     ├── BrokerError (ConnectionError)         a message broker unreachable or refusing
@@ -42,6 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "ArgumentTypeError",
     "BrokerError",
     "CodecError",
     "ConfigError",
@@ -67,6 +70,7 @@ __all__ = [
     "QueuePermissionError",
     "QueueSchemaError",
     "RecordEncodeError",
+    "ResponseDecodeError",
     "ScheduleIntervalError",
     "TransferError",
     "describe",
@@ -95,6 +99,14 @@ class InvalidLinkError(DatabayBusError, TypeError):
 
 class ConfigurationError(DatabayBusError, ValueError):
     """An argument has the right kind but a value that cannot work (e.g. a negative interval)."""
+
+
+class ArgumentTypeError(ConfigurationError, TypeError):
+    """An argument has the wrong type (a string where a bool or a number is needed).
+
+    Both a :class:`ConfigurationError` (``ValueError``) and a ``TypeError``: ``except TypeError``
+    catches it, as Python's convention asks, and code catching ``ValueError`` keeps working.
+    """
 
 
 class ScheduleIntervalError(ConfigurationError):
@@ -157,6 +169,10 @@ class TransferError(DatabayBusError, RuntimeError):
 
 class HttpInletError(DatabayBusError, RuntimeError):
     """An HttpInlet request failed: bad status, timeout, connection error or invalid body."""
+
+
+class ResponseDecodeError(HttpInletError, ValueError):
+    """A response body is not valid JSON (or text); a ``ValueError``, as Databay raised."""
 
 
 class PayloadError(DatabayBusError, TypeError):

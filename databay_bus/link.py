@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 from databay_bus._concurrency import gather_results, io_pool, run_coroutine, run_parallel
 from databay_bus._node import Node
 from databay_bus._validation import (
+    as_bool,
     as_callables,
     as_list,
     as_tags,
@@ -114,11 +115,15 @@ class Link:
 
     Raises:
         InvalidNodeError: an inlet/outlet is not one, or appears twice.
-        ConfigurationError: a bad interval, tags, processors, groupers or concurrency.
+        ConfigurationError: a bad interval, tags, processors, groupers or concurrency; an
+            ``ArgumentTypeError`` (also a ``TypeError``) when its type is wrong, e.g. a string
+            for one of the flags, which must be real bools.
     """
 
-    # Slots: a planner may hold tens of thousands of links; no per-link __dict__.
+    # Slots: a planner may hold tens of thousands of links. ``__dict__`` is among them so users
+    # may set attributes of their own (as on Databay's links); it is made on first use only.
     __slots__ = (
+        "__dict__",
         "__weakref__",
         "_all_sync",
         "_delivery",
@@ -184,10 +189,11 @@ class Link:
             if isinstance(interval, Cron)
             else coerce_interval(interval, f"Link(tags:{self._tags})")
         )
-        self.copy_records = copy_records
-        self.ignore_exceptions = ignore_exceptions
-        self.inlet_concurrency = positive_int(inlet_concurrency, "inlet_concurrency", self)
-        self.immediate_transfer = immediate_transfer
+        owner = f"Link(tags:{self._tags})"
+        self.copy_records = as_bool(copy_records, "copy_records", owner)
+        self.ignore_exceptions = as_bool(ignore_exceptions, "ignore_exceptions", owner)
+        self.inlet_concurrency = positive_int(inlet_concurrency, "inlet_concurrency", owner)
+        self.immediate_transfer = as_bool(immediate_transfer, "immediate_transfer", owner)
         self.processors: list[Processor] = as_callables(processors, "processors", self)
         self.groupers: list[Grouper] = as_callables(groupers, "groupers", self)
         self._inlets: tuple[Inlet, ...] = ()

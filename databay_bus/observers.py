@@ -161,9 +161,13 @@ class ObserverDispatcher:
             self._observers = [*self._observers, observer]
 
     def remove(self, observer: Callable[[Event], None]) -> None:
-        """Unregister ``observer`` (no error if absent)."""
+        """Unregister ``observer`` (no error if absent).
+
+        Compared by equality, not identity: ``obj.method`` makes a new bound-method object on
+        every access, and two of them are equal when they bind the same function to one object.
+        """
         with self._lock:
-            self._observers = [o for o in self._observers if o is not observer]
+            self._observers = [o for o in self._observers if o != observer]
 
     def emit(self, event: Event) -> None:
         """Queue ``event`` for every observer; returns at once."""

@@ -42,6 +42,8 @@ class TestRecord:
         assert repr(Record({"a": 1}, {"m": "x"})) == "Record(payload={'a': 1}, metadata={'m': 'x'})"
         assert repr(Record(1)) == "Record(payload=1, metadata={})"
         assert repr(Record(1, id="7")) == "Record(payload=1, metadata={}, id='7')"
+        # the payload as str(), as Databay prints it: no quotes around a string
+        assert repr(Record("test")) == "Record(payload=test, metadata={})"
 
     def test_equality_is_by_value(self) -> None:
         assert Record(1, {"a": 1}) == Record(1, {"a": 1})

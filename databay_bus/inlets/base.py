@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from databay_bus._concurrency import is_async_callable
 from databay_bus._node import Node
+from databay_bus._validation import optional_mapping
 from databay_bus.records import Record, merge_metadata
 from databay_bus.records.record import pulled_records
 
@@ -30,6 +31,7 @@ class Inlet(Node, abc.ABC):
 
     def __init__(self, metadata: dict[str, Any] | None = None, name: str | None = None) -> None:
         super().__init__(name)
+        optional_mapping(metadata, "metadata", type(self).__name__)
         self._metadata: dict[str, Any] = {} if metadata is None else metadata
         self._pull_is_async = is_async_callable(self.pull)
 

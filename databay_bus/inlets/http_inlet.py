@@ -1,6 +1,6 @@
 """HttpInlet: fetch a URL on every pull (needs the ``http`` extra: aiohttp).
 
-Where the requests run: every HttpInlet keeps **one** ``aiohttp.ClientSession`` (its headers,
+Where the requests run: every HttpInlet keeps **one** ``aiohttp.ClientSession`` (its
 timeout and cookies) on the library's shared background event loop
 (``databay_bus._concurrency``). Transfers of a link run on whichever thread the planner uses,
 and the per-thread loops close when their thread ends, possibly before ``on_shutdown``; a
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from databay_bus._concurrency import _shared_background_loop
 from databay_bus._lazy import require_extra
-from databay_bus.errors import ConfigurationError, HttpInletError, describe
+from databay_bus.errors import ConfigurationError, HttpInletError, ResponseDecodeError, describe
 from databay_bus.inlets.base import Inlet
 
 require_extra("HttpInlet", "http", "aiohttp")
@@ -99,8 +99,10 @@ class HttpInlet(Inlet):
         timeout: seconds the whole request may take; None for no limit (not recommended).
 
     Raises:
-        HttpInletError: from ``pull``, for a non-2xx status, invalid JSON, a timeout or a
-            connection/TLS failure; the message names the method, the URL and the cause.
+        HttpInletError: from ``pull``, for a non-2xx status, a timeout or a connection/TLS
+            failure; the message names the method, the URL and the cause. A body that is not
+            valid JSON (or text) raises its subclass ``ResponseDecodeError``, also a
+            ``ValueError`` as in Databay.
         ConfigurationError: a bad ``timeout``.
     """
 
@@ -130,7 +132,8 @@ class HttpInlet(Inlet):
         self.json = json
         self.cacert = os.fspath(cacert) if cacert else None
         self.params = dict(params) if params else None
-        self._headers = dict(headers) if headers else None
+        #: Request headers, sent with every request (read at each pull, so they may be changed).
+        self.headers = dict(headers) if headers else None
         self.method = method.upper()
         self.body = body
         self.timeout = timeout
@@ -140,6 +143,18 @@ class HttpInlet(Inlet):
         )
         self._session: aiohttp.ClientSession | None = None
         self._session_lock = threading.Lock()
+
+    @property
+    def context(self) -> ssl.SSLContext | None:
+        """The TLS context verifying with ``cacert``; None without ``cacert`` (system trust)."""
+        return self._tls if isinstance(self._tls, ssl.SSLContext) else None
+
+    @property
+    def tcp_connector(self) -> aiohttp.TCPConnector | None:
+        """The connector (connection pool) the inlet's session uses; None while it has none
+        (before the first pull, after ``on_shutdown``). Shared by inlets of one TLS setting."""
+        session = self._session
+        return None if session is None else session.connector  # type: ignore[return-value]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -184,7 +199,7 @@ class HttpInlet(Inlet):
     async def _fetch(self) -> tuple[int, bytes, str]:
         """Runs on the background loop: send the request, return status, body and charset."""
         session = self._session_for_request()
-        kwargs: dict[str, Any] = {"params": self.params}
+        kwargs: dict[str, Any] = {"params": self.params, "headers": self.headers}
         if isinstance(self.body, str | bytes):
             kwargs["data"] = self.body
         elif self.body is not None:
@@ -216,7 +231,6 @@ class HttpInlet(Inlet):
                 self._session = aiohttp.ClientSession(
                     connector=_CONNECTORS.acquire(self._tls),
                     connector_owner=False,
-                    headers=self._headers,
                     timeout=aiohttp.ClientTimeout(total=self.timeout),
                 )
             return self._session
@@ -227,7 +241,7 @@ class HttpInlet(Inlet):
         try:
             text = raw.decode(charset)
         except (UnicodeDecodeError, LookupError) as exc:
-            raise HttpInletError(
+            raise ResponseDecodeError(
                 f"{self.method} {self.url}: response body is not valid {charset} text: {exc}"
             ) from exc
         if not self.json:
@@ -235,8 +249,8 @@ class HttpInlet(Inlet):
         try:
             return _json.loads(text)
         except ValueError as exc:
-            raise HttpInletError(
-                f"{self.method} {self.url}: response is not valid JSON ({exc}); "
+            raise ResponseDecodeError(
+                f"{self.method} {self.url}: Response does not contain valid JSON ({exc}); "
                 f"body starts with {text[:60]!r}"
             ) from exc
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from databay_bus._lazy import require_extra
-from databay_bus.errors import NodeInactiveError, PayloadError, describe
+from databay_bus.errors import DatabayBusError, NodeInactiveError, PayloadError, describe
 from databay_bus.outlets.base import Outlet, Processor
 from databay_bus.records import MetadataKey
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from databay_bus.records import Record
     from databay_bus.update import Update
 
-__all__ = ["ClientFactory", "MongoOutlet"]
+__all__ = ["ClientFactory", "MongoCollectionNotFound", "MongoOutlet", "ensure_connection"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,11 +35,33 @@ _DUPLICATE_KEY = 11000  # MongoDB's error code for an _id that is already stored
 #: Makes the client: called as ``factory(host, port, **client_options)``.
 ClientFactory = Callable[..., Any]
 
+_T = TypeVar("_T")
+
+
+class MongoCollectionNotFound(DatabayBusError, LookupError):
+    """Kept for Databay compatibility (importable); MongoOutlet creates missing collections
+    on the first insert and never raises it."""
+
+
+def ensure_connection(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Decorate a MongoOutlet method to :meth:`~MongoOutlet.connect` first if not connected
+    (Databay's helper, for subclasses that talk to the database outside ``push``)."""
+
+    @functools.wraps(method)
+    def connected(self: Any, *args: Any, **kwargs: Any) -> _T:
+        if self._db is None:
+            self.connect()
+        return method(self, *args, **kwargs)
+
+    return connected
+
 
 class MongoOutlet(Outlet):
     """Inserts each record's payload (a dict, or a list of dicts) as documents.
 
-    One ``MongoClient`` per outlet lives from :meth:`on_start` to :meth:`on_shutdown`. A push
+    One ``MongoClient`` per outlet lives from :meth:`on_start` (:meth:`connect`) to
+    :meth:`on_shutdown` (:meth:`disconnect`); it is made when connecting, so a test's
+    ``mongomock.patch`` applied after construction still takes effect. A push
     writes each collection's documents in one call: ``insert_many`` for records without an
     ``id``; queued records (``record.id`` set) are stored with ``_id`` = ``record.id``
     (``'<id>:<n>'`` for the n-th document of a list payload, replacing any ``_id`` in the
@@ -51,8 +74,8 @@ class MongoOutlet(Outlet):
         host, port: passed to the client (None: pymongo's defaults, or a ``mongodb://`` URI
             as ``host``).
         processors, name: see :class:`~databay_bus.Outlet`.
-        client_factory: makes the client (default ``pymongo.MongoClient``); tests pass
-            ``mongomock.MongoClient``.
+        client_factory: makes the client (default ``pymongo.MongoClient``, looked up when
+            connecting); tests pass ``mongomock.MongoClient``.
         client_options: extra keyword arguments for the client (timeouts, credentials).
 
     Raises:
@@ -81,7 +104,7 @@ class MongoOutlet(Outlet):
         self.collection = collection
         self.host = host
         self.port = port
-        self._client_factory: ClientFactory = client_factory or pymongo.MongoClient
+        self._client_factory = client_factory
         self._client_options = client_options
         self._client: Any = None
         self._db: Database[Any] | None = None
@@ -92,19 +115,35 @@ class MongoOutlet(Outlet):
         """The database while the outlet is started, else None."""
         return self._db
 
-    def on_start(self) -> None:
-        """Open the client (pymongo connects lazily, on the first write)."""
+    def connect(self, database_name: str | None = None) -> bool:
+        """Connect to ``database_name`` (default: the outlet's); True if already connected to
+        it, False after (re)connecting. Connecting to another database replaces the client."""
+        name = self.database_name if database_name is None else database_name
         with self._client_lock:
-            if self._client is None:
-                self._client = self._client_factory(self.host, self.port, **self._client_options)
-                self._db = self._client[self.database_name]
+            if self._db is not None and self._db.name == name:
+                return True
+            old, self._client, self._db = self._client, None, None
+            if old is not None:
+                old.close()
+            factory = self._client_factory or pymongo.MongoClient  # now, not at construction
+            self._client = factory(self.host, self.port, **self._client_options)
+            self._db = self._client[name]
+            return False
 
-    def on_shutdown(self) -> None:
-        """Close the client."""
+    def disconnect(self) -> None:
+        """Close the client if connected."""
         with self._client_lock:
             client, self._client, self._db = self._client, None, None
         if client is not None:
             client.close()
+
+    def on_start(self) -> None:
+        """Connect (pymongo opens connections lazily, on the first write)."""
+        self.connect()
+
+    def on_shutdown(self) -> None:
+        """Disconnect."""
+        self.disconnect()
 
     def push(self, records: list[Record], update: Update) -> None:
         db = self._db

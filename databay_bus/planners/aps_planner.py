@@ -27,6 +27,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from databay_bus._concurrency import WorkerPool
+from databay_bus._validation import optional_mapping, positive_int
 from databay_bus.link import Link
 from databay_bus.planners._groups import LinkGroups
 from databay_bus.planners.base import BasePlanner, _deprecated_catch_exceptions
@@ -141,9 +142,13 @@ class ApsPlanner(BasePlanner):
         immediate_transfer: bool = True,
         shutdown_at_exit: bool = False,
     ) -> None:
-        self._threads = threads
-        self._executors_override = dict(executors_override or {})
-        self._job_defaults_override = dict(job_defaults_override or {})
+        self._threads = positive_int(threads, "threads", "ApsPlanner")
+        self._executors_override = dict(
+            optional_mapping(executors_override, "executors_override", "ApsPlanner") or {}
+        )
+        self._job_defaults_override = dict(
+            optional_mapping(job_defaults_override, "job_defaults_override", "ApsPlanner") or {}
+        )
         self._scheduler: BackgroundScheduler | None = None
         self._groups = LinkGroups(self._run_transfer)
         super().__init__(

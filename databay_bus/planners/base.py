@@ -33,7 +33,7 @@ from typing import Any
 
 from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
 from databay_bus._streaks import FailureStreaks
-from databay_bus._validation import as_list
+from databay_bus._validation import as_bool, as_list
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link, shutdown_links
 from databay_bus.observers import (
@@ -44,6 +44,7 @@ from databay_bus.observers import (
     PlannerStarted,
     PlannerStopped,
 )
+from databay_bus.planners._links import LinkList
 from databay_bus.planners._ticks import current_tick
 from databay_bus.queue.maintenance import QueueMaintenance
 
@@ -114,8 +115,9 @@ class BasePlanner(abc.ABC):
         #: Seconds ``with planner:``, a signal and the exit hook wait for transfers in flight
         #: when shutting down; None waits as long as they take.
         self.shutdown_timeout: float | None = None
-        self.ignore_exceptions = ignore_exceptions
-        self.immediate_transfer = immediate_transfer
+        owner = type(self).__name__
+        self.ignore_exceptions = as_bool(ignore_exceptions, "ignore_exceptions", owner)
+        self.immediate_transfer = as_bool(immediate_transfer, "immediate_transfer", owner)
         self._shutdown_at_exit = False
         self.shutdown_at_exit = shutdown_at_exit
         self._observers = ObserverDispatcher()
@@ -147,9 +149,9 @@ class BasePlanner(abc.ABC):
 
     @property
     def links(self) -> list[Link]:
-        """The planner's links (a new list)."""
+        """The planner's links: a snapshot, whose changing methods raise ``TypeError``."""
         with self._links_lock:
-            return list(self._links)
+            return LinkList(self._links)
 
     @property
     def state(self) -> PlannerState:

@@ -12,7 +12,7 @@ import schedule
 
 from databay_bus._clock import Clock, SystemClock
 from databay_bus._concurrency import WorkerPool
-from databay_bus._validation import as_list, coerce_interval
+from databay_bus._validation import as_list, coerce_interval, positive_int
 from databay_bus.errors import ScheduleIntervalError
 from databay_bus.link import Link
 from databay_bus.planners._groups import Group, LinkGroups
@@ -67,7 +67,7 @@ class SchedulePlanner(BasePlanner):
         shutdown_at_exit: bool = False,
         clock: Clock | None = None,
     ) -> None:
-        self._threads = threads
+        self._threads = positive_int(threads, "threads", "SchedulePlanner")
         self._clock: Clock = clock or SystemClock()
         self._refresh_interval = coerce_interval(refresh_interval, "SchedulePlanner")
         self._scheduler = schedule.Scheduler()

@@ -6,8 +6,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from databay_bus._validation import optional_positive_int, seconds
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus._validation import number, optional_positive_int, seconds
 
 __all__ = ["RetryPolicy"]
 
@@ -30,7 +29,8 @@ class RetryPolicy:
         seed: seed for the jitter's random generator (tests); None for an unseeded one.
 
     Raises:
-        ConfigurationError: a value out of range.
+        ConfigurationError: a value out of range, NaN or infinite (an ``ArgumentTypeError``,
+            also a ``TypeError``, for a value of the wrong type, such as ``jitter=True``).
     """
 
     max_attempts: int | None = 5
@@ -49,18 +49,8 @@ class RetryPolicy:
             self, "_initial", seconds(self.initial_delay, "initial_delay", "RetryPolicy")
         )
         object.__setattr__(self, "_cap", seconds(self.max_delay, "max_delay", "RetryPolicy"))
-        if isinstance(self.multiplier, bool) or not isinstance(self.multiplier, (int, float)):
-            raise ConfigurationError(
-                f"RetryPolicy: multiplier must be a number >= 1, got {describe(self.multiplier)}"
-            )
-        if self.multiplier < 1:
-            raise ConfigurationError(
-                f"RetryPolicy: multiplier must be a number >= 1, got {describe(self.multiplier)}"
-            )
-        if not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter <= 1:
-            raise ConfigurationError(
-                f"RetryPolicy: jitter must be a number in [0, 1], got {describe(self.jitter)}"
-            )
+        number(self.multiplier, "multiplier", "RetryPolicy", low=1)
+        number(self.jitter, "jitter", "RetryPolicy", low=0, high=1)
         object.__setattr__(self, "_random", random.Random(self.seed))
 
     def delay(self, attempts: int) -> float:

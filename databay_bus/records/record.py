@@ -6,6 +6,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from databay_bus._validation import optional_mapping
+
 __all__ = ["Record", "SharedMetadata", "pulled_records", "stored_records"]
 
 _materialize = threading.Lock()
@@ -37,7 +39,11 @@ class Record:
         self, payload: Any, metadata: dict[str, Any] | None = None, *, id: str | None = None
     ) -> None:
         self.payload = payload
-        self._metadata: dict[str, Any] = {} if metadata is None else metadata
+        if metadata is None:
+            metadata = {}
+        elif not isinstance(metadata, dict):
+            optional_mapping(metadata, "metadata", "Record")
+        self._metadata: dict[str, Any] = metadata
         self._id = id
         self._inlet_name: str | None = None
 
@@ -83,7 +89,8 @@ class Record:
 
     def __repr__(self) -> str:
         ident = "" if self._id is None else f", id={self._id!r}"
-        return f"Record(payload={self.payload!r}, metadata={self._metadata!r}{ident})"
+        # The payload as str(), not repr(): Databay's format (``Record(payload=test, ...)``).
+        return f"Record(payload={self.payload}, metadata={self._metadata!r}{ident})"
 
     def __getstate__(self) -> tuple[Any, dict[str, Any], str | None, str | None]:
         # Records of one pull keep sharing one copy-on-read metadata through a pickle round trip

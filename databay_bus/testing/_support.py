@@ -41,16 +41,41 @@ async def _wait(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def for_each(attribute: str) -> Callable[[Callable[[T, Any], None]], Callable[[T], None]]:
-    """Decorate ``test(self, node)`` to run once per node in ``self.<attribute>``, as subtests."""
+def for_each(
+    attribute: str, current: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate a test to run once per node in ``self.<attribute>``, each in a subtest.
 
-    def decorate(test: Callable[[T, Any], None]) -> Callable[[T], None]:
+    Before each run the node is set as ``self.<current>`` (Databay's style: ``self.inlet``).
+    It is also passed as the argument after ``self`` when the test asks for one the caller
+    did not give (our style: ``def test_x(self, inlet)``). Arguments the caller gives, such as
+    a mock from an outer ``@patch``, are passed on unchanged.
+    """
+
+    def decorate(test: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(test, follow_wrapped=False)
+
         @functools.wraps(test)
-        def run(self: T) -> None:
+        def run(self: T, *args: Any, **kwargs: Any) -> None:
             for node in getattr(self, attribute):
+                setattr(self, current, node)
                 with self.subTest(node=repr(node)):
-                    test(self, node)
+                    if _complete(signature, self, args, kwargs):
+                        test(self, *args, **kwargs)
+                    else:
+                        test(self, node, *args, **kwargs)
 
         return run
 
     return decorate
+
+
+def _complete(
+    signature: inspect.Signature, self: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """True when ``self, *args, **kwargs`` fill every required parameter of ``signature``."""
+    try:
+        signature.bind(self, *args, **kwargs)
+    except TypeError:
+        return False
+    return True

@@ -24,8 +24,9 @@ from databay_bus.update import Update
 
 __all__ = ["InletTester", "for_each_inlet"]
 
-#: Runs a test once per inlet returned by ``get_inlet`` (each in its own subtest).
-for_each_inlet: Callable[[Callable[[Any, Any], None]], Callable[[Any], None]] = for_each("inlets")
+#: Runs a test once per inlet returned by ``get_inlet`` (each in its own subtest), with the
+#: inlet set as ``self.inlet`` and, if the test takes it, passed as its argument.
+for_each_inlet: Callable[[Callable[..., None]], Callable[..., None]] = for_each("inlets", "inlet")
 
 _GLOBAL = {"global": "global"}
 
@@ -50,12 +51,17 @@ class _WatchedMetadata(dict[str, Any]):
 class InletTester(ContractTestCase):
     """Checks that inlets make records correctly and pull without reading metadata.
 
-    Each inlet gets the global metadata ``{'global': 'global'}`` added for the tests.
+    Each inlet gets the global metadata ``{'global': 'global'}`` added for the tests. As in
+    Databay, ``self.inlets`` holds the inlets, ``self.inlet`` the one under test (the first
+    until a test decorated with :func:`for_each_inlet` moves it) and ``self.gmetadata`` the
+    global metadata.
     """
 
     __test__ = False
 
     inlets: list[Inlet]
+    inlet: Inlet
+    gmetadata: dict[str, Any]
 
     def get_inlet(self) -> Inlet | list[Inlet]:
         """Return the inlet (or inlets) to test. Override this."""
@@ -68,8 +74,10 @@ class InletTester(ContractTestCase):
     def setUp(self) -> None:
         inlet = self.get_inlet()
         self.inlets = list(inlet) if isinstance(inlet, list | tuple) else [inlet]
+        self.inlet = self.inlets[0]
+        self.gmetadata = dict(_GLOBAL)
         for each in self.inlets:
-            each.metadata.update(_GLOBAL)
+            each.metadata.update(self.gmetadata)
 
     @for_each_inlet
     def test_new_record(self, inlet: Inlet) -> None:

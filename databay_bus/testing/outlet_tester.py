@@ -15,7 +15,6 @@ Sync and ``async def`` pushes are both driven; pytest and unittest both collect 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from databay_bus.outlets.base import Outlet
 from databay_bus.outlets.null_outlet import NullOutlet
@@ -27,7 +26,9 @@ from databay_bus.update import Update
 __all__ = ["OutletTester", "for_each_outlet"]
 
 #: Runs a test once per outlet returned by ``get_outlet`` (each in its own subtest).
-for_each_outlet: Callable[[Callable[[Any, Any], None]], Callable[[Any], None]] = for_each("outlets")
+for_each_outlet: Callable[[Callable[..., None]], Callable[..., None]] = for_each(
+    "outlets", "outlet"
+)
 
 
 class OutletTester(ContractTestCase):
@@ -36,6 +37,7 @@ class OutletTester(ContractTestCase):
     __test__ = False
 
     outlets: list[Outlet]
+    outlet: Outlet
 
     def get_outlet(self) -> Outlet | list[Outlet]:
         """Return the outlet (or outlets) to test. Override this."""
@@ -55,6 +57,7 @@ class OutletTester(ContractTestCase):
     def setUp(self) -> None:
         outlet = self.get_outlet()
         self.outlets = list(outlet) if isinstance(outlet, list | tuple) else [outlet]
+        self.outlet = self.outlets[0]
 
     @for_each_outlet
     def test_push(self, outlet: Outlet) -> None:

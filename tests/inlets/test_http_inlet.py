@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import trustme
 from http_server import LocalServer
@@ -85,10 +86,18 @@ def test_empty_body_gives_no_record(
 
 def test_invalid_json_names_url(server: LocalServer, inlets: list[HttpInlet]) -> None:
     url = server.url("/text")
-    with pytest.raises(HttpInletError, match="not valid JSON") as caught:
+    with pytest.raises(HttpInletError, match="does not contain valid JSON") as caught:
         pull(make(inlets, url))
     assert url in str(caught.value)
     assert "plain words" in str(caught.value)
+
+
+def test_invalid_json_is_a_value_error_as_in_databay(
+    server: LocalServer, inlets: list[HttpInlet]
+) -> None:
+    """Code written for Databay catches ValueError; Databay's phrase stays in the message."""
+    with pytest.raises(ValueError, match="Response does not contain valid JSON"):
+        pull(make(inlets, server.url("/text")))
 
 
 @pytest.mark.parametrize("status", [404, 500])
@@ -140,6 +149,28 @@ def test_method_body_params_and_headers_are_sent(
     assert record.payload["body"] == '{"query": "x"}'
     assert record.payload["query"] == {"page": "2"}
     assert record.payload["headers"]["X-Token"] == "abc"
+
+
+def test_headers_attribute_is_read_at_each_pull(
+    server: LocalServer, inlets: list[HttpInlet]
+) -> None:
+    """Databay's public ``headers`` attribute: changing it changes the next request."""
+    inlet = make(inlets, server.url("/echo"), headers={"X-Token": "first"})
+    assert inlet.headers == {"X-Token": "first"}
+    assert pull(inlet)[0].payload["headers"]["X-Token"] == "first"
+    inlet.headers = {"X-Token": "second"}
+    assert pull(inlet)[0].payload["headers"]["X-Token"] == "second"
+    inlet.headers = None
+    assert "X-Token" not in pull(inlet)[0].payload["headers"]
+
+
+def test_tcp_connector_is_the_pool_in_use(server: LocalServer, inlets: list[HttpInlet]) -> None:
+    inlet = make(inlets, server.url("/object"))
+    assert inlet.tcp_connector is None  # nothing opened before the first pull
+    pull(inlet)
+    assert isinstance(inlet.tcp_connector, aiohttp.TCPConnector)
+    inlet.on_shutdown()
+    assert inlet.tcp_connector is None
 
 
 def test_text_body_is_sent_as_is(server: LocalServer, inlets: list[HttpInlet]) -> None:
@@ -261,6 +292,20 @@ def test_tls_with_cacert(
         assert secure.url("/object") in str(caught.value)
         for inlet in inlets:
             inlet.on_shutdown()
+
+
+def test_context_holds_the_cacert_tls_context(
+    tls: tuple[trustme.CA, ssl.SSLContext], tmp_path: Path
+) -> None:
+    ca, _ = tls
+    cacert = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cacert))
+    verifying = HttpInlet("https://localhost/", cacert=cacert)
+    assert isinstance(verifying.context, ssl.SSLContext)
+    assert verifying.context.verify_mode == ssl.CERT_REQUIRED
+    assert verifying.context.check_hostname
+    assert HttpInlet("https://localhost/").context is None
+    assert HttpInlet("https://localhost/", cacert=False).context is None
 
 
 def test_missing_cacert_fails_at_construction(tmp_path: Path) -> None:

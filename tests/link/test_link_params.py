@@ -252,3 +252,10 @@ class TestNodes:
         link = make_link(tags="named")
         with pytest.raises(DatabayBusError, match="named"):
             link.add_inlets(1)  # type: ignore[arg-type]
+
+
+def test_users_may_set_attributes_of_their_own() -> None:
+    """As on Databay's links (``link.owner = ...``); slots keep the built-in ones compact."""
+    link = Link(ListInlet([1]), RecordingOutlet(), 1)
+    link.owner = "team-a"  # type: ignore[attr-defined]
+    assert link.owner == "team-a"  # type: ignore[attr-defined]

@@ -169,3 +169,59 @@ def test_in_a_link() -> None:
     link.transfer()
     assert documents(outlet, "rows") == [{"transfer": 0}, {"transfer": 1}]
     link.on_shutdown()
+
+
+# -- Databay's connection API ------------------------------------------------------------------
+
+
+def test_mongomock_patch_after_construction_takes_effect() -> None:
+    """The client is made when connecting, so a patch applied later (Databay's test style)
+    replaces pymongo's client instead of dialling a real server."""
+    outlet = MongoOutlet(collection="later")
+    with mongomock.patch(servers=(("localhost", 27017),)):
+        assert outlet.connect() is False
+        assert isinstance(outlet.database, mongomock.Database)
+        outlet.try_start()
+        outlet.push([Record({"n": 1})], UPDATE)
+        assert outlet.database.later.count_documents({"n": 1}) == 1
+        outlet.try_shutdown()
+    assert outlet.database is None
+
+
+def test_connect_and_disconnect() -> None:
+    clients = Clients()
+    outlet = MongoOutlet("first_db", client_factory=clients)
+    assert outlet.connect() is False  # connected now
+    assert outlet.connect() is True  # already connected to that database
+    assert outlet.connect("first_db") is True
+    assert outlet.database is not None and outlet.database.name == "first_db"
+    assert outlet.connect("second_db") is False  # another database: a new client
+    assert outlet.database.name == "second_db"
+    assert (len(clients.made), clients.closed) == (2, 1)
+    outlet.disconnect()
+    assert outlet.database is None and clients.closed == 2
+    outlet.disconnect()  # no client: nothing to do
+    assert clients.closed == 2
+
+
+def test_ensure_connection_connects_first() -> None:
+    from databay_bus.outlets.mongo_outlet import ensure_connection
+
+    class Counting(MongoOutlet):
+        @ensure_connection
+        def count(self, collection: str) -> int:
+            assert self.database is not None
+            return int(self.database[collection].count_documents({}))
+
+    outlet = Counting(client_factory=Clients())
+    assert outlet.database is None
+    assert outlet.count("default_collection") == 0
+    assert outlet.database is not None
+
+
+def test_collection_not_found_error_is_importable() -> None:
+    from databay_bus.errors import DatabayBusError
+    from databay_bus.outlets.mongo_outlet import MongoCollectionNotFound
+
+    assert issubclass(MongoCollectionNotFound, DatabayBusError)
+    assert issubclass(MongoCollectionNotFound, LookupError)

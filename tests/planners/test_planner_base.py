@@ -43,11 +43,6 @@ class TestLinks:
         assert planner.scheduled == links
         assert all(link.job is not None for link in links)
 
-    def test_links_property_is_a_copy(self) -> None:
-        planner = ManualPlanner(make_link())
-        planner.links.clear()
-        assert len(planner.links) == 1
-
     @pytest.mark.parametrize("bad", [object(), "link", None, ListInlet()])
     def test_non_links_rejected(self, bad: object) -> None:
         planner = ManualPlanner()
@@ -414,3 +409,25 @@ class TestBlockingStyleSubclass:
         thread.join(10)
         assert not planner.running
         assert not link.outlets[0].active
+
+
+def test_links_is_a_snapshot_that_refuses_changes() -> None:
+    """``planner.links`` compares and iterates like a list; changing it raises instead of
+    silently changing a copy (Databay's list let a removed link keep its job)."""
+    first = Link(ListInlet([1]), RecordingOutlet(), 1)
+    planner = ManualPlanner(first)
+    links = planner.links
+    assert links == [first] and first in links and len(links) == 1
+    for change in (
+        lambda: links.remove(first),
+        lambda: links.append(first),
+        lambda: links.clear(),
+        lambda: links.pop(),
+        lambda: links.__setitem__(0, first),
+        lambda: links.__delitem__(0),
+    ):
+        with pytest.raises(TypeError, match="remove_links"):
+            change()
+    assert planner.links == [first]
+    planner.remove_links(first)
+    assert planner.links == [] and links == [first]  # the snapshot did not change

@@ -257,3 +257,71 @@ def test_pytest_collects_subclasses(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "10 passed" in done.stdout
+
+
+# -- Databay's style: self.inlet / self.gmetadata, decorators stacked with @patch ---------------
+
+
+def test_databay_style_tests_see_the_node_as_self_inlet() -> None:
+    """A Databay-era tester reads ``self.inlet`` and ``self.gmetadata``; ``for_each_inlet``
+    sets ``self.inlet`` per inlet and passes on arguments given by an outer ``@patch``."""
+    from unittest.mock import patch
+
+    from databay_bus.misc.inlet_tester import for_each_inlet
+
+    seen: list[tuple[str, Any]] = []
+
+    class DatabayStyle(DatabayPathInletTester):
+        def get_inlet(self) -> list[Inlet]:
+            return [NullInlet(name="first"), NullInlet(name="second")]
+
+        def test_setup_attributes(self) -> None:
+            assert self.inlet is self.inlets[0]
+            assert self.gmetadata == {"global": "global"}
+            assert self.inlet.metadata["global"] == "global"
+
+        @for_each_inlet
+        def test_each(self) -> None:
+            seen.append(("each", self.inlet.name))
+
+        @patch("databay_bus.testing.inlet_tester.Update")
+        @for_each_inlet
+        def test_each_under_patch(self, update: Any) -> None:
+            seen.append(("patched", (self.inlet.name, type(update).__name__)))
+
+        @for_each_inlet
+        @patch("databay_bus.testing.inlet_tester.Update")
+        def test_patch_inside(self, update: Any) -> None:
+            seen.append(("inside", (self.inlet.name, type(update).__name__)))
+
+    result = run(DatabayStyle)
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert sorted(seen) == sorted(
+        [
+            ("each", "first"),
+            ("each", "second"),
+            ("patched", ("first", "MagicMock")),
+            ("patched", ("second", "MagicMock")),
+            ("inside", ("first", "MagicMock")),
+            ("inside", ("second", "MagicMock")),
+        ]
+    )
+
+
+def test_our_style_still_gets_the_node_as_argument() -> None:
+    from databay_bus.testing import for_each_outlet
+
+    seen: list[str] = []
+
+    class OurStyle(OutletTester):
+        def get_outlet(self) -> list[Outlet]:
+            return [NullOutlet(name="a"), NullOutlet(name="b")]
+
+        @for_each_outlet
+        def test_named(self, outlet: Outlet) -> None:
+            assert outlet is self.outlet
+            seen.append(outlet.name)
+
+    result = run(OurStyle)
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert seen == ["a", "b"]
