@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from databay_bus._signals import stop_event_on_signals
 from databay_bus.cli._common import (
     EXIT_OK,
+    EXIT_USAGE,
     CommandFailure,
     level,
     load_pipeline,
@@ -61,6 +64,11 @@ def register(commands: Any) -> None:
         metavar="LEVEL",
         help="level of the databay_bus logger (default: the file's log_level, else INFO)",
     )
+    run.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the web interface there (overrides the file's [web] listen; docs/web.md)",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -71,19 +79,125 @@ def _run(args: argparse.Namespace) -> int:
     pipeline.configure_logging(chosen)
     stop = threading.Event()
     _LOGGER.info("running %s (%d links)", args.pipeline, len(pipeline.links))
-    with stop_event_on_signals(stop):
-        reason = pipeline.run(
-            duration=args.duration,
-            transfers=args.transfers,
-            stop=stop,
-            status_interval=args.status_interval,
-        )
+    web = _web_interface(args, pipeline)
+    if web is None:
+        with stop_event_on_signals(stop):
+            reason = pipeline.run(
+                duration=args.duration,
+                transfers=args.transfers,
+                stop=stop,
+                status_interval=args.status_interval,
+            )
+    else:
+        with stop_event_on_signals(stop):
+            pipeline, reason = _run_served(args, pipeline, web, stop)
     for line in _final_status(pipeline):
         print(line)
     if reason == "failed":
         raise CommandFailure("the pipeline stopped after an error (see the log above)")
     print(f"stopped ({_REASONS[reason]})")
     return EXIT_OK
+
+
+class _Reload:
+    """The web interface's reload callback: stop the running pipeline so that the loop in
+    :func:`_run_served` loads the saved file and starts it again."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.stop: threading.Event | None = None
+
+    def __call__(self, path: Path) -> None:
+        _LOGGER.warning("%s was edited through the web interface; reloading", path)
+        self.requested.set()
+        if self.stop is not None:
+            self.stop.set()
+
+
+def _web_interface(args: argparse.Namespace, pipeline: Any) -> Any:
+    """A WebInterface when ``--web`` or the file's ``[web]`` asks for one, else None."""
+    settings = pipeline.web
+    if args.web is None and settings is None:
+        return None
+    from databay_bus.errors import ConfigurationError, MissingDependencyError
+
+    try:
+        from databay_bus.web import WebInterface
+        from databay_bus.web.settings import WebSettings, parse_listen
+    except MissingDependencyError as exc:
+        raise CommandFailure(str(exc), EXIT_USAGE) from None
+    settings = settings or WebSettings()
+    try:
+        if args.web is not None:
+            settings.host, settings.port = parse_listen(args.web, "--web")
+        tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert else None
+        return WebInterface(
+            pipeline.planner,
+            host=settings.host,
+            port=settings.port,
+            alias=settings.alias,
+            users=settings.users,
+            tls=tls,  # type: ignore[arg-type]
+            history_life_span=settings.history_life_span,
+            pipeline_file=args.pipeline,
+            reload=_Reload(),
+        )
+    except ConfigurationError as exc:
+        pipeline.close()
+        raise CommandFailure(str(exc), EXIT_USAGE) from None
+
+
+def _run_served(
+    args: argparse.Namespace, pipeline: Any, web: Any, stop: threading.Event
+) -> tuple[Any, str]:
+    """Run ``pipeline`` with ``web`` serving it; an edit saved through the web stops it, and
+    the saved file is loaded and run in its place (queued records wait in the queue file)."""
+    from databay_bus.errors import ConfigError
+
+    reload: _Reload = web.pipeline_file.reload
+    own_stop = threading.Event()
+    reload.stop = own_stop
+    started = time.monotonic()
+    try:
+        web.start()
+    except Exception as exc:
+        pipeline.close()
+        web.close()
+        raise CommandFailure(str(exc)) from None
+    _LOGGER.info("web interface on %s", web.url)
+
+    def forward() -> None:  # a signal (stop) also stops the pipeline running now
+        stop.wait()
+        own_stop.set()
+
+    threading.Thread(target=forward, name="databay_bus-stop", daemon=True).start()
+    try:
+        while True:
+            duration = None
+            if args.duration is not None:
+                duration = max(args.duration - (time.monotonic() - started), 0.001)
+            reason = pipeline.run(
+                duration=duration,
+                transfers=args.transfers,
+                stop=own_stop,
+                status_interval=args.status_interval,
+            )
+            if not reload.requested.is_set() or stop.is_set():
+                return pipeline, reason
+            reload.requested.clear()
+            own_stop.clear()
+            try:
+                pipeline = load_pipeline(args.pipeline)
+            except (CommandFailure, ConfigError) as exc:
+                _LOGGER.error(
+                    "reloading %s failed; running the previous version: %s", args.pipeline, exc
+                )
+                pipeline = load_pipeline(str(web.pipeline_file.previous_path))
+            web.set_planner(pipeline.planner)
+            _LOGGER.info("reloaded %s (%d links)", args.pipeline, len(pipeline.links))
+    finally:
+        stop.set()  # ends the forwarding thread
+        web.close()
 
 
 def _final_status(pipeline: Any) -> list[str]:

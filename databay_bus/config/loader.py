@@ -37,7 +37,7 @@ from databay_bus.planners.base import BasePlanner
 
 __all__ = ["TOP_KEYS", "build", "load", "loads", "parse_duration"]
 
-TOP_KEYS = ("log_level", "python_path", "planner", "queue", "observers", "links")
+TOP_KEYS = ("log_level", "python_path", "planner", "queue", "observers", "links", "web")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -95,6 +95,7 @@ def build(
             if link is not None:
                 links.append(link)
     observers = _observers(maker, table.get("observers"))
+    web = _web(problems, table.get("web"), variables["PIPELINE_DIR"])
     planner = _planner(maker, reader, planner_data, links)
     if problems.found or not isinstance(planner, BasePlanner) or not built(observers):
         for queue in queues.opened:
@@ -116,6 +117,7 @@ def build(
         queue_spec=queues.spec,
         link_specs=reader.specs,
         secrets=frozenset(secrets),
+        web=web,
     )
 
 
@@ -127,6 +129,20 @@ def _observers(maker: ObjectMaker, value: object) -> list[Callable[..., Any] | F
         maker.problems.add("observers", f"must be a list of observers, got {describe(value)}")
         return []
     return [maker.make(OBSERVER, item, key_path("observers", i)) for i, item in enumerate(value)]
+
+
+def _web(problems: Problems, value: object, base_dir: str) -> Any:
+    """The ``[web]`` table (docs/web.md), checked without importing the web extra."""
+    if value is None:
+        return None
+    from databay_bus.web.settings import web_settings
+
+    try:
+        return web_settings(value, base_dir)
+    except ConfigurationError as exc:
+        path, _, reason = str(exc).partition(": ")  # 'web.listen: must be ...'
+        problems.add(path, reason)
+        return None
 
 
 def _python_path(problems: Problems, value: object) -> None:

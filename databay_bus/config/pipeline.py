@@ -78,6 +78,8 @@ class Pipeline:
     secrets: frozenset[str] = frozenset()
     #: ``planner.metrics()`` taken by :meth:`run` after shutdown, before closing the queues.
     final_metrics: dict[str, Any] | None = None
+    #: The file's ``[web]`` table (a ``databay_bus.web.settings.WebSettings``), or None.
+    web: Any = None
 
     def configure_logging(self, level: int | None = None) -> None:
         """Set the ``databay_bus`` logger to ``level``, or to the file's ``log_level``."""

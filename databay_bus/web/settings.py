@@ -45,7 +45,7 @@ class WebSettings:
 def parse_listen(value: Any, owner: str = "web.listen") -> tuple[str, int]:
     """``'HOST:PORT'`` (``'[::1]:8080'`` for IPv6, ``':8080'`` for loopback) -> (host, port)."""
     if not isinstance(value, str) or ":" not in value:
-        raise ConfigurationError(f"{owner} must be 'HOST:PORT', got {describe(value)}")
+        raise ConfigurationError(f"{owner}: must be 'HOST:PORT', got {describe(value)}")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     if not port_text.isdecimal() or not 0 <= int(port_text) <= 65535:
@@ -55,10 +55,10 @@ def parse_listen(value: Any, owner: str = "web.listen") -> tuple[str, int]:
 
 def web_settings(table: Any, base_dir: str | Path = ".") -> WebSettings:
     """Check a ``[web]`` table; raises ConfigurationError naming the key and the value."""
-    from databay_bus.config.loader import parse_duration
+    from databay_bus.config.checks import parse_duration
 
     if not isinstance(table, dict):
-        raise ConfigurationError(f"web must be a table, got {describe(table)}")
+        raise ConfigurationError(f"web: must be a table, got {describe(table)}")
     unknown = sorted(set(table) - set(WEB_KEYS))
     if unknown:
         raise ConfigurationError(f"web: unknown keys {unknown}; known: {list(WEB_KEYS)}")
@@ -67,22 +67,25 @@ def web_settings(table: Any, base_dir: str | Path = ".") -> WebSettings:
         settings.host, settings.port = parse_listen(table["listen"])
     alias = table.get("alias", "")
     if not isinstance(alias, str):
-        raise ConfigurationError(f"web.alias must be a string, got {describe(alias)}")
+        raise ConfigurationError(f"web.alias: must be a string, got {describe(alias)}")
     settings.alias = alias
     users = table.get("users", {})
     if "users_file" in table:
         users = _users_file(table["users_file"], Path(base_dir))
     if not isinstance(users, dict):
-        raise ConfigurationError(f"web.users must be a table of users, got {describe(users)}")
+        raise ConfigurationError(f"web.users: must be a table of users, got {describe(users)}")
     from databay_bus.web.auth import Users  # no aiohttp there either
 
-    Users(users)  # raises on a bad entry
+    try:
+        Users(users)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"web.users: {str(exc).removeprefix('web users: ')}") from None
     settings.users = users
     tls = table.get("tls")
     if tls is not None:
         if not isinstance(tls, dict) or set(tls) != {"cert", "key"}:
             raise ConfigurationError(
-                f"web.tls must be a table with 'cert' and 'key' files, got {describe(tls)}"
+                f"web.tls: must be a table with 'cert' and 'key' files, got {describe(tls)}"
             )
         for key in ("cert", "key"):
             path = Path(base_dir, str(tls[key]))
@@ -102,7 +105,7 @@ def _users_file(value: Any, base_dir: Path) -> Any:
     from databay_bus.config.source import read_file
 
     if not isinstance(value, str):
-        raise ConfigurationError(f"web.users_file must be a path, got {describe(value)}")
+        raise ConfigurationError(f"web.users_file: must be a path, got {describe(value)}")
     path = base_dir / value
     try:
         data, _ = read_file(path)

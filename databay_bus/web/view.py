@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from databay_bus.link import Link

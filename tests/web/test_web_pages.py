@@ -356,3 +356,16 @@ def test_a_cron_link_shows_its_schedule() -> None:
         assert (summary["schedule"], summary["interval"]) == ("cron: */5 * * * * (UTC)", None)
     finally:
         web.close()
+
+
+def test_users_file(tmp_path: Path) -> None:
+    (tmp_path / "users.toml").write_text(
+        f'[users.vic]\nrole = "viewer"\ntokens = ["{hash_token("t")}"]\n'
+    )
+    settings = web_settings({"users_file": "users.toml"}, tmp_path)
+    assert settings.users["vic"]["role"] == "viewer"
+    (tmp_path / "bad.toml").write_text('[users.vic]\nrole = "king"\n')
+    with pytest.raises(ConfigurationError, match=r"web\.users: 'vic': role must be"):
+        web_settings({"users_file": "bad.toml"}, tmp_path)
+    with pytest.raises(ConfigurationError, match=r"web\.users_file: cannot read"):
+        web_settings({"users_file": "none.toml"}, tmp_path)
