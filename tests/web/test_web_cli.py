@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,15 @@ def _call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
         return exc.code, json.load(exc)
     except OSError:
         return 0, None
+
+
+@pytest.fixture(autouse=True)
+def _logger_level() -> Iterator[None]:
+    """``run`` sets the databay_bus logger's level: put it back (records hold planners)."""
+    logger = logging.getLogger("databay_bus")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def test_run_serves_the_web_interface_and_reloads_an_edited_file(
