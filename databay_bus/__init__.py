@@ -10,6 +10,7 @@ from databay_bus.inlets.base import Inlet
 from databay_bus.link import Link, Update
 from databay_bus.outlets.base import Outlet
 from databay_bus.planners.base import BasePlanner
+from databay_bus.processors import Buffer
 from databay_bus.records import MetadataKey, Record
 from databay_bus.schedules import Cron
 
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BasePlanner",
+    "Buffer",
     "Cron",
     "Inlet",
     "Link",

@@ -372,9 +372,15 @@ class Link:
                 try:
                     node.try_start(self)
                     started.append(node)
-                except Exception:
+                except Exception as exc:
                     if self.ignore_exceptions:
-                        _LOGGER.exception("%s: on_start of %r failed; ignored", self, node)
+                        _LOGGER.exception(
+                            '%s: on_start of %r failed; ignored. on_start %s exception: "%s"',
+                            self,
+                            node,
+                            _kind(node),
+                            exc,
+                        )
                         continue
                     self._started = False
                     for other in started:
@@ -418,7 +424,14 @@ class Link:
         try:
             node.try_shutdown(self)
         except Exception as exc:
-            _LOGGER.error("%s: on_shutdown of %r failed", self, node, exc_info=exc)
+            _LOGGER.error(
+                '%s: on_shutdown of %r failed. on_shutdown %s exception: "%s"',
+                self,
+                node,
+                _kind(node),
+                exc,
+                exc_info=exc,
+            )
             return exc
         return None
 
@@ -583,13 +596,22 @@ class Link:
         if isinstance(result, list):
             records.extend(result)
         elif isinstance(result, Exception):
-            self._failed(run, result, f"inlet {inlet!r}")
+            self._failed(run, result, "inlet", inlet)
         else:
             raise result
 
-    def _failed(self, run: _Run, exc: Exception, what: str) -> None:
+    def _failed(self, run: _Run, exc: Exception, kind: str, node: Node) -> None:
         if self.ignore_exceptions:
-            _LOGGER.error("%s: %s failed; ignored", run.update, what, exc_info=exc)
+            # Ends with Databay's wording ('Outlet exception: "..."'), which users grep for.
+            _LOGGER.error(
+                '%s: %s %r failed; ignored. %s exception: "%s"',
+                run.update,
+                kind,
+                node,
+                kind.capitalize(),
+                exc,
+                exc_info=exc,
+            )
         else:
             run.errors.append(exc)
 
@@ -634,10 +656,12 @@ class Link:
                 if not self.ignore_exceptions:
                     raise
                 _LOGGER.error(
-                    "%s: %s %r failed; its input passed on unchanged",
+                    '%s: %s %r failed; its input passed on unchanged. %s exception: "%s"',
                     update,
                     kind,
                     stage,
+                    kind.capitalize(),
+                    exc,
                     exc_info=exc,
                 )
         return value
@@ -690,7 +714,7 @@ class Link:
         """Let the delivery handle a failed push; True when the lane must stop."""
         outcome = self._delivery.settle(lane, batch, exc)
         if outcome is Outcome.ESCALATE:
-            self._failed(run, exc, f"outlet {lane.outlet!r}")
+            self._failed(run, exc, "outlet", lane.outlet)
             return not self.ignore_exceptions
         return outcome is Outcome.STOP
 
@@ -787,8 +811,18 @@ def shutdown_links(links: Sequence[Link]) -> None:
                     node.try_shutdown(holder)
         except Exception as exc:
             _LOGGER.error(
-                "on_shutdown of %r failed (released by %d links)", node, len(holders), exc_info=exc
+                'on_shutdown of %r failed (released by %d links). on_shutdown %s exception: "%s"',
+                node,
+                len(holders),
+                _kind(node),
+                exc,
+                exc_info=exc,
             )
+
+
+def _kind(node: object) -> str:
+    """'inlet' or 'outlet', for messages."""
+    return "inlet" if isinstance(node, Inlet) else "outlet"
 
 
 def _is_list(value: Any) -> bool:

@@ -56,7 +56,8 @@ def test_public_classes_and_functions_are_in_all(name: str) -> None:
 
 
 def test_root_names() -> None:
-    for name in ("Record", "Outlet", "Inlet", "Link", "Update", "BasePlanner", "MetadataKey"):
+    names = ("Record", "Outlet", "Inlet", "Link", "Update", "BasePlanner", "MetadataKey", "Buffer")
+    for name in names:
         assert name in databay_bus.__all__
     assert isinstance(databay_bus.__version__, str)
 

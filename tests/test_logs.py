@@ -209,3 +209,64 @@ class TestFormatter:
         from databay_bus.misc.logs import ISO8601Formatter as Legacy
 
         assert Legacy is ISO8601Formatter
+
+
+class _StartFails(RecordingOutlet):
+    def on_start(self) -> None:
+        raise RuntimeError("cannot open")
+
+
+class _ShutdownFails(RecordingOutlet):
+    def on_shutdown(self) -> None:
+        raise RuntimeError("cannot close")
+
+
+class _InletStartFails(ListInlet):
+    def on_start(self) -> None:
+        raise RuntimeError("cannot connect")
+
+
+def test_ignored_failures_carry_databay_phrases(caplog: pytest.LogCaptureFixture) -> None:
+    """Each log line of an ignored failure keeps our wording and ends with Databay's phrase
+    (``Processor exception: "..."`` ...), which users grep for."""
+
+    def bad_processor(records: list[object]) -> list[object]:
+        raise ValueError("bad processor")
+
+    def bad_grouper(batches: list[object]) -> list[object]:
+        raise ValueError("bad grouper")
+
+    from core_fakes import FailingOutlet
+
+    link = Link(
+        [FailingInlet(ValueError("bad inlet")), _InletStartFails([1])],
+        [FailingOutlet(ValueError("bad outlet")), _StartFails(), _ShutdownFails()],
+        1,
+        tags="phrases",
+        ignore_exceptions=True,
+        processors=bad_processor,
+        groupers=bad_grouper,
+    )
+    from databay_bus.processors import Buffer
+
+    def bad_controller(records: list[object]) -> bool:
+        raise ValueError("bad controller")
+
+    with caplog.at_level(logging.ERROR, logger="databay_bus"):
+        link.on_start()
+        link.transfer()
+        link.on_shutdown()
+        Buffer(custom_controllers=[bad_controller])([])
+    text = caplog.text
+    for phrase in (
+        'Inlet exception: "bad inlet"',
+        'Processor exception: "bad processor"',
+        'Grouper exception: "bad grouper"',
+        'Outlet exception: "bad outlet"',
+        'on_start inlet exception: "cannot connect"',
+        'on_start outlet exception: "cannot open"',
+        'on_shutdown outlet exception: "cannot close"',
+        'Exception while running controller: "bad controller"',
+    ):
+        assert phrase in text, phrase
+    assert "phrases.0: processor" in text  # and ours: the update, the stage, what happened

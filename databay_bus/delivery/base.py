@@ -91,11 +91,15 @@ class Delivery(abc.ABC):
         """Raise if ``outlets`` cannot be delivered to; subclasses extend, calling super().
 
         With a router, outlet names must be unique and every name it routes to must exist.
+        Without one, a name given explicitly must still be unique; two outlets that both
+        carry their class name by default (Databay code: two ``CsvOutlet``) are accepted.
         """
         router = self.link.router
         if router is not None:
             names = unique_names(outlets, self.link)
             router.check(names)
+        else:
+            unique_names(outlets, self.link, given_only=True)
 
     @abc.abstractmethod
     def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
@@ -106,14 +110,24 @@ class Delivery(abc.ABC):
         """Record the outcome of pushing ``batch``; for a failure, say what happens next."""
 
 
-def unique_names(outlets: Sequence[Outlet], link: object) -> list[str]:
-    """Return the outlets' names, raising InvalidNodeError if two outlets share one."""
+def unique_names(
+    outlets: Sequence[Outlet], link: object, *, given_only: bool = False
+) -> list[str]:
+    """Return the outlets' names, raising InvalidNodeError if two outlets share one.
+
+    With ``given_only``, a shared name is refused only when at least one of the outlets was
+    given it (``name=...``); two default class names pass.
+    """
     names: list[str] = []
+    given: set[str] = set()
     for index, outlet in enumerate(outlets):
-        if outlet.name in names:
+        name, explicit = outlet.name, outlet._name is not None
+        if name in names and (not given_only or explicit or name in given):
             raise InvalidNodeError(
-                f"{link!r}: outlets[{index}] {outlet!r} has the name {outlet.name!r}, already "
+                f"{link!r}: outlets[{index}] {outlet!r} has the name {name!r}, already "
                 f"used by another outlet; give each outlet a distinct name=..."
             )
-        names.append(outlet.name)
+        names.append(name)
+        if explicit:
+            given.add(name)
     return names

@@ -135,9 +135,12 @@ class Buffer:
         for controller in controllers:
             try:
                 passed = bool(controller(self.records))
-            except Exception:
-                _LOGGER.exception(
-                    "Buffer controller %r failed; counted as 'do not release'", controller
+            except Exception as exc:
+                _LOGGER.exception(  # ends with Databay's wording, which users grep for
+                    "Buffer controller %r failed; counted as 'do not release'. "
+                    'Exception while running controller: "%s"',
+                    controller,
+                    exc,
                 )
                 passed = False
             if passed and not self.conjugate_controllers:

@@ -259,3 +259,24 @@ def test_users_may_set_attributes_of_their_own() -> None:
     link = Link(ListInlet([1]), RecordingOutlet(), 1)
     link.owner = "team-a"  # type: ignore[attr-defined]
     assert link.owner == "team-a"  # type: ignore[attr-defined]
+
+
+def test_a_given_outlet_name_must_be_unique_without_a_queue() -> None:
+    """Names identify outlets in metrics, events and routes: a given name used twice is
+    refused at once, also when added later, and the link is left unchanged."""
+    with pytest.raises(InvalidNodeError, match=r"outlets\[1\].*'store'"):
+        Link(ListInlet([1]), [RecordingOutlet(name="store"), RecordingOutlet(name="store")], 1)
+    with pytest.raises(InvalidNodeError, match="'RecordingOutlet'"):
+        Link(ListInlet([1]), [RecordingOutlet(), RecordingOutlet(name="RecordingOutlet")], 1)
+    link = Link(ListInlet([1]), RecordingOutlet(name="store"), 1)
+    with pytest.raises(InvalidNodeError, match="'store'"):
+        link.add_outlets(RecordingOutlet(name="store"))
+    assert len(link.outlets) == 1
+
+
+def test_two_outlets_with_their_default_class_name_are_accepted() -> None:
+    """Databay code puts two outlets of one class in a link (two CsvOutlets, two files)."""
+    first, second = RecordingOutlet(), RecordingOutlet()
+    link = Link(ListInlet([1]), [first, second], 1)
+    link.transfer()
+    assert first.payloads == second.payloads == [[1]]
