@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from databay_bus.errors import ConfigurationError, describe
 
 if TYPE_CHECKING:
-    from databay_bus.link import Link, Update
+    from databay_bus.link import Link
+    from databay_bus.update import Update
 
 __all__ = [
     "DeliveryFailed",

@@ -845,12 +845,12 @@ class SqliteQueue(RecordQueue):
         self,
         link: str,
         codec: str,
-        datas: Sequence[bytes],
+        encoded: Sequence[bytes],
         targets: Sequence[Sequence[str]],
         now: float,
         cursors: Mapping[str, CursorWrite],
     ) -> list[int]:
-        return self._do_enqueue(link, codec, datas, targets, now, cursors)
+        return self._do_enqueue(link, codec, encoded, targets, now, cursors)
 
     def _do_read_cursors(
         self, link: str | None, inlet: str | None
