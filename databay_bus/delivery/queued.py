@@ -114,6 +114,7 @@ class QueueDelivery(Delivery):
         #: Ticks this process did not pull because another process claimed them.
         self.ticks_elsewhere = 0
         self._tick: float | None = None
+        self._pull = True
         #: The scheduled tick the running transfer pulls for (None: not a claimed tick).
         self.claimed_tick: float | None = None
         self._lock = threading.Lock()
@@ -129,13 +130,19 @@ class QueueDelivery(Delivery):
         unique_names(outlets, self.link)
         self._outlets_changed = True
 
-    def announce_tick(self, tick: float | None) -> None:
+    def announce_tick(self, tick: float | None, pull: bool = True) -> None:
         """The planner's next transfer of this link serves the scheduled tick ``tick`` (its
-        fire time); the transfer pulls only if the queue lets this process claim it."""
+        fire time): it pulls only if the queue lets this process claim the tick. With
+        ``pull=False`` the transfer only delivers (a wake-up between ticks)."""
         self._tick = tick
+        self._pull = pull
 
     def may_pull(self, update: Update) -> bool:
         tick, self._tick = self._tick, None
+        pull, self._pull = self._pull, True
+        if not pull:
+            self.claimed_tick = None
+            return False
         if not self._below_max_pending(update):
             return False
         self.claimed_tick = None

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from databay_bus._concurrency import io_pool
 from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
 from databay_bus._streaks import FailureStreaks
 from databay_bus._validation import as_bool, as_list
@@ -123,6 +124,7 @@ class BasePlanner(abc.ABC):
         self._observers = ObserverDispatcher()
         self._emit_event = self._observers.emit  # one bound method shared by every link
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
+        self._unwatch: list[Callable[[], None]] = []  # wake-up subscriptions to shared queues
         self._signal_gate: SignalGate | None = None  # while a blocking start() waits
         if links is not None:
             self.add_links(links)
@@ -337,11 +339,48 @@ class BasePlanner(abc.ABC):
             self._stopped.wait()
 
     def _start_maintenance(self) -> None:
-        """Queue retention: purge delivered records on a daemon thread, never in a transfer."""
+        """Queue retention: purge delivered records on a daemon thread, never in a transfer.
+        Queues shared by processes (with a ``watch``) also wake links between ticks."""
         self._maintenance = QueueMaintenance(
             lambda: self.links, lambda: self._state is not PlannerState.STOPPED
         )
         self._maintenance.start()
+        for queue in self._maintenance.queues():
+            watch = getattr(queue, "watch", None)
+            if callable(watch):
+                self._unwatch.append(watch(lambda key, queue=queue: self._wake_links(queue, key)))
+
+    def _wake_links(self, queue: object, key: str) -> None:
+        """Records of link ``key`` may be due in ``queue``: deliver them now (no pull) on the
+        I/O pool, for each of this planner's links on that queue and key that is idle."""
+        if self._state is not PlannerState.RUNNING:
+            return
+        for link in self.links:
+            delivery = link._delivery
+            if getattr(delivery, "queue", None) is queue and getattr(delivery, "key", None) == key:
+                io_pool().submit(self._deliver_now, link)
+
+    def _deliver_now(self, link: Link) -> None:
+        """A wake-up's transfer: delivers what is due without pulling; nothing if busy."""
+        key = id(link)
+        with self._state_lock:
+            if (
+                self._state is not PlannerState.RUNNING
+                or key in self._transferring
+                or key in self._unstarted
+                or _transfer_running(link)
+            ):
+                return
+            self._transferring.add(key)
+        try:
+            link._delivery.announce_tick(None, pull=False)  # type: ignore[attr-defined]
+            link.transfer()
+        except Exception as exc:
+            self._on_exception(exc, link)
+        finally:
+            with self._state_lock:
+                self._transferring.discard(key)
+                self._state_changed.notify_all()
 
     def _enter_running(self) -> bool:
         """Become RUNNING unless a failure or a shutdown() arrived while starting."""
@@ -374,6 +413,8 @@ class BasePlanner(abc.ABC):
         to finish (or hang) on their daemon threads.
         """
         bounded = wait and timeout is not None
+        while self._unwatch:
+            self._unwatch.pop()()
         if self._maintenance is not None:
             self._maintenance.stop(
                 timeout=(min(10.0, timeout or 0.0) if bounded else 10.0) if wait else 0.0

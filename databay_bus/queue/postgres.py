@@ -88,7 +88,8 @@ _FIRST_DELAY = 0.1  # seconds before the first retry of a call whose connection 
 _MAX_DELAY = 5.0  # the longest pause between retries
 _PURGE_ROWS = 10_000  # deliveries deleted per purge statement
 _QUIET_AFTER_RECOVERY = 2.0  # seconds after a recovery in which new failures are not logged
-_REAPED = "~"  # lease_owner of a delivery whose lease expired and was taken back
+_REAPED = "~"
+_WAKEUPS = ("listen", "poll")  # lease_owner of a delivery whose lease expired and was taken back
 
 T = TypeVar("T")
 
@@ -135,6 +136,10 @@ class PostgresQueue(RecordQueue):
         connect_timeout: seconds to wait for a connection.
         reconnect_timeout: seconds a call retries a lost connection before raising
             :class:`QueueConnectionError`; None (default) retries until the queue is closed.
+        wakeups: how :meth:`watch` learns of new records: ``"listen"`` (LISTEN/NOTIFY, at
+            once, plus a poll every ``poll_interval``) or ``"poll"`` (polling only, for
+            connection poolers such as pgBouncer in transaction mode, which break LISTEN).
+        poll_interval: seconds between polls for due, unclaimed deliveries.
         codec, clock, retention, purge_interval: as for
             :class:`~databay_bus.queue.RecordQueue`.
 
@@ -158,6 +163,8 @@ class PostgresQueue(RecordQueue):
         max_connections: int = 10,
         connect_timeout: float = 10.0,
         reconnect_timeout: float | None = None,
+        wakeups: str = "listen",
+        poll_interval: float = 5.0,
         codec: Codec | None = None,
         clock: Clock | None = None,
         retention: float | timedelta | None = 86400.0,
@@ -176,6 +183,8 @@ class PostgresQueue(RecordQueue):
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             reconnect_timeout=reconnect_timeout,
+            wakeups=wakeups,
+            poll_interval=poll_interval,
         )
         if psycopg is None:
             raise QueueDependencyError("psycopg", "postgres", "PostgresQueue")
@@ -187,6 +196,11 @@ class PostgresQueue(RecordQueue):
         self.node_timeout = float(node_timeout)
         self.connect_timeout = float(connect_timeout)
         self.reconnect_timeout = None if reconnect_timeout is None else float(reconnect_timeout)
+        self.wakeups = wakeups
+        self.poll_interval = float(poll_interval)
+        self._channel = f"databay_bus:{schema}"[:63]
+        self._watchers: list[Callable[[str], None]] = []
+        self._listener: threading.Thread | None = None
         self.node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._dsn = dsn
         self._closed = False
@@ -226,6 +240,8 @@ class PostgresQueue(RecordQueue):
         max_connections: int = 10,
         connect_timeout: float = 10.0,
         reconnect_timeout: float | None = None,
+        wakeups: str = "listen",
+        poll_interval: float = 5.0,
     ) -> None:
         """Raise ConfigurationError for an argument the constructor would refuse, without
         connecting (``databay-bus validate`` can check a pipeline file with it)."""
@@ -245,6 +261,7 @@ class PostgresQueue(RecordQueue):
             ("node_timeout", node_timeout),
             ("connect_timeout", connect_timeout),
             ("reconnect_timeout", reconnect_timeout),
+            ("poll_interval", poll_interval),
         ):
             seconds = optional_seconds(value, name, owner)
             if (seconds is None and name != "reconnect_timeout") or seconds == 0:
@@ -253,6 +270,10 @@ class PostgresQueue(RecordQueue):
             raise ConfigurationError(
                 f"{owner}: renew_interval ({renew_interval}) must be shorter than lease "
                 f"({lease}), or leases expire while their pushes run"
+            )
+        if wakeups not in _WAKEUPS:
+            raise ConfigurationError(
+                f"{owner}: wakeups must be 'listen' or 'poll', got {describe(wakeups)}"
             )
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
             raise ConfigurationError(
@@ -511,6 +532,86 @@ class PostgresQueue(RecordQueue):
 
         return [NodeInfo(*row) for row in self._run(work)]
 
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(link)`` (on a background thread) when records of ``link`` may be
+        due: as soon as another process enqueues some (LISTEN/NOTIFY, unless
+        ``wakeups="poll"``), and every ``poll_interval`` for each link with due, unclaimed
+        deliveries (retries coming due, a notification missed while disconnected).
+
+        Returns a function that stops these calls. Planners use it to deliver between ticks.
+        """
+        with self._keeper_lock:
+            if self._closed:
+                raise QueueError(f"{self!r} is closed")
+            self._watchers.append(callback)
+            if self._listener is None:
+                self._listener = threading.Thread(
+                    target=self._listen, name=f"databay_bus-pg-listen-{self.schema}", daemon=True
+                )
+                self._listener.start()
+
+        def unwatch() -> None:
+            with self._keeper_lock:
+                if callback in self._watchers:
+                    self._watchers.remove(callback)
+
+        return unwatch
+
+    def _wake(self, link: str) -> None:
+        with self._keeper_lock:
+            watchers = list(self._watchers)
+        for callback in watchers:
+            try:
+                callback(link)
+            except Exception as exc:
+                _LOGGER.error("%r: wake-up callback %r failed", self, callback, exc_info=exc)
+
+    def _listen(self) -> None:
+        """LISTEN on a connection of its own (outside the pool, autocommit); poll when the
+        wait times out, and all the time while that connection is down or in poll mode."""
+        conn: psycopg.Connection[Any] | None = None
+        while not self._closing.is_set():
+            if self.wakeups == "listen" and conn is None:
+                try:
+                    conn = psycopg.connect(self._dsn, **self._connect_kwargs())
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                except psycopg.Error as exc:
+                    _LOGGER.debug("%r: LISTEN failed, polling meanwhile: %s", self, exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+            if conn is not None:
+                try:
+                    for note in conn.notifies(timeout=self.poll_interval):
+                        link, _, node = note.payload.rpartition("\t")
+                        if self._closing.is_set():
+                            break
+                        if link and node != self.node:
+                            self._wake(link)
+                except psycopg.Error:
+                    conn.close()
+                    conn = None
+                    continue
+            else:
+                self._closing.wait(self.poll_interval)
+            if self._closing.is_set():
+                break
+            try:
+                links = self._run(self._due_links)
+            except QueueError as exc:
+                _LOGGER.debug("%r: poll failed: %s", self, exc)
+                continue
+            for link in links:
+                self._wake(link)
+        if conn is not None:
+            conn.close()
+
+    def _due_links(self, conn: psycopg.Connection[Any]) -> list[str]:
+        rows = conn.execute(self._q.due_links, [self.clock.time()]).fetchall()
+        return [row[0] for row in rows]
+
     # -- ticks ------------------------------------------------------------------------------
 
     def claim_tick(self, link: str, tick: float) -> bool:
@@ -573,6 +674,8 @@ class PostgresQueue(RecordQueue):
                 q.insert_deliveries,
                 {"numbers": rows, "outlets": outlets, "link": link, "now": now},
             )
+            if self.wakeups == "listen":  # delivered to listeners when this commits
+                conn.execute(q.notify, [self._channel, f"{link}\t{self.node}"])
         return numbers
 
     # -- inlet cursors ----------------------------------------------------------------------
@@ -815,6 +918,12 @@ class PostgresQueue(RecordQueue):
         keeper = self._keeper
         if keeper is not None and keeper is not threading.current_thread():
             keeper.join(10.0)
+        listener = self._listener
+        if listener is not None and listener is not threading.current_thread():
+            # Wake it from its wait for notifications.
+            with contextlib.suppress(psycopg.Error), self._pool.connection(timeout=1.0) as conn:
+                conn.execute(self._q.notify, [self._channel, ""])
+            listener.join(10.0)
         pool = getattr(self, "_pool", None)
         if pool is not None:
             try:
@@ -917,6 +1026,11 @@ class _Statements:
             "ON CONFLICT (link) DO UPDATE SET last_tick = EXCLUDED.last_tick, "
             "node = EXCLUDED.node, claimed_at = now() "
             "WHERE t.last_tick < EXCLUDED.last_tick RETURNING 1"
+        ).encode()
+        self.notify = b"SELECT pg_notify(%s, %s)"
+        self.due_links = (
+            f"SELECT DISTINCT link FROM {s}.deliveries "
+            "WHERE state < 2 AND due_at <= %s AND lease_until IS NULL"
         ).encode()
         self.lock_cursors = (
             f"SELECT inlet, version FROM {s}.cursors WHERE link = %(link)s "
