@@ -201,6 +201,7 @@ class PostgresQueue(RecordQueue):
         self._channel = f"databay_bus:{schema}"[:63]
         self._watchers: list[Callable[[str], None]] = []
         self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
         self.node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._dsn = dsn
         self._closed = False
@@ -551,6 +552,8 @@ class PostgresQueue(RecordQueue):
                     target=self._listen, name=f"databay_bus-pg-listen-{self.schema}", daemon=True
                 )
                 self._listener.start()
+        # Enqueues committed after this returns are seen (LISTEN is in place, or polling is).
+        self._listening.wait(self.connect_timeout + 1.0)
 
         def unwatch() -> None:
             with self._keeper_lock:
@@ -582,6 +585,7 @@ class PostgresQueue(RecordQueue):
                     if conn is not None:
                         conn.close()
                     conn = None
+            self._listening.set()
             if conn is not None:
                 try:
                     for note in conn.notifies(timeout=self.poll_interval):
