@@ -36,6 +36,7 @@ from databay_bus._validation import (
     coerce_interval,
     positive_int,
 )
+from databay_bus.cursors import PullCursor, SourceSide
 from databay_bus.delivery.base import Lane, Outcome
 from databay_bus.delivery.direct import DirectDelivery
 from databay_bus.errors import (
@@ -519,22 +520,56 @@ class Link:
 
     def _run_sync(self) -> None:
         run = self._begin()
-        inlets, outlets = self._inlets, self._outlets
+        inlets, outlets, delivery = self._inlets, self._outlets, self._delivery
+        source: SourceSide | None = None
         try:
             records: list[Record] = []
-            if self._delivery.may_pull(run.update):
-                calls = [functools.partial(_pull_sync, inlet, run.update) for inlet in inlets]
+            if delivery.may_pull(run.update):
+                source = SourceSide(run.update)
+                pulls = [source.begin(inlet, delivery) for inlet in inlets]
+                calls = [
+                    functools.partial(_pull_sync, inlet, pull)
+                    for inlet, pull in zip(inlets, pulls, strict=True)
+                ]
                 pulled = run_parallel(calls, self.inlet_concurrency)
-                for inlet, result in zip(inlets, pulled, strict=True):
+                for inlet, pull, result in zip(inlets, pulls, pulled, strict=True):
+                    source.pulled(pull, result)
                     self._collect(inlet, result, records, run)
+                if source.quiet:
+                    source = None
             run.pulled = len(records)
             records = self._process(records, run.update)
-            lanes = self._delivery.admit(records, outlets, run.update)
+            if source is None:
+                lanes = delivery.admit(records, outlets, run.update)
+            else:
+                lanes = delivery.admit(records, outlets, run.update, source)
+                if delivery.safe_on_admit:
+                    safe, source = source, None
+                    safe.notify(None)
             lane_calls = [functools.partial(self._push_lane_sync, lane, run) for lane in lanes]
             _raise_first(run_parallel(lane_calls, len(lane_calls)))
         except Exception as exc:
             run.errors.append(exc)
+        if source is not None:
+            error = self._commit_source(source, run)
+            source.notify(error)
         self._finish(run)
+
+    def _commit_source(self, source: SourceSide, run: _Run) -> BaseException | None:
+        """Without a safe admit: commit the cursors if every outlet took the records; return
+        why the records are not safe otherwise."""
+        if run.errors:
+            return run.errors[0]
+        if run.failures:
+            return TransferError(
+                f"{run.update}: outlet(s) {', '.join(sorted(run.failures))} failed", []
+            )
+        try:
+            self._delivery.commit_cursors(source.cursors())
+        except Exception as exc:
+            run.errors.append(exc)
+            return exc
+        return None
 
     async def _run_async(self) -> None:
         # Every await below is a real wait: non-blocking delivery steps are plain calls, and
@@ -543,6 +578,7 @@ class Link:
         run = self._begin()
         inlets, outlets, delivery = self._inlets, self._outlets, self._delivery
         loop = asyncio.get_running_loop()
+        source: SourceSide | None = None
         try:
             records: list[Record] = []
             if delivery.blocking:
@@ -550,10 +586,12 @@ class Link:
             else:
                 may_pull = delivery.may_pull(run.update)
             if may_pull:
+                source = SourceSide(run.update)
+                pulls = [source.begin(inlet, delivery) for inlet in inlets]
                 results: list[list[Record] | BaseException]
                 if len(inlets) == 1:
                     try:
-                        pulled = await _pull_value(inlets[0], run.update, loop)
+                        pulled = await _pull_value(inlets[0], pulls[0], loop)
                         results = [wrap_pulled(inlets[0], pulled)]
                     except Exception as exc:
                         results = [exc]
@@ -564,18 +602,32 @@ class Link:
                         else None
                     )
                     results = await gather_results(
-                        [_pull_gated(inlet, run.update, gate, loop) for inlet in inlets]
+                        [
+                            _pull_gated(inlet, pull, gate, loop)
+                            for inlet, pull in zip(inlets, pulls, strict=True)
+                        ]
                     )
-                for inlet, result in zip(inlets, results, strict=True):
+                for inlet, pull, result in zip(inlets, pulls, results, strict=True):
+                    source.pulled(pull, result)
                     self._collect(inlet, result, records, run)
+                if source.quiet:
+                    source = None
             run.pulled = len(records)
             records = self._process(records, run.update)
+            admit: Callable[..., list[Lane]] = delivery.admit
+            args = (records, outlets, run.update) if source is None else (
+                records,
+                outlets,
+                run.update,
+                source,
+            )
             if delivery.blocking:
-                lanes = await loop.run_in_executor(
-                    io_pool(), delivery.admit, records, outlets, run.update
-                )
+                lanes = await loop.run_in_executor(io_pool(), admit, *args)
             else:
-                lanes = delivery.admit(records, outlets, run.update)
+                lanes = admit(*args)
+            if source is not None and delivery.safe_on_admit:
+                safe, source = source, None
+                await safe.notify_async(None)
             if len(lanes) == 1:
                 await self._push_lane_async(lanes[0], run, loop)
             else:
@@ -584,6 +636,12 @@ class Link:
                 )
         except Exception as exc:
             run.errors.append(exc)
+        if source is not None:
+            if delivery.blocking:
+                error = await loop.run_in_executor(io_pool(), self._commit_source, source, run)
+            else:
+                error = self._commit_source(source, run)
+            await source.notify_async(error)
         self._finish(run)
 
     def _collect(
@@ -840,8 +898,8 @@ def _raise_first(outcomes: list[Any]) -> None:
             raise outcome
 
 
-def _pull_sync(inlet: Inlet, update: Update) -> list[Record]:
-    return wrap_pulled(inlet, inlet.pull(update))
+def _pull_sync(inlet: Inlet, pull: PullCursor) -> list[Record]:
+    return wrap_pulled(inlet, pull.run(inlet.pull))
 
 
 async def _acquire_off_loop(lock: threading.Lock, loop: asyncio.AbstractEventLoop) -> None:
@@ -877,20 +935,22 @@ def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
     return len(processed)
 
 
-def _pull_value(inlet: Inlet, update: Update, loop: asyncio.AbstractEventLoop) -> Awaitable[Any]:
+def _pull_value(
+    inlet: Inlet, pull: PullCursor, loop: asyncio.AbstractEventLoop
+) -> Awaitable[Any]:
     """What to await for ``inlet``'s pull: its coroutine, or the sync pull on the I/O pool."""
     if inlet._pull_is_async:
-        return inlet.pull(update)
-    return loop.run_in_executor(io_pool(), inlet.pull, update)
+        return pull.run_async(inlet.pull)
+    return loop.run_in_executor(io_pool(), pull.run, inlet.pull)
 
 
 async def _pull_gated(
-    inlet: Inlet, update: Update, gate: asyncio.Semaphore | None, loop: asyncio.AbstractEventLoop
+    inlet: Inlet, pull: PullCursor, gate: asyncio.Semaphore | None, loop: asyncio.AbstractEventLoop
 ) -> list[Record]:
     """One inlet's pull; with a ``gate``, only while holding it (None: no limit to keep)."""
     if gate is None:
-        value = await _pull_value(inlet, update, loop)
+        value = await _pull_value(inlet, pull, loop)
     else:
         async with gate:
-            value = await _pull_value(inlet, update, loop)
+            value = await _pull_value(inlet, pull, loop)
     return wrap_pulled(inlet, value)

@@ -138,6 +138,18 @@ def check_durable_queue(out: str, tmp: Path) -> None:
     assert (tmp / "queue.sqlite3").exists()
 
 
+def check_incremental_cursor(out: str, tmp: Path) -> None:
+    assert lines_matching(r"run \d.*", out) == [
+        "run 1: cursor None -> read changes 1..4",
+        "run 1: cursor 4 -> read changes 5..8",
+        "run 1 ended; stored cursor: 8",
+        "run 2: cursor 8 -> read changes 9..12",
+        "run 2: cursor 12 -> read changes 13..16",
+        "run 2 ended; stored cursor: 16",
+    ]
+    assert out.splitlines()[-1] == "every change was delivered exactly once"
+
+
 def check_routing(out: str, tmp: Path) -> None:
     assert out.splitlines()[-1] == "every record reached exactly the outlets its route names"
     transfers = len(lines_matching(r'alert: \{"headline": "story \d+"\}', out))
@@ -195,6 +207,10 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     ),
     "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
     "cron_schedules.py": (["--transfers", "2"], check_cron_schedules),
+    "incremental_cursor.py": (
+        ["--transfers", "2", "--path", "{tmp}/changes.db"],
+        check_incremental_cursor,
+    ),
 }
 
 
@@ -202,7 +218,8 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example(script: str, tmp_path: Path) -> None:
     arguments, check = CASES[script]
-    fast = [] if script == "durable_queue.py" else FAST  # runs transfers by hand, no interval
+    by_hand = ("durable_queue.py", "incremental_cursor.py")  # transfers by hand, no interval
+    fast = [] if script in by_hand else FAST
     command = [sys.executable, str(EXAMPLES / script), *fast]
     command += [a.replace("{tmp}", str(tmp_path)) for a in arguments]
     done = subprocess.run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
@@ -19,8 +19,10 @@ from databay_bus.records import Record
 if TYPE_CHECKING:
     from typing import Concatenate
 
+    from databay_bus.cursors import SourceSide
     from databay_bus.observers import Event
     from databay_bus.outlets.base import Outlet
+    from databay_bus.queue.cursors import CursorWrite, StoredCursor
     from databay_bus.routing import Router
     from databay_bus.update import Update
 
@@ -77,6 +79,10 @@ class Delivery(abc.ABC):
 
     #: True when admit/settle do blocking I/O, so async transfers run them off the loop.
     blocking: bool = False
+    #: True when :meth:`admit` makes the records safe (stores them, with the inlets' cursors):
+    #: inlets hear ``on_records_safe`` before the pushes. False: the link commits the cursors
+    #: with :meth:`commit_cursors` once every outlet took the records.
+    safe_on_admit: bool = False
 
     __slots__ = ("link",)
 
@@ -102,8 +108,28 @@ class Delivery(abc.ABC):
             unique_names(outlets, self.link, given_only=True)
 
     @abc.abstractmethod
-    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
-        """Take the transfer's processed records; return each outlet's batches."""
+    def admit(
+        self,
+        records: list[Record],
+        outlets: Sequence[Outlet],
+        update: Update,
+        source: SourceSide | None = None,
+    ) -> list[Lane]:
+        """Take the transfer's processed records; return each outlet's batches.
+
+        ``source`` (given only when an inlet staged a cursor or waits to hear that its records
+        are safe): a :attr:`safe_on_admit` delivery stores ``source.cursors()`` with the
+        records, and adds to ``source.unsafe`` any record it could not store.
+        """
+
+    def read_cursor(self, inlet: str) -> StoredCursor | None:
+        """The committed cursor of the link's inlet named ``inlet`` (None before the first)."""
+        return None
+
+    def commit_cursors(self, cursors: Mapping[str, CursorWrite]) -> None:
+        """Commit the inlets' cursors once every outlet took the records (not safe_on_admit)."""
+        if cursors:
+            raise NotImplementedError(f"{type(self).__name__} cannot commit cursors")
 
     @abc.abstractmethod
     def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from databay_bus.delivery.base import Delivery, Lane, Outcome
+from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome
+from databay_bus.queue.cursors import CursorWrite, StoredCursor, check_version, decode_cursor
 from databay_bus.records import Record
 from databay_bus.records.copying import copies
 from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
+    from databay_bus.cursors import SourceSide
     from databay_bus.outlets.base import Outlet
     from databay_bus.update import Update
 
@@ -27,9 +30,37 @@ class DirectDelivery(Delivery):
     originals, so no outlet sees another's changes without paying for one copy too many.
     """
 
-    __slots__ = ()
+    __slots__ = ("_cursors",)
 
-    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
+    def __init__(self, link: DeliveryLink) -> None:
+        super().__init__(link)
+        # Without a queue, committed cursors live in memory: {inlet name: (JSON, version, at)}.
+        self._cursors: dict[str, tuple[str, int, float]] = {}
+
+    def read_cursor(self, inlet: str) -> StoredCursor | None:
+        found = self._cursors.get(inlet)
+        return None if found is None else StoredCursor(decode_cursor(found[0]), *found[1:])
+
+    def commit_cursors(self, cursors: Mapping[str, CursorWrite]) -> None:
+        key = ".".join(self.link.tags)
+        versions = {
+            name: check_version(key, name, self._cursors.get(name, ("", 0, 0.0))[1], write)
+            for name, write in cursors.items()
+        }
+        now = time.time()
+        for name, write in cursors.items():
+            if write.text is None:
+                self._cursors.pop(name, None)
+            else:
+                self._cursors[name] = (write.text, versions[name], now)
+
+    def admit(
+        self,
+        records: list[Record],
+        outlets: Sequence[Outlet],
+        update: Update,
+        source: SourceSide | None = None,
+    ) -> list[Lane]:
         if not outlets:
             return []
         if self.link.router is not None:

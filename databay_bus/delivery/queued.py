@@ -31,11 +31,13 @@ from databay_bus.errors import (
 )
 from databay_bus.observers import DeliveryFailed, RecordDeadLettered
 from databay_bus.queue.base import RecordQueue
+from databay_bus.queue.cursors import StoredCursor
 from databay_bus.queue.retry import RetryPolicy
 from databay_bus.records import Record
 from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
+    from databay_bus.cursors import SourceSide
     from databay_bus.outlets.base import Outlet
     from databay_bus.update import Update
 
@@ -64,6 +66,7 @@ class QueueDelivery(Delivery):
     """
 
     blocking = True
+    safe_on_admit = True
 
     def __init__(
         self,
@@ -180,9 +183,20 @@ class QueueDelivery(Delivery):
         """The one place that decides which outlets each record goes to (the router's call)."""
         return route_records(self.link.router, records, names, self.link.ignore_exceptions, update)
 
-    def admit(self, records: list[Record], outlets: Sequence[Outlet], update: Update) -> list[Lane]:
+    def read_cursor(self, inlet: str) -> StoredCursor | None:
+        return self.queue.cursor(self.key, inlet)
+
+    def admit(
+        self,
+        records: list[Record],
+        outlets: Sequence[Outlet],
+        update: Update,
+        source: SourceSide | None = None,
+    ) -> list[Lane]:
         names = [outlet.name for outlet in outlets]
-        if records:
+        if source is not None:
+            self._enqueue(records, names, update, source)
+        elif records:
             self._enqueue(records, names, update)
         if self._outlets_changed:
             self._outlets_changed = False
@@ -230,20 +244,32 @@ class QueueDelivery(Delivery):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _enqueue(self, records: list[Record], names: list[str], update: Update) -> None:
-        decided = self.targets(records, names, update)
+    def _enqueue(
+        self,
+        records: list[Record],
+        names: list[str],
+        update: Update,
+        source: SourceSide | None = None,
+    ) -> None:
+        """Store the routed records, and the inlets' staged cursors, in one transaction."""
+        decided = self.targets(records, names, update) if records else []
         kept = [(r, t) for r, t in zip(records, decided, strict=True) if t]
-        if not kept:
+        cursors = source.cursors() if source is not None else None
+        if not kept and not cursors:
             return
 
         def skip(record: Record, exc: RecordEncodeError) -> None:
             _LOGGER.error("%s: record not queued: %s", update, exc, exc_info=exc)
+            if source is not None:
+                source.unsafe.append(record)
+                source.unsafe_error = exc
 
         self.queue.enqueue(
             self.key,
             [r for r, _ in kept],
             [t for _, t in kept],
             on_encode_error=skip if self.link.ignore_exceptions else None,
+            cursors=cursors,
         )
 
     def _report_missing(self, names: list[str]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from databay_bus._concurrency import is_async_callable
 from databay_bus._node import Node
 from databay_bus._validation import optional_mapping
+from databay_bus.errors import InvalidNodeError
 from databay_bus.records import Record, merge_metadata
 from databay_bus.records.record import pulled_records
 
@@ -34,6 +35,13 @@ class Inlet(Node, abc.ABC):
         optional_mapping(metadata, "metadata", type(self).__name__)
         self._metadata: dict[str, Any] = {} if metadata is None else metadata
         self._pull_is_async = is_async_callable(self.pull)
+        if not self._pull_is_async and (
+            is_async_callable(self.on_records_safe) or is_async_callable(self.on_records_failed)
+        ):
+            raise InvalidNodeError(
+                f"{type(self).__name__}: on_records_safe/on_records_failed may be async only "
+                f"when pull is async"
+            )
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -48,6 +56,27 @@ class Inlet(Node, abc.ABC):
         Returned :class:`Record` objects pass through untouched; other values are wrapped
         with :meth:`new_record`.
         """
+
+    def on_records_safe(self, records: list[Record], update: Update) -> Awaitable[None] | None:
+        """Called once the records this inlet pulled in a transfer are safe: stored by the
+        link's queue (in the transaction that also committed the inlet's cursor), or, without
+        a queue, taken by every outlet. A broker inlet acknowledges its messages here.
+
+        ``records`` are those the pull returned (before the link's processors); ``update`` is
+        the transfer's. Plain or ``async def`` (the latter only with an ``async def pull``).
+        An exception is logged, never raised: the source will deliver the records again.
+        Not called for a pull that returned no records.
+        """
+        return None
+
+    def on_records_failed(
+        self, records: list[Record], update: Update, error: BaseException | None
+    ) -> Awaitable[None] | None:
+        """Called instead of :meth:`on_records_safe` when the records could not be made safe
+        (the queue or an outlet failed, or the codec refused them): ``error`` says why. A
+        broker inlet rejects (requeues) its messages here, or lets them be redelivered.
+        """
+        return None
 
     def new_record(self, payload: Any, metadata: dict[str, Any] | None = None) -> Record:
         """Make a record whose metadata is this inlet's global metadata, then ``metadata``,

@@ -1,0 +1,260 @@
+"""The source side of a transfer: inlet cursors, and telling inlets when their records are safe.
+
+In ``pull(update)`` an inlet reads its last committed cursor as ``update.cursor`` and stages
+the next one with ``update.commit_cursor(value)``. The link runs each inlet's pull with a
+:class:`PullCursor` marked as current (a context variable, set in the pull's own thread or
+task), which is how the one Update knows which inlet asks; after the pulls a
+:class:`SourceSide` holds what they staged and the records each inlet produced. The link's
+delivery commits the cursors (the queued one in the enqueue transaction, the direct one
+once every outlet took the records), then the inlets hear ``on_records_safe`` — or
+``on_records_failed`` when the records could not be made safe. See docs/cursors.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from databay_bus._concurrency import io_pool, is_async_callable
+from databay_bus.errors import CursorError, describe
+from databay_bus.queue.cursors import CursorWrite, StoredCursor, encode_cursor
+from databay_bus.records import Record
+
+if TYPE_CHECKING:
+    from databay_bus.inlets.base import Inlet
+    from databay_bus.update import Update
+
+__all__ = ["CursorSource", "PullCursor", "SourceSide", "current_pull", "has_ack_hooks"]
+
+_LOGGER = logging.getLogger(__name__)
+_CURRENT: contextvars.ContextVar[PullCursor | None] = contextvars.ContextVar(
+    "databay_bus_pull", default=None
+)
+
+
+def current_pull(update: Update) -> PullCursor | None:
+    """The pull running in this thread or task for ``update``, or None outside one."""
+    pull = _CURRENT.get()
+    return pull if pull is not None and pull.update is update else None
+
+
+class CursorSource(Protocol):
+    """Where a link's committed cursors are read from (its delivery)."""
+
+    def read_cursor(self, inlet: str) -> StoredCursor | None:
+        """The committed cursor of the link's inlet named ``inlet``, or None."""
+
+
+def has_ack_hooks(inlet: Inlet) -> bool:
+    """True when ``inlet`` overrides ``on_records_safe`` or ``on_records_failed``."""
+    from databay_bus.inlets.base import Inlet
+
+    kind = type(inlet)
+    return (
+        kind.on_records_safe is not Inlet.on_records_safe
+        or kind.on_records_failed is not Inlet.on_records_failed
+    )
+
+
+class PullCursor:
+    """One inlet's cursor during one pull: read lazily, staged at most once."""
+
+    __slots__ = ("_loaded", "_source", "_value", "_version", "inlet", "open", "staged", "update")
+
+    def __init__(self, inlet: Inlet, update: Update, source: CursorSource) -> None:
+        self.inlet = inlet
+        self.update = update
+        self._source = source
+        self._loaded = False
+        self._value: Any = None
+        self._version = 0
+        #: The cursor to write, once ``commit_cursor`` was called.
+        self.staged: CursorWrite | None = None
+        #: True while the pull runs; reads and commits after it are refused.
+        self.open = True
+
+    def _load(self) -> None:
+        if not self._loaded:
+            stored = self._source.read_cursor(self.inlet.name)
+            if stored is not None:
+                self._value, self._version = stored.value, stored.version
+            self._loaded = True
+
+    def run(self, pull: Callable[[Update], Any]) -> Any:
+        """``pull(update)`` with this cursor current (in this thread or task)."""
+        token = _CURRENT.set(self)
+        try:
+            return pull(self.update)
+        finally:
+            _CURRENT.reset(token)
+
+    async def run_async(self, pull: Callable[[Update], Awaitable[Any]]) -> Any:
+        """``await pull(update)`` with this cursor current (in this task)."""
+        token = _CURRENT.set(self)
+        try:
+            return await pull(self.update)
+        finally:
+            _CURRENT.reset(token)
+
+    def read(self) -> Any:
+        """``update.cursor``: the last committed value (None before the first commit)."""
+        if not self.open:
+            raise CursorError(f"{self.inlet!r}: update.cursor read after its pull returned")
+        self._load()
+        return self._value
+
+    def commit(self, value: object) -> None:
+        """``update.commit_cursor(value)``: stage ``value`` for this pull."""
+        if not self.open:
+            raise CursorError(
+                f"{self.inlet!r}: update.commit_cursor({describe(value)}) called after its "
+                f"pull returned; commit inside pull(update)"
+            )
+        if self.staged is not None:
+            raise CursorError(
+                f"{self.inlet!r}: update.commit_cursor called twice in one pull (first "
+                f"{self.staged.text}, then {describe(value)}); commit once, the last position"
+            )
+        text = encode_cursor(value, repr(self.inlet))
+        self._load()
+        self.staged = CursorWrite(text, self._version)
+
+
+class SourceSide:
+    """What the pulls of one transfer staged, and whom to tell that their records are safe.
+
+    Args:
+        update: the transfer's Update.
+    """
+
+    __slots__ = ("_hooked", "_pulls", "unsafe", "unsafe_error", "update")
+
+    def __init__(self, update: Update) -> None:
+        self.update = update
+        self._pulls: list[PullCursor] = []
+        self._hooked: list[tuple[Inlet, list[Record]]] = []
+        #: Records the delivery could not store (a codec error under ignore_exceptions).
+        self.unsafe: list[Record] = []
+        #: Why the last of :attr:`unsafe` could not be stored.
+        self.unsafe_error: BaseException | None = None
+
+    def begin(self, inlet: Inlet, source: CursorSource) -> PullCursor:
+        """The cursor of ``inlet``'s pull in this transfer."""
+        pull = PullCursor(inlet, self.update, source)
+        self._pulls.append(pull)
+        return pull
+
+    def pulled(self, pull: PullCursor, result: object) -> None:
+        """Close a pull; ``result`` is its records, or the exception it raised."""
+        inlet = pull.inlet
+        pull.open = False
+        if not isinstance(result, list):
+            pull.staged = None  # a failed pull commits nothing: its window is read again
+        elif result and has_ack_hooks(inlet):
+            self._hooked.append((inlet, result))
+
+    def cursors(self) -> dict[str, CursorWrite]:
+        """The staged cursors by inlet name.
+
+        Raises:
+            CursorError: two inlets of the link with the same name staged one.
+        """
+        staged: dict[str, CursorWrite] = {}
+        for pull in self._pulls:
+            if pull.staged is None:
+                continue
+            name = pull.inlet.name
+            if name in staged:
+                raise CursorError(
+                    f"{pull.inlet!r}: two inlets named {name!r} in one link commit cursors; "
+                    f"cursors are kept per inlet name: give each a distinct name=..."
+                )
+            staged[name] = pull.staged
+        return staged
+
+    @property
+    def quiet(self) -> bool:
+        """True when there is nothing to commit and no one to tell."""
+        return not self._hooked and all(pull.staged is None for pull in self._pulls)
+
+    def _split(self) -> list[tuple[Inlet, list[Record], list[Record]]]:
+        """Each hooked inlet's records, as (safe, unsafe)."""
+        if not self.unsafe:
+            return [(inlet, records, []) for inlet, records in self._hooked]
+        bad = {id(record) for record in self.unsafe}
+        known = {id(record) for _, records in self._hooked for record in records}
+        if not bad <= known:  # processors replaced records: no telling which: none is safe
+            return [(inlet, [], records) for inlet, records in self._hooked]
+        return [
+            (
+                inlet,
+                [r for r in records if id(r) not in bad],
+                [r for r in records if id(r) in bad],
+            )
+            for inlet, records in self._hooked
+        ]
+
+    def notify(self, error: BaseException | None) -> None:
+        """Tell each inlet its records are safe (``error`` None) or not; never raises."""
+        why = error or self.unsafe_error
+        for inlet, safe, unsafe in self._calls(error):
+            for method, records, args in _hook_calls(inlet, safe, unsafe, why):
+                _call_hook(inlet, method, records, self.update, args)
+
+    async def notify_async(self, error: BaseException | None) -> None:
+        """:meth:`notify` from a transfer's event loop (awaits ``async def`` hooks)."""
+        loop = asyncio.get_running_loop()
+        why = error or self.unsafe_error
+        for inlet, safe, unsafe in self._calls(error):
+            for method, records, args in _hook_calls(inlet, safe, unsafe, why):
+                if is_async_callable(method):
+                    try:
+                        await method(records, self.update, *args)
+                    except Exception as exc:
+                        _log_hook_failure(inlet, method, exc)
+                else:
+                    await loop.run_in_executor(
+                        io_pool(), _call_hook, inlet, method, records, self.update, args
+                    )
+
+    def _calls(self, error: BaseException | None) -> list[tuple[Inlet, list[Record], list[Record]]]:
+        if error is None:
+            return self._split()
+        return [(inlet, [], records) for inlet, records in self._hooked]
+
+
+def _hook_calls(
+    inlet: Inlet, safe: list[Record], unsafe: list[Record], error: BaseException | None
+) -> list[tuple[Any, list[Record], tuple[Any, ...]]]:
+    calls: list[tuple[Any, list[Record], tuple[Any, ...]]] = []
+    if safe:
+        calls.append((inlet.on_records_safe, safe, ()))
+    if unsafe:
+        calls.append((inlet.on_records_failed, unsafe, (error,)))
+    return calls
+
+
+def _call_hook(
+    inlet: Inlet, method: Any, records: list[Record], update: Update, args: tuple[Any, ...]
+) -> None:
+    try:
+        result = method(records, update, *args)
+        if isinstance(result, Awaitable):  # Inlet refuses async hooks with a sync pull
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
+            raise TypeError(f"{method.__name__} is async but {inlet!r} pulls synchronously")
+    except Exception as exc:
+        _log_hook_failure(inlet, method, exc)
+
+
+def _log_hook_failure(inlet: Inlet, method: Any, exc: Exception) -> None:
+    _LOGGER.error(
+        "%r: %s failed; the source may deliver these records again",
+        inlet,
+        getattr(method, "__name__", method),
+        exc_info=exc,
+    )
