@@ -23,13 +23,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from databay_bus._secrets import mask_text
 from databay_bus._validation import positive_int
 from databay_bus.config.checks import Failed, Problems, parse_duration
 from databay_bus.config.links import LinkReader
 from databay_bus.config.objects import OBSERVER, PLANNER, Arguments, ObjectMaker, built
 from databay_bus.config.pipeline import Pipeline
 from databay_bus.config.queues import Queues, close_quietly
-from databay_bus.config.secrets import mask_text
 from databay_bus.config.source import expand_variables, key_path, parse_text, read_file
 from databay_bus.errors import ConfigError, ConfigurationError, describe
 from databay_bus.link import Link

@@ -20,6 +20,8 @@ BUILTINS: dict[str, dict[str, str]] = {
         "file": "databay_bus.inlets.FileInlet",
         "null": "databay_bus.inlets.NullInlet",
         "random_int": "databay_bus.inlets.RandomIntInlet",
+        "redis_stream": "databay_bus.inlets.RedisStreamInlet",
+        "amqp": "databay_bus.inlets.AmqpInlet",
     },
     "outlet": {
         "csv": "databay_bus.outlets.CsvOutlet",
@@ -27,6 +29,8 @@ BUILTINS: dict[str, dict[str, str]] = {
         "print": "databay_bus.outlets.PrintOutlet",
         "null": "databay_bus.outlets.NullOutlet",
         "mongo": "databay_bus.outlets.MongoOutlet",
+        "redis_stream": "databay_bus.outlets.RedisStreamOutlet",
+        "amqp": "databay_bus.outlets.AmqpOutlet",
     },
     "processor": {
         "buffer": "databay_bus.processors.Buffer",

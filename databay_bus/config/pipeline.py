@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from databay_bus._secrets import shown
 from databay_bus.config.links import LinkSpec
 from databay_bus.config.queues import close_quietly
-from databay_bus.config.secrets import shown
 from databay_bus.link import Link
 from databay_bus.observers import Event, Observer, TransferCompleted
 from databay_bus.planners.base import BasePlanner, PlannerState

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from databay_bus.config.secrets import is_secret_name
+from databay_bus._secrets import is_secret_name
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,4 +1,4 @@
-"""Keeping secrets of a pipeline file out of what ``validate`` prints and out of error messages.
+"""Keeping secrets out of what is printed: `validate` output, error messages, broker URLs.
 
 A value is treated as secret when its key looks like one (``token``, ``password``,
 ``headers``, ...), when it came from a ``${VARIABLE}`` whose name or key looks like one, or
