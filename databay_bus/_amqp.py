@@ -3,7 +3,7 @@
 aio-pika objects belong to the event loop that made them. Transfers run on whichever thread
 the planner uses, so, like HttpInlet's session, each AMQP node keeps its connection on the
 library's long-lived background loop (``databay_bus._concurrency``) and names that loop as its
-home (``Node._home_loop``): a link whose async nodes are all AMQP nodes runs there whole.
+home (``Node._get_home_loop``): a link whose async nodes are all AMQP nodes runs there whole.
 """
 
 from __future__ import annotations

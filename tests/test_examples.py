@@ -138,6 +138,15 @@ def check_durable_queue(out: str, tmp: Path) -> None:
     assert (tmp / "queue.sqlite3").exists()
 
 
+def check_redis_streams(out: str, tmp: Path) -> None:
+    if "skipped" in out and os.environ.get("DATABAY_BUS_REQUIRE_SERVICES") != "1":
+        assert "no Redis server reachable" in out
+        return
+    assert re.search(r"produced 6 entries on stream databay_bus_example_\w+", out)
+    assert "consumer transfer 1 failed (the store is down): 6 entries pending" in out
+    assert "consumer transfer 2: 6 records stored and delivered; pending entries: 0" in out
+
+
 def check_incremental_cursor(out: str, tmp: Path) -> None:
     assert lines_matching(r"run \d.*", out) == [
         "run 1: cursor None -> read changes 1..4",
@@ -207,6 +216,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     ),
     "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
     "cron_schedules.py": (["--transfers", "2"], check_cron_schedules),
+    "redis_streams.py": (["--transfers", "2"], check_redis_streams),
     "incremental_cursor.py": (
         ["--transfers", "2", "--path", "{tmp}/changes.db"],
         check_incremental_cursor,
@@ -218,7 +228,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example(script: str, tmp_path: Path) -> None:
     arguments, check = CASES[script]
-    by_hand = ("durable_queue.py", "incremental_cursor.py")  # transfers by hand, no interval
+    by_hand = ("durable_queue.py", "incremental_cursor.py", "redis_streams.py")  # no interval
     fast = [] if script in by_hand else FAST
     command = [sys.executable, str(EXAMPLES / script), *fast]
     command += [a.replace("{tmp}", str(tmp_path)) for a in arguments]

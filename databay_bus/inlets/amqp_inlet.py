@@ -66,7 +66,7 @@ class AmqpInlet(Inlet):
         BrokerError: the broker cannot be reached or refuses (at start, or in a pull).
     """
 
-    _home_loop = staticmethod(_shared_background_loop)
+    _get_home_loop = staticmethod(_shared_background_loop)
 
     def __init__(
         self,

@@ -25,9 +25,10 @@ import asyncio
 import json as _json
 import logging
 import os
+import re
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from databay_bus._concurrency import _shared_background_loop
@@ -97,6 +98,11 @@ class HttpInlet(Inlet):
         method: the HTTP method.
         body: a request body: ``str``/``bytes`` are sent as they are, anything else as JSON.
         timeout: seconds the whole request may take; None for no limit (not recommended).
+        cursor_param: for "since=" style APIs: send the inlet's cursor (``update.cursor``,
+            docs/cursors.md) as this query parameter (not sent while the cursor is None).
+        next_cursor: where the next cursor comes from in the decoded response: a callable
+            (``data -> cursor``) or a JSON path like ``'meta.next'`` or ``'items[-1].id'``.
+            It is committed with the pull's records; None (or a missing path) keeps the cursor.
 
     Raises:
         HttpInletError: from ``pull``, for a non-2xx status, a timeout or a connection/TLS
@@ -119,6 +125,8 @@ class HttpInlet(Inlet):
         method: str = "GET",
         body: Any = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        cursor_param: str | None = None,
+        next_cursor: Callable[[Any], Any] | str | None = None,
     ) -> None:
         super().__init__(metadata, name)
         if timeout is not None and (
@@ -137,6 +145,13 @@ class HttpInlet(Inlet):
         self.method = method.upper()
         self.body = body
         self.timeout = timeout
+        self.cursor_param = cursor_param
+        if next_cursor is not None and not (callable(next_cursor) or isinstance(next_cursor, str)):
+            raise ConfigurationError(
+                f"HttpInlet({url!r}): next_cursor must be a callable or a JSON path, got "
+                f"{describe(next_cursor)}"
+            )
+        self.next_cursor = next_cursor
         # Built now so a missing or unreadable CA file fails at construction, not at first pull.
         self._tls: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=self.cacert) if self.cacert else True
@@ -187,19 +202,32 @@ class HttpInlet(Inlet):
     async def pull(self, update: Update) -> Any:
         """Request the URL once; see the class docstring for what it returns."""
         _LOGGER.info("%s %s %s", update, self.method, self.url)
+        params = self.params
+        if self.cursor_param is not None and (cursor := update.cursor) is not None:
+            value = cursor if isinstance(cursor, str | int | float) else _json.dumps(cursor)
+            params = {**(params or {}), self.cursor_param: value}
         home = _shared_background_loop()
         if asyncio.get_running_loop() is home:
-            status, raw, charset = await self._fetch()
+            status, raw, charset = await self._fetch(params)
         else:
-            request = asyncio.run_coroutine_threadsafe(self._fetch(), home)
+            request = asyncio.run_coroutine_threadsafe(self._fetch(params), home)
             status, raw, charset = await asyncio.wrap_future(request)
         _LOGGER.debug("%s %s %s -> %s, %d bytes", update, self.method, self.url, status, len(raw))
-        return self._decode(raw, charset)
+        data = self._decode(raw, charset)
+        if self.next_cursor is not None:
+            found = (
+                self.next_cursor(data)
+                if callable(self.next_cursor)
+                else _json_path(data, self.next_cursor)
+            )
+            if found is not None:
+                update.commit_cursor(found)
+        return data
 
-    async def _fetch(self) -> tuple[int, bytes, str]:
+    async def _fetch(self, params: Mapping[str, Any] | None) -> tuple[int, bytes, str]:
         """Runs on the background loop: send the request, return status, body and charset."""
         session = self._session_for_request()
-        kwargs: dict[str, Any] = {"params": self.params, "headers": self.headers}
+        kwargs: dict[str, Any] = {"params": params, "headers": self.headers}
         if isinstance(self.body, str | bytes):
             kwargs["data"] = self.body
         elif self.body is not None:
@@ -267,3 +295,16 @@ class HttpInlet(Inlet):
         if self.metadata:
             parts.append(f"metadata={self.metadata!r}")
         return f"HttpInlet({', '.join(parts)})"
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def _json_path(data: Any, path: str) -> Any:
+    """``data`` at ``path`` (``'meta.next'``, ``'$.items[-1].id'``), or None if it is absent."""
+    for name, index in _STEP.findall(path.removeprefix("$").lstrip(".")):
+        try:
+            data = data[int(index)] if index else data[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data

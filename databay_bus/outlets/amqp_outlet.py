@@ -50,7 +50,7 @@ class AmqpOutlet(Outlet):
         PayloadError: a payload JSON cannot represent (before anything is published).
     """
 
-    _home_loop = staticmethod(_shared_background_loop)
+    _get_home_loop = staticmethod(_shared_background_loop)
 
     def __init__(
         self,
