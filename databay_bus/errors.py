@@ -26,9 +26,14 @@ written for Databay keeps working)::
     └── QueueError (RuntimeError)             persistent record queue problems
         ├── RecordEncodeError (TypeError)     a payload the codec cannot store
         ├── QueueLockedError                  the queue file is held by another process
+        ├── QueueReadOnlyError                a change asked of a queue opened read-only
         ├── QueueIdentityError (ValueError)   a queued link or outlet without a stable name
+        │   └── QueueKeyError                 a second link with the same key on one queue
         ├── QueueConnectionError (ConnectionError)  a queue server unreachable, or a bad DSN
-        ├── QueuePermissionError (PermissionError)  the database refuses what the queue needs
+        ├── QueueStorageError (OSError)       the storage failed (names it and the cause)
+        │   ├── QueueFullError                disk full or a file size limit reached
+        │   ├── QueuePermissionError (PermissionError)  storage refuses what the queue needs
+        │   └── QueueCorruptError             a damaged file; it accepts no new records
         ├── QueueSchemaError                  a schema written by a newer databay_bus
         ├── QueueDependencyError (MissingDependencyError)  a backend's driver is not installed
         └── CursorConflictError               a cursor moved since it was read (nothing stored)
@@ -63,12 +68,17 @@ __all__ = [
     "PayloadError",
     "PlannerStateError",
     "QueueConnectionError",
+    "QueueCorruptError",
     "QueueDependencyError",
     "QueueError",
+    "QueueFullError",
     "QueueIdentityError",
+    "QueueKeyError",
     "QueueLockedError",
     "QueuePermissionError",
+    "QueueReadOnlyError",
     "QueueSchemaError",
+    "QueueStorageError",
     "RecordEncodeError",
     "ResponseDecodeError",
     "ScheduleIntervalError",
@@ -230,8 +240,37 @@ class QueueConnectionError(QueueError, ConnectionError):
     """A queue server cannot be reached or refuses the connection (the DSN is named, masked)."""
 
 
-class QueuePermissionError(QueueError, PermissionError):
-    """The database user lacks a privilege the queue needs (create its schema, write rows)."""
+class QueueKeyError(QueueIdentityError):
+    """A second link claims a queue key (its tags joined by '.', or ``key=``) already in use."""
+
+
+class QueueReadOnlyError(QueueError):
+    """A queue opened read-only (for inspection) was asked to change something."""
+
+
+class QueueStorageError(QueueError, OSError):
+    """The queue's storage failed; ``path`` names the file and ``cause`` says what happened."""
+
+    def __init__(self, message: str, path: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class QueueFullError(QueueStorageError):
+    """The disk is full, or a file size limit was reached; nothing of the failed call is stored."""
+
+
+class QueuePermissionError(QueueStorageError, PermissionError):
+    """The storage refuses what the queue needs: a queue file or directory this process cannot
+    write (or read), or a database user without a privilege (create its schema, write rows)."""
+
+
+class QueueCorruptError(QueueStorageError):
+    """The queue file is damaged; the queue refuses new records rather than store them there."""
 
 
 class QueueSchemaError(QueueError):

@@ -18,6 +18,7 @@ from databay_bus.queue.base import (
     OutletStats,
     QueueStats,
     RecordQueue,
+    WaitingRecord,
 )
 from databay_bus.queue.memory import MemoryQueue
 from databay_bus.queue.retry import RetryPolicy
@@ -37,6 +38,7 @@ __all__ = [
     "RecordQueue",
     "RetryPolicy",
     "SqliteQueue",
+    "WaitingRecord",
 ]
 
 __getattr__, __dir__ = lazy_attributes(globals(), {"PostgresQueue": "databay_bus.queue.postgres"})

@@ -14,6 +14,30 @@ Public methods are concrete: they read the clock, encode and decode through the 
 check arguments, then call the abstract ``_do_*`` methods, which see only bytes, integer
 ids and an explicit ``now``. A backend implements those (see :class:`MemoryQueue` for the
 reference) and must make each of them atomic: either all of its effect is stored or none.
+
+Two sides:
+
+* **Delivery** (changes rows): :meth:`RecordQueue.enqueue`, ``due``, ``ack``, ``fail``,
+  ``replay``, ``drop``, ``purge``. ``due`` dead-letters records it cannot decode, so it is
+  a change too: inspection never lists through it.
+* **Inspection** (never changes a row): ``stats``, ``dead_letters``, ``waiting_records``,
+  ``stored_codecs``, ``waiting``, ``waiting_outlets``, ``queue_id``. A backend that can be
+  opened beside a running writer offers a read-only mode (``SqliteQueue(path,
+  read_only=True)``): its ``read_only`` is True, it takes no lock, creates nothing, and every
+  delivery-side method raises :class:`~databay_bus.errors.QueueReadOnlyError` before
+  touching storage. Inspection decodes each record with the codec it was stored with when
+  that codec executes no code on load (JSON), or the queue's own codec; a record it cannot
+  decode is shown with ``record=None`` and ``decode_error`` naming the codec it needs.
+
+Storage failures raise :class:`~databay_bus.errors.QueueStorageError` subclasses naming the
+storage and the cause (full, permission, corrupt); a backend that finds its storage corrupt
+refuses new records.
+
+Order under retries (both built-in backends): per (link, outlet), ``due`` hands out the
+deliveries due now in enqueue order. A failed delivery waits for its retry time while later
+records that are due are handed out: they overtake it. Deliveries that fail in one ``fail``
+call with the same attempt count share one retry time, so a failed batch comes back
+together and in its order.
 """
 
 from __future__ import annotations
@@ -21,8 +45,11 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import math
 import operator
 import secrets
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,7 +58,14 @@ from typing import Any, NamedTuple
 
 from databay_bus._clock import Clock, SystemClock
 from databay_bus._validation import optional_seconds
-from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError, describe
+from databay_bus.errors import (
+    ConfigurationError,
+    QueueError,
+    QueueKeyError,
+    QueueReadOnlyError,
+    RecordEncodeError,
+    describe,
+)
 from databay_bus.queue.cursors import (
     ANY_VERSION,
     CursorWrite,
@@ -52,6 +86,7 @@ __all__ = [
     "RecordQueue",
     "StoredRecord",
     "StoredRun",
+    "WaitingRecord",
     "new_queue_id",
 ]
 
@@ -169,7 +204,10 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A dead delivery: the record (None if this queue's codec cannot read it) and why."""
+    """A dead delivery: the record (None if it cannot be decoded here) and why it died.
+
+    ``decode_error`` says why ``record`` is None (e.g. the codec it was stored with).
+    """
 
     id: str
     link: str
@@ -178,6 +216,26 @@ class DeadLetter:
     attempts: int
     last_error: str | None
     failed_at: float
+    decode_error: str | None = None
+
+
+@dataclass(frozen=True)
+class WaitingRecord:
+    """A delivery still waiting (PENDING or FAILED), as inspection lists it.
+
+    ``due_at`` is when it is due (its retry time for a FAILED one); ``record`` is None when
+    it cannot be decoded here, and ``decode_error`` says why.
+    """
+
+    id: str
+    link: str
+    outlet: str
+    state: DeliveryState
+    record: Record | None
+    attempts: int
+    due_at: float
+    last_error: str | None
+    decode_error: str | None = None
 
 
 class RecordQueue(abc.ABC):
@@ -200,6 +258,11 @@ class RecordQueue(abc.ABC):
       is still the one the writer read (see :mod:`databay_bus.queue.cursors`).
     * Every method is safe to call from several threads at once.
 
+    * Per (link, outlet), records due together are handed out in enqueue order; a failed
+      batch retries together (see the module docstring for the order under retries).
+    * A queue key (the link's name in the queue) belongs to one link at a time:
+      :meth:`claim_key` refuses a second live link with :class:`QueueKeyError`.
+
     Args:
         codec: how payloads and metadata become bytes (default :class:`JsonCodec`).
         clock: the time source (default the system clock; tests pass a FakeClock).
@@ -208,6 +271,9 @@ class RecordQueue(abc.ABC):
         purge_interval: how often, in seconds, a running planner calls :meth:`purge`;
             None never.
     """
+
+    #: True for a queue opened for inspection only (see the module docstring).
+    read_only: bool = False
 
     def __init__(
         self,
@@ -225,10 +291,20 @@ class RecordQueue(abc.ABC):
             raise ConfigurationError(f"{owner}: codec must be a Codec, got {describe(codec)}")
         self.clock: Clock = SystemClock() if clock is None else clock
         self.retention = optional_seconds(retention, "retention", owner)
+        if self.retention is not None and not math.isfinite(self.retention):
+            raise ConfigurationError(
+                f"{owner}: retention must be finite seconds or None (keep forever), "
+                f"got {describe(retention)}"
+            )
         interval = optional_seconds(purge_interval, "purge_interval", owner)
-        if interval == 0:
-            raise ConfigurationError(f"{owner}: purge_interval must be > 0 or None, got 0")
+        if interval is not None and not (0 < interval < math.inf):
+            raise ConfigurationError(
+                f"{owner}: purge_interval must be finite seconds > 0 or None (never), "
+                f"got {describe(purge_interval)}"
+            )
         self.purge_interval = interval
+        self._keys: dict[str, weakref.ref[object]] = {}
+        self._keys_lock = threading.Lock()
         # id -> number of the records due() handed out lately, so that acking them does not
         # parse the ids again. An id's number never changes: the cache cannot be stale.
         self._handed_out: dict[str, int] = {}
@@ -242,6 +318,39 @@ class RecordQueue(abc.ABC):
 
     def _record_id(self, number: int) -> str:
         return f"{self.queue_id}-{number}"
+
+    def claim_key(self, key: str, owner: object) -> None:
+        """Reserve ``key`` for ``owner`` (a link) on this queue.
+
+        Deliveries are stored per key: two links with one key would deliver each other's
+        records. The claim lasts while ``owner`` lives or until :meth:`release_key`.
+
+        Raises:
+            QueueKeyError: another live owner holds ``key``.
+        """
+        with self._keys_lock:
+            held = self._keys.get(key)
+            holder = None if held is None else held()
+            if holder is not None and holder is not owner:
+                raise QueueKeyError(
+                    f"{self!r}: queue key {key!r} is already used by {holder}; two links on "
+                    f"one queue need different keys (tags, or key=...), else each delivers "
+                    f"the other's records"
+                )
+            self._keys[key] = weakref.ref(owner)
+
+    def release_key(self, key: str, owner: object) -> None:
+        """Give up ``owner``'s claim on ``key`` (nothing if it holds none)."""
+        with self._keys_lock:
+            held = self._keys.get(key)
+            if held is not None and held() in (owner, None):
+                del self._keys[key]
+
+    def _check_writable(self, action: str) -> None:
+        if self.read_only:
+            raise QueueReadOnlyError(
+                f"{self!r} is open read-only (for inspection); {action} changes the queue"
+            )
 
     def _settled_numbers(self, ids: Iterable[str | None]) -> list[int]:
         """The numbers of ``ids`` being acked or failed."""
@@ -311,10 +420,12 @@ class RecordQueue(abc.ABC):
             CursorConflictError: a cursor moved since it was read (nothing was stored).
             QueueError: the backend failed (nothing was stored).
         """
+        self._check_writable("enqueue")
         if len(records) != len(targets):
             raise ConfigurationError(
                 f"{self!r}: enqueue got {len(records)} records but {len(targets)} target lists"
             )
+        self._check_targets(targets)
         codec = self.codec
         encode_records = getattr(codec, "encode_records", None)
         kept: list[int] | None = None  # indexes of the records stored; None: all of them
@@ -359,6 +470,19 @@ class RecordQueue(abc.ABC):
             ids[index] = prefix + str(number)
         return ids
 
+    def _check_targets(self, targets: Sequence[Sequence[str]]) -> None:
+        """Each target list must be a sequence of outlet names (not a str, which would
+        name one outlet per character)."""
+        checked: set[int] = set()
+        for names in targets:
+            if id(names) in checked:  # usually one list object serves every record
+                continue
+            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+                raise ConfigurationError(
+                    f"{self!r}: each target must be a list of outlet names, got {describe(names)}"
+                )
+            checked.add(id(names))
+
     def due(self, link: str, outlet: str, limit: int) -> list[Record]:
         """Up to ``limit`` records whose delivery to ``outlet`` is due now, in enqueue order.
 
@@ -366,6 +490,7 @@ class RecordQueue(abc.ABC):
         record this queue's codec cannot decode is dead-lettered at once (logged as ERROR)
         rather than blocking the outlet.
         """
+        self._check_writable("due (it dead-letters what it cannot decode)")
         if limit < 1:
             return []
         runs = self._do_due(link, outlet, limit, self.clock.time())
@@ -394,12 +519,9 @@ class RecordQueue(abc.ABC):
                 return records
         records = []
         broken: list[tuple[int, str]] = []
-        decode = self.codec.decode
         for item in (item for run in runs for item in run.records()):
             try:
-                if item.codec != name:
-                    self._decode(item)  # raises, naming both codecs
-                payload, metadata = decode(item.data)
+                payload, metadata = self._decoder(item).decode(item.data)
             except Exception as exc:
                 broken.append((item.id, f"{type(exc).__name__}: {exc}"))
             else:
@@ -418,6 +540,7 @@ class RecordQueue(abc.ABC):
 
     def ack(self, link: str, outlet: str, ids: Iterable[str | None]) -> int:
         """Mark the deliveries of ``ids`` to ``outlet`` DELIVERED; returns how many changed."""
+        self._check_writable("ack")
         numbers = self._settled_numbers(ids)
         if not numbers:
             return 0
@@ -436,13 +559,15 @@ class RecordQueue(abc.ABC):
         Args:
             next_delay: given a delivery's number of failed attempts so far (this one
                 included), the seconds until its next attempt, or None to dead-letter it
-                (e.g. :meth:`RetryPolicy.next_delay`). A backend may call it once for a
-                group of deliveries with the same attempts, which then retry together.
+                (e.g. :meth:`RetryPolicy.next_delay`). It is called once per distinct
+                attempt count among the deliveries: those with the same count share one
+                retry time, so a failed batch comes back together, in order.
 
         Returns:
             ``(retrying, dead)``: how many deliveries were scheduled again, how many died;
             its ``dead_ids`` name the records that died.
         """
+        self._check_writable("fail")
         numbers = self._settled_numbers(ids)
         if not numbers:
             return FailResult(0, ())
@@ -481,10 +606,7 @@ class RecordQueue(abc.ABC):
         letters = []
         for row in self._do_dead_letters(link, outlet, limit):
             number, codec, data, row_link, row_outlet, attempts, last_error, failed_at = row
-            try:
-                record: Record | None = self._decode(StoredRecord(number, codec, data))
-            except Exception:
-                record = None
+            record, problem = self._inspect(StoredRecord(number, codec, data))
             letters.append(
                 DeadLetter(
                     self._record_id(number),
@@ -494,9 +616,46 @@ class RecordQueue(abc.ABC):
                     attempts,
                     last_error,
                     failed_at,
+                    problem,
                 )
             )
         return letters
+
+    def waiting_records(
+        self, link: str | None = None, outlet: str | None = None, limit: int | None = None
+    ) -> list[WaitingRecord]:
+        """Waiting (PENDING or FAILED) deliveries in enqueue order, retrying ones included,
+        optionally of one link and/or outlet. Changes nothing (unlike :meth:`due`)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigurationError(
+                f"{self!r}: limit must be an int or None, got {describe(limit)}"
+            )
+        found = []
+        for row in self._do_waiting_records(link, outlet, limit):
+            number, codec, data, row_link, row_outlet, state, attempts, due_at, error = row
+            record, problem = self._inspect(StoredRecord(number, codec, data))
+            found.append(
+                WaitingRecord(
+                    self._record_id(number),
+                    row_link,
+                    row_outlet,
+                    DeliveryState(state),
+                    record,
+                    attempts,
+                    due_at,
+                    error,
+                    problem,
+                )
+            )
+        return found
+
+    def stored_codecs(self) -> set[str]:
+        """Names of the codecs the stored records were written with."""
+        return set(self._do_codecs())
+
+    def undecodable_codecs(self) -> set[str]:
+        """Codecs of stored records that this queue cannot decode (see :meth:`_decoder`)."""
+        return {name for name in self.stored_codecs() if self._codec_for(name) is None}
 
     def replay(
         self,
@@ -509,7 +668,8 @@ class RecordQueue(abc.ABC):
         Selects by link, outlet and/or record ids (all given filters apply; none selects
         every dead delivery). Returns how many were revived.
         """
-        numbers = None if ids is None else self._numbers(ids, strict=True)
+        self._check_writable("replay")
+        numbers = None if ids is None else self._numbers(self._ids(ids), strict=True)
         return self._do_replay(link, outlet, numbers, self.clock.time())
 
     def drop(
@@ -525,8 +685,9 @@ class RecordQueue(abc.ABC):
         ``states=(DeliveryState.PENDING, DeliveryState.FAILED)`` with ``outlet=`` to give up
         on an outlet that was removed from its link.
         """
+        self._check_writable("drop")
         chosen = frozenset(DeliveryState(s).value for s in states)
-        numbers = None if ids is None else self._numbers(ids, strict=True)
+        numbers = None if ids is None else self._numbers(self._ids(ids), strict=True)
         return self._do_drop(link, outlet, numbers, chosen)
 
     def purge(self) -> int:
@@ -534,6 +695,7 @@ class RecordQueue(abc.ABC):
 
         Returns how many deliveries were deleted. Safe to call while links transfer.
         """
+        self._check_writable("purge")
         if self.retention is None:
             return 0
         return self._do_purge(self.clock.time() - self.retention)
@@ -591,14 +753,47 @@ class RecordQueue(abc.ABC):
     ) -> None:
         self.close()
 
-    def _decode(self, item: StoredRecord) -> Record:
-        if item.codec != self.codec.name:
+    def _ids(self, ids: Iterable[str]) -> list[str]:
+        if isinstance(ids, (str, bytes)):
+            raise ConfigurationError(
+                f"{self!r}: ids must be a list of record ids, got {describe(ids)}; "
+                f"pass [{ids!r}] for one"
+            )
+        return list(ids)
+
+    def _codec_for(self, name: str) -> Codec | None:
+        """The codec that decodes records stored with codec ``name``, or None.
+
+        The queue's own codec, or JSON, which runs no code on load. Any other codec (e.g.
+        pickle) must be the queue's own: it is never chosen just because the data names it.
+        """
+        if name == self.codec.name:
+            return self.codec
+        if name == JsonCodec.name:
+            return _json_codec()
+        return None
+
+    def _decoder(self, item: StoredRecord) -> Codec:
+        codec = self._codec_for(item.codec)
+        if codec is None:
             raise QueueError(
                 f"record {self._record_id(item.id)} was stored with codec {item.codec!r} but "
-                f"this queue uses {self.codec.name!r}"
+                f"this queue uses {self.codec.name!r}; open the queue with that codec"
             )
-        payload, metadata = self.codec.decode(item.data)
+        return codec
+
+    def _decode(self, item: StoredRecord) -> Record:
+        payload, metadata = self._decoder(item).decode(item.data)
         return Record(payload, metadata, id=self._record_id(item.id))
+
+    def _inspect(self, item: StoredRecord) -> tuple[Record | None, str | None]:
+        """Decode for inspection: ``(record, None)`` or ``(None, why not)``."""
+        try:
+            return self._decode(item), None
+        except QueueError as exc:
+            return None, str(exc)
+        except Exception as exc:
+            return None, f"codec {item.codec!r} cannot decode it: {type(exc).__name__}: {exc}"
 
     # -- what a backend implements ----------------------------------------------------------
 
@@ -640,8 +835,9 @@ class RecordQueue(abc.ABC):
         """Count one more attempt for each waiting delivery among ``numbers``, atomically.
 
         With ``next_delay(attempts)`` None the delivery becomes DEAD, otherwise FAILED due at
-        ``now + delay``. Deliveries that share their attempts may share one call (and so
-        one retry time). Returns how many retry, and the numbers of those that died.
+        ``now + delay``. Call ``next_delay`` once per distinct attempt count: deliveries
+        that share their attempts share one retry time. Returns how many retry, and the
+        numbers of those that died.
         """
 
     @abc.abstractmethod
@@ -661,6 +857,18 @@ class RecordQueue(abc.ABC):
         self, link: str | None, outlet: str | None, limit: int | None
     ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
         """Dead deliveries: (number, codec, data, link, outlet, attempts, error, failed_at)."""
+
+    def _do_waiting_records(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, int, float, str | None]]:
+        """Waiting deliveries by (number, link, outlet): (number, codec, data, link, outlet,
+        state, attempts, due_at, last_error). Must change nothing. Every backend should
+        implement it (inspection); this default says it is missing."""
+        raise QueueError(f"{self!r}: this backend cannot list waiting records")
+
+    def _do_codecs(self) -> Iterable[str]:
+        """Distinct codec names of the stored records (inspection; implement it too)."""
+        raise QueueError(f"{self!r}: this backend cannot list its stored codecs")
 
     @abc.abstractmethod
     def _do_replay(
@@ -711,6 +919,15 @@ class RecordQueue(abc.ABC):
         with :func:`~databay_bus.queue.cursors.check_version` (a conflict writes nothing),
         then store the text with the new version, or delete the cursor when text is None."""
         raise QueueError(f"{type(self).__name__} does not store inlet cursors")
+
+
+_JSON: list[JsonCodec] = []
+
+
+def _json_codec() -> JsonCodec:
+    if not _JSON:
+        _JSON.append(JsonCodec())
+    return _JSON[0]
 
 
 def new_queue_id() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -151,13 +151,16 @@ class MemoryQueue(RecordQueue):
             self._check_open()
             retrying = 0
             dead: list[int] = []
+            delays: dict[int, float | None] = {}  # one retry time per attempt count
             table = self._deliveries.get((link, outlet), {})
             for number in dict.fromkeys(numbers):
                 delivery = table.get(number)
                 if delivery is None or delivery.state not in WAITING:
                     continue
                 delivery.attempts += 1
-                delay = next_delay(delivery.attempts)
+                if delivery.attempts not in delays:
+                    delays[delivery.attempts] = next_delay(delivery.attempts)
+                delay = delays[delivery.attempts]
                 delivery.error, delivery.updated_at = error, now
                 if delay is None:
                     delivery.state = _DEAD
@@ -247,6 +250,34 @@ class MemoryQueue(RecordQueue):
                 )
                 for key, number, d in found
             ]
+
+    def _do_waiting_records(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, int, float, str | None]]:
+        with self._lock:
+            self._check_open()
+            found = self._matching(link, outlet, None, set(WAITING))
+            if limit is not None:
+                found = found[: max(0, limit)]
+            return [
+                (
+                    number,
+                    self._records[number].codec,
+                    self._records[number].data,
+                    key[0],
+                    key[1],
+                    d.state,
+                    d.attempts,
+                    d.due_at,
+                    d.error,
+                )
+                for key, number, d in found
+            ]
+
+    def _do_codecs(self) -> Iterable[str]:
+        with self._lock:
+            self._check_open()
+            return {stored.codec for stored in self._records.values()}
 
     def _do_replay(
         self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float

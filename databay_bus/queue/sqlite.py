@@ -32,20 +32,35 @@ side; writes are serialised by one in-process lock before SQLite's own lock, whi
 the file from one writer to the next at once instead of through SQLite's sleeping busy
 handler (4 links on 4 threads: benchmarks/queue_throughput.py).
 
-Processes: one process at a time. Opening a file that another process (or another
-SqliteQueue of this process) holds raises :class:`~databay_bus.errors.QueueLockedError`;
-the lock is an advisory ``flock`` on ``<path>.lock`` that the kernel releases when its
-holder dies, even by SIGKILL, so a restarted process opens the file at once. Two
+Processes: one process at a time delivers. Opening a file that another process (or another
+SqliteQueue of this process) holds raises :class:`~databay_bus.errors.QueueLockedError`.
+The lock is taken with the ``filelock`` package on ``<real path>.lock``, beside the file the
+path resolves to (so a symlink finds the same lock; a hard-linked file is refused, as SQLite
+finds its ``-wal`` by name): ``flock`` on POSIX and ``LockFileEx`` on Windows, released by
+the OS when the holder dies, even by SIGKILL, so a restarted process opens the file at once;
+where neither exists filelock falls back to a lock file that only a clean close removes. Two
 processes delivering the same file would hand the same due records to both, which breaks
 the promise that a duplicate only comes from a batch in flight at a crash.
+
+``read_only=True`` opens for inspection beside the running writer (WAL lets readers read
+while it writes): no lock, nothing created, ``mode=ro`` and ``PRAGMA query_only``.
+
+Storage failures (disk full, a read-only file or directory, a damaged file, ...) raise
+:class:`~databay_bus.errors.QueueStorageError` subclasses naming the file and the cause. A
+file up to 64 MiB gets ``PRAGMA quick_check`` on open (a few ms per MiB); a larger one is
+not read whole at open, and damage found later marks the queue corrupt: it then refuses new
+records (``QueueCorruptError``) instead of writing them into a damaged file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
+import math
 import os
+import socket
 import sqlite3
 import sys
 import threading
@@ -56,8 +71,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
+import filelock
+
 from databay_bus._clock import Clock
-from databay_bus.errors import ConfigurationError, QueueError, QueueLockedError, describe
+from databay_bus.errors import (
+    ConfigurationError,
+    QueueCorruptError,
+    QueueError,
+    QueueFullError,
+    QueueLockedError,
+    QueuePermissionError,
+    QueueReadOnlyError,
+    QueueStorageError,
+    describe,
+)
 from databay_bus.queue._schema import CURSORS, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from databay_bus.queue.base import (
     DeliveryState,
@@ -69,11 +96,6 @@ from databay_bus.queue.base import (
 )
 from databay_bus.queue.cursors import CursorWrite, check_version
 from databay_bus.records.codecs import Codec
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SqliteQueue"]
 
@@ -90,6 +112,26 @@ _SYNC_WINDOW = 1.0  # seconds an unsynced (NORMAL) ack/fail commit may wait for 
 _PURGE_SPANS = 1000  # spans deleted per purge transaction
 
 _ACK_SYNC = ("normal", "full")
+_QUICK_CHECK_BYTES = 64 << 20  # files up to this size get PRAGMA quick_check on open
+_SQLITE_IOERR = 10
+
+_FULL_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if code
+)
+
+# SQLite's primary result codes -> the error that names them.
+_SQLITE_ERRORS: dict[int, tuple[type[QueueStorageError], str]] = {
+    3: (QueuePermissionError, "permission denied"),  # SQLITE_PERM
+    5: (QueueStorageError, "the file stayed locked past busy_timeout"),  # SQLITE_BUSY
+    6: (QueueStorageError, "the file stayed locked past busy_timeout"),  # SQLITE_LOCKED
+    8: (QueuePermissionError, "the file, its directory or its disk is read-only"),  # READONLY
+    10: (QueueStorageError, "disk I/O error (a full disk or a file size limit can cause it)"),
+    11: (QueueCorruptError, "the file is damaged and accepts no new records"),  # CORRUPT
+    13: (QueueFullError, "disk full or file size limit reached"),  # SQLITE_FULL
+    14: (QueueStorageError, "cannot open the file or its -wal/-shm"),  # SQLITE_CANTOPEN
+    23: (QueuePermissionError, "not authorised"),  # SQLITE_AUTH
+    26: (QueueCorruptError, "not a queue file, or damaged"),  # SQLITE_NOTADB
+}
 
 # Chunk sizes are stored as little-endian uint32.
 _SIZE_CODE = next(code for code in ("I", "L") if array(code).itemsize == 4)
@@ -227,16 +269,26 @@ class SqliteQueue(RecordQueue):
     """A durable record queue in one SQLite file.
 
     Args:
-        path: the database file (created with its tables if missing).
-        busy_timeout: seconds a write waits for SQLite's lock before failing.
+        path: the database file (created with its tables if missing). Symbolic links are
+            resolved: the lock and SQLite's ``-wal``/``-shm`` files sit beside the real file.
+        busy_timeout: seconds (finite, >= 0) a write waits for SQLite's lock before failing.
         ack_sync: ``"normal"`` (default): acks and fails are fsynced by the next enqueue or
             within about a second, so a power loss may deliver their batches again (never
             lose a record); ``"full"``: fsync every ack and fail (see the module docstring).
+        file_mode: permissions of the files this queue creates (the database, its ``-wal``
+            and ``-shm``, the ``.lock``): owner-only ``0o600`` by default, as they hold the
+            records; None leaves them to the umask. Existing files keep theirs.
+        read_only: open for inspection beside a running writer: no lock, nothing created,
+            ``mode=ro`` and ``PRAGMA query_only``; only the inspection methods work.
         codec, clock, retention, purge_interval: as for
             :class:`~databay_bus.queue.RecordQueue`.
 
     Raises:
         QueueLockedError: another process (or SqliteQueue) has the file open.
+        QueueStorageError: the file cannot be used, naming it and the cause: a missing
+            directory, a directory given as the path, a hard-linked file; subclasses
+            QueuePermissionError (not writable), QueueFullError (disk full), QueueCorruptError
+            (damaged; found by ``PRAGMA quick_check`` on open for files up to 64 MiB).
         QueueError: the file was written by a newer databay_bus, or is not a queue.
         ConfigurationError: ``':memory:'`` (use MemoryQueue) or a bad argument.
     """
@@ -247,6 +299,8 @@ class SqliteQueue(RecordQueue):
         *,
         busy_timeout: float = 30.0,
         ack_sync: str = "normal",
+        file_mode: int | None = 0o600,
+        read_only: bool = False,
         codec: Codec | None = None,
         clock: Clock | None = None,
         retention: float | timedelta | None = 86400.0,
@@ -255,10 +309,19 @@ class SqliteQueue(RecordQueue):
         super().__init__(
             codec=codec, clock=clock, retention=retention, purge_interval=purge_interval
         )
-        self.check_arguments(path, busy_timeout=busy_timeout, ack_sync=ack_sync)
+        self.check_arguments(
+            path, busy_timeout=busy_timeout, ack_sync=ack_sync, file_mode=file_mode
+        )
+        if not isinstance(read_only, bool):
+            raise ConfigurationError(
+                f"SqliteQueue: read_only must be a bool, got {describe(read_only)}"
+            )
         self.path = Path(path)
+        self.real_path = Path(os.path.realpath(self.path))
         self.busy_timeout = float(busy_timeout)
         self.ack_sync = ack_sync
+        self.file_mode = file_mode
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
@@ -266,78 +329,225 @@ class SqliteQueue(RecordQueue):
         self._full: dict[int, bool] = {}  # id(connection) -> its synchronous is FULL
         self._unsynced_since: float | None = None  # first NORMAL commit after the last FULL
         # The last record number handed out. This process is the file's only writer (the
-        # flock), so it is kept here instead of read in every enqueue; None: read it.
+        # file lock), so it is kept here instead of read in every enqueue; None: read it.
         self._last_number: int | None = None
+        self._corrupt: str | None = None  # why the file is known to be damaged
+        self._file_lock: filelock.BaseFileLock | None = None
         self._closed = False
-        self._lock_fd = self._take_file_lock()
         try:
-            self._id = self._prepare()
+            self._check_path()
+            if not read_only:
+                self._file_lock = self._take_file_lock()
+                self._create_file()
+            self._id = self._inspect_file() if read_only else self._prepare()
         except BaseException:
             self._do_close()
             raise
 
     @staticmethod
     def check_arguments(
-        path: str | os.PathLike[str], *, busy_timeout: float = 30.0, ack_sync: str = "normal"
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        ack_sync: str = "normal",
+        file_mode: int | None = 0o600,
     ) -> None:
-        """Raise ConfigurationError for a ``path``, ``busy_timeout`` or ``ack_sync`` the
-        constructor would refuse, without opening anything (``databay-bus validate`` uses it
-        so a dry run never touches a file a running pipeline holds)."""
+        """Raise ConfigurationError for a ``path``, ``busy_timeout``, ``ack_sync`` or
+        ``file_mode`` the constructor would refuse, without opening anything (``databay-bus
+        validate`` uses it so a dry run never touches a file a running pipeline holds)."""
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ConfigurationError(f"SqliteQueue: path must be a file path, got {describe(path)}")
         if str(path) == ":memory:" or str(path).startswith("file:"):
             raise ConfigurationError(
                 f"SqliteQueue: path must be a file path, got {describe(path)}; "
                 f"use MemoryQueue for a queue in memory"
             )
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)):
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, (int, float))
+            or not 0 <= busy_timeout < math.inf
+        ):
             raise ConfigurationError(
-                f"SqliteQueue: busy_timeout must be seconds, got {describe(busy_timeout)}"
+                f"SqliteQueue: busy_timeout must be seconds (finite, >= 0), "
+                f"got {describe(busy_timeout)}"
             )
         if ack_sync not in _ACK_SYNC:
             raise ConfigurationError(
                 f"SqliteQueue: ack_sync must be 'normal' or 'full', got {describe(ack_sync)}"
+            )
+        if file_mode is not None and (
+            isinstance(file_mode, bool)
+            or not isinstance(file_mode, int)
+            or not 0 <= file_mode <= 0o777
+            or not file_mode & 0o600 == 0o600
+        ):
+            raise ConfigurationError(
+                f"SqliteQueue: file_mode must be permission bits such as 0o600 that let the "
+                f"owner read and write, or None (the umask decides), got {describe(file_mode)}"
             )
 
     @property
     def queue_id(self) -> str:
         return self._id
 
+    # -- the file, its lock and storage errors ---------------------------------------------
+
+    def _where(self) -> str:
+        shown = str(self.path)
+        real = str(self.real_path)
+        return (
+            repr(shown) if real in (shown, os.path.abspath(shown)) else f"{shown!r} (-> {real!r})"
+        )
+
+    def _storage_error(
+        self, kind: type[QueueStorageError], what: str, cause: str
+    ) -> QueueStorageError:
+        error = kind(f"SqliteQueue {self._where()}: {what}: {cause}", str(self.real_path), cause)
+        if kind is QueueCorruptError:
+            self._corrupt = str(error)
+        return error
+
+    def _os_error(self, exc: OSError, what: str) -> QueueStorageError:
+        """An OSError met while using the file, as the QueueStorageError that says so."""
+        cause = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if isinstance(exc, PermissionError):
+            return self._storage_error(QueuePermissionError, what, cause)
+        if exc.errno in _FULL_ERRNOS:
+            return self._storage_error(QueueFullError, what, cause)
+        return self._storage_error(QueueStorageError, what, cause)
+
+    def _sqlite_error(self, exc: sqlite3.Error, doing: str) -> QueueStorageError:
+        """A sqlite3 error as the QueueStorageError subclass that names its cause."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = -1 if code is None else code & 0xFF
+        kind, what = _SQLITE_ERRORS.get(primary, (QueueStorageError, "storage error"))
+        cause = f"{exc}"
+        if primary == _SQLITE_IOERR:  # SQLite reports a write past a size limit as I/O error
+            full = self._full_cause()
+            if full is not None:
+                kind, what = QueueFullError, full
+        return self._storage_error(kind, f"{what} while {doing}", cause)
+
+    def _full_cause(self) -> str | None:
+        """Why a write failed for lack of room, if it did: a file size limit or a full disk."""
+        try:
+            import resource
+
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+            limit = -1
+        if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)):
+            for suffix in ("", "-wal"):
+                with contextlib.suppress(OSError):
+                    if os.path.getsize(f"{self.real_path}{suffix}") + (1 << 16) >= limit:
+                        return f"file size limit reached (RLIMIT_FSIZE {limit} bytes)"
+        with contextlib.suppress(AttributeError, OSError):
+            disk = os.statvfs(self.real_path.parent)
+            if disk.f_bavail * disk.f_frsize < (1 << 20):
+                return "disk full"
+        return None
+
+    def _check_path(self) -> None:
+        real = self.real_path
+        try:
+            if real.is_dir():
+                raise self._storage_error(
+                    QueueStorageError, "cannot be used", "it is a directory, not a queue file"
+                )
+            if not real.parent.is_dir():
+                raise self._storage_error(
+                    QueueStorageError,
+                    "cannot be used",
+                    f"its directory {str(real.parent)!r} does not exist",
+                )
+            exists = real.exists()
+            if self.read_only and not exists:
+                raise self._storage_error(QueueStorageError, "cannot be inspected", "no such file")
+            links = os.stat(real).st_nlink if exists else 1
+        except OSError as exc:
+            if isinstance(exc, QueueStorageError):
+                raise
+            raise self._os_error(exc, "cannot be used") from exc
+        if links > 1:
+            raise self._storage_error(
+                QueueStorageError,
+                "cannot be used",
+                f"the file has {links} hard links; SQLite finds its -wal file by name, so two "
+                f"names for one queue file would corrupt it and get past its one-process "
+                f"lock: open it by one name only",
+            )
+
+    def _take_file_lock(self) -> filelock.BaseFileLock:
+        """Lock ``<real path>.lock`` (filelock: flock on POSIX, LockFileEx on Windows)."""
+        lock_path = f"{self.real_path}.lock"
+        mode = -1 if self.file_mode is None else self.file_mode
+        lock = filelock.FileLock(lock_path, timeout=0, mode=mode, thread_local=False)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise QueueLockedError(
+                f"SqliteQueue {self._where()} is in use by {self._holder()} (lock file "
+                f"{lock_path!r}); one process at a time may open a queue file for delivery, "
+                f"and within a process links share one SqliteQueue instance (read-only "
+                f"inspection beside it: SqliteQueue(path, read_only=True))"
+            ) from None
+        except OSError as exc:
+            raise self._os_error(exc, f"cannot take its lock file {lock_path!r}") from exc
+        return lock
+
+    def _holder(self) -> str:
+        """Who holds the file, as its holder wrote it in the file ('process 123 on host')."""
+        try:
+            conn = sqlite3.connect(self.real_path.as_uri() + "?mode=ro", uri=True, timeout=1)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'holder'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            row = None
+        return str(row[0]) if row else "another process"
+
+    def _create_file(self) -> None:
+        """Create a missing database file with ``file_mode``; SQLite gives its -wal and
+        -shm files the database file's permissions."""
+        if self.file_mode is None:
+            return
+        try:
+            fd = os.open(self.real_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise self._os_error(exc, "cannot be created") from exc
+        try:
+            if hasattr(os, "fchmod"):  # not on Windows: the umask may have taken bits away
+                os.fchmod(fd, self.file_mode)
+        finally:
+            os.close(fd)
+
     # -- connections and transactions ------------------------------------------------------
 
-    def _take_file_lock(self) -> int | None:
-        if fcntl is None:  # pragma: no cover
-            return None
-        lock_path = f"{self.path}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            finally:
-                os.close(fd)
-            raise QueueLockedError(
-                f"SqliteQueue: {str(self.path)!r} is in use by process {holder} (lock file "
-                f"{lock_path!r}); one process at a time may open a queue file, and within "
-                f"a process links share one SqliteQueue instance"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        return fd
-
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=64,
-        )
+        target = self.real_path.as_uri() + ("?mode=ro" if self.read_only else "")
         try:
-            conn.execute("PRAGMA synchronous=FULL")
+            conn = sqlite3.connect(
+                target,
+                uri=True,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error as exc:
+            raise self._sqlite_error(exc, "opening it") from exc
+        try:
+            if self.read_only:
+                conn.execute("PRAGMA query_only=1")
+            else:
+                conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            raise QueueError(f"SqliteQueue: {str(self.path)!r} is not a queue file: {exc}") from exc
+            raise self._sqlite_error(exc, "opening it") from exc
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -360,60 +570,109 @@ class SqliteQueue(RecordQueue):
         return conn
 
     @contextlib.contextmanager
-    def _write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, durable: bool = True, doing: str = "writing") -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK.
 
         ``durable``: fsync the commit (synchronous=FULL). Otherwise (acks and fails) the
         commit is fsynced later, as the module docstring says, unless ``ack_sync="full"``.
+        SQLite errors become QueueStorageError subclasses naming the file and the cause.
         """
+        if self.read_only:
+            raise QueueReadOnlyError(f"{self!r} is open read-only; {doing} changes the queue")
         conn = self._conn()
         key = id(conn)
         with self._lock:
-            full = (
-                durable
-                or self.ack_sync == "full"
-                or (
-                    self._unsynced_since is not None
-                    and self.clock.monotonic() - self._unsynced_since >= _SYNC_WINDOW
-                )
-            )
-            if self._full.get(key) is not full:
-                conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
-                self._full[key] = full
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                self._last_number = None  # read it from the file again
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+                full = (
+                    durable
+                    or self.ack_sync == "full"
+                    or (
+                        self._unsynced_since is not None
+                        and self.clock.monotonic() - self._unsynced_since >= _SYNC_WINDOW
+                    )
+                )
+                if self._full.get(key) is not full:
+                    conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+                    self._full[key] = full
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._last_number = None  # read it from the file again
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                raise self._sqlite_error(exc, doing) from exc
             if full:
                 self._unsynced_since = None
             elif self._unsynced_since is None:
                 self._unsynced_since = self.clock.monotonic()
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self, doing: str = "reading") -> Iterator[sqlite3.Connection]:
         """A consistent read (one snapshot) on this thread's connection."""
         conn = self._conn()
-        conn.execute("BEGIN")
         try:
-            yield conn
-        finally:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self._sqlite_error(exc, doing) from exc
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """``PRAGMA quick_check`` for files up to ``_QUICK_CHECK_BYTES``; larger files are
+        not read whole at open: damage found later refuses new records from then on."""
+        try:
+            size = os.path.getsize(self.real_path)
+        except OSError:
+            size = 0
+        if size > _QUICK_CHECK_BYTES:
+            _LOGGER.info(
+                "%r: %d MiB, no quick_check on open (run integrity_check() or "
+                "'databay-bus queue check' to check it whole)",
+                self,
+                size >> 20,
+            )
+            return
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:  # too damaged to list its problems
+            rows = [(str(exc),)]
+        if rows and rows[0][0] != "ok":
+            problems = [
+                line
+                for row in rows
+                for line in str(row[0]).splitlines()
+                if line and not line.startswith("***")
+            ] or ["?"]
+            raise self._storage_error(
+                QueueCorruptError,
+                "the file is damaged and accepts no new records",
+                f"PRAGMA quick_check found {len(problems)} problem(s), the first: "
+                f"{problems[0]}; salvage what remains with: sqlite3 "
+                f"{str(self.real_path)!r} .recover",
+            )
 
     def _prepare(self) -> str:
         conn = self._conn()
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise QueueError(f"SqliteQueue: {str(self.path)!r} is not a queue file: {exc}") from exc
+            raise self._sqlite_error(exc, "opening it (not a queue file, or damaged)") from exc
         if str(mode).lower() != "wal":
             raise QueueError(f"SqliteQueue: {str(self.path)!r} cannot use WAL (got {mode!r})")
-        with self._write() as conn:
+        with self._read("checking it") as conn:
+            self._quick_check(conn)
+        with self._write(doing="opening it") as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if "schema_version" not in tables:
                 if tables - {"sqlite_sequence"}:
@@ -438,7 +697,43 @@ class SqliteQueue(RecordQueue):
                 conn.execute("UPDATE schema_version SET version = ?", (version,))
             found = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
             queue_id: str = found[0]
+            # Who holds the file (a refused opener names it) and the codec new records get.
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [
+                    ("holder", f"process {os.getpid()} on {socket.gethostname()}"),
+                    ("codec", self.codec.name),
+                ],
+            )
         return queue_id
+
+    def _inspect_file(self) -> str:
+        """Read-only open: check the file is a queue of this schema; change nothing."""
+        with self._read("opening it read-only") as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if "schema_version" not in tables:
+                raise QueueError(f"SqliteQueue: {str(self.path)!r} is not a databay_bus queue file")
+            version = conn.execute("SELECT version FROM schema_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise QueueError(
+                    f"SqliteQueue: {str(self.path)!r} has schema version {version}; this "
+                    f"databay_bus reads version {SCHEMA_VERSION} "
+                    + (
+                        "(upgrade databay_bus)"
+                        if version > SCHEMA_VERSION
+                        else "(open it once for delivery to migrate it)"
+                    )
+                )
+            self._quick_check(conn)
+            found = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
+            queue_id: str = found[0]
+        return queue_id
+
+    def file_codec(self) -> str | None:
+        """The codec the file's writer stores new records with (recorded on open)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'codec'").fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def _script(conn: sqlite3.Connection, script: str) -> None:
@@ -559,7 +854,9 @@ class SqliteQueue(RecordQueue):
                 live = sum(hi - lo + 1 for found in runs.values() for lo, hi in found)
                 chunks.append((start, end - start, live, sizes, b"".join(part)))
                 spans.extend((outlet, lo, hi) for outlet, found in runs.items() for lo, hi in found)
-        with self._write() as conn:
+        if self._corrupt is not None:
+            raise QueueCorruptError(self._corrupt, str(self.real_path), "found damaged earlier")
+        with self._write(doing="storing records") as conn:
             if cursors:
                 self._write_cursors(conn, link, cursors, now)  # first: a conflict stores nothing
             if self._last_number is None:
@@ -583,7 +880,10 @@ class SqliteQueue(RecordQueue):
         return list(range(base, base + len(encoded)))
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
-        rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
+        try:
+            rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._sqlite_error(exc, "reading due records") from exc
         found: list[StoredRun] = []
         chunk: _Chunk | None = None
         for first, last, chunk_first, count, codec, sizes, data in rows:
@@ -609,7 +909,7 @@ class SqliteQueue(RecordQueue):
 
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
         changed = 0
-        with self._write(durable=False) as conn:
+        with self._write(durable=False, doing="recording a delivery") as conn:
             runs = _runs(numbers)
             if len(runs) == 1:  # usually the batch is one whole span: move it as it is
                 lo, hi = runs[0]
@@ -641,11 +941,13 @@ class SqliteQueue(RecordQueue):
     ) -> tuple[int, list[int]]:
         retrying = 0
         dead: list[int] = []
-        with self._write(durable=False) as conn:
+        delays: dict[int, float | None] = {}  # one retry time per attempt count
+        with self._write(durable=False, doing="recording a failure") as conn:
             for span, lo, hi in self._waiting_spans(conn, link, outlet, _runs(numbers)):
-                # The span's records share their attempts: one retry time for all of them.
                 attempts = span.attempts + 1
-                delay = next_delay(attempts)
+                if attempts not in delays:
+                    delays[attempts] = next_delay(attempts)
+                delay = delays[attempts]
                 if delay is None:
                     new = (_DEAD, attempts, span.due_at, now, error)
                     first, count = self._retag(conn, span, lo, hi, new)
@@ -785,6 +1087,45 @@ class SqliteQueue(RecordQueue):
                 )
         return letters
 
+    def _do_waiting_records(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, int, float, str | None]]:
+        with self._read() as conn:
+            states = [_PENDING, _FAILED]
+            spans = [span for span, _, _ in self._selected(conn, states, link, outlet, None)]
+            cap = None if limit is None else max(0, limit)
+            entries = sorted(
+                (number, span.link, span.outlet, span)
+                for span in spans
+                for number in range(
+                    span.first,
+                    span.last + 1 if cap is None else min(span.last + 1, span.first + cap),
+                )
+            )[:cap]
+            stored = self._records(conn, [entry[0] for entry in entries])
+        found = []
+        for number, _, _, span in entries:
+            item = stored.get(number)
+            if item is not None:
+                found.append(
+                    (
+                        number,
+                        item.codec,
+                        item.data,
+                        span.link,
+                        span.outlet,
+                        span.state,
+                        span.attempts,
+                        span.due_at,
+                        span.last_error,
+                    )
+                )
+        return found
+
+    def _do_codecs(self) -> list[str]:
+        with self._read() as conn:
+            return [row[0] for row in conn.execute("SELECT DISTINCT codec FROM chunks")]
+
     def _do_replay(
         self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float
     ) -> int:
@@ -835,8 +1176,11 @@ class SqliteQueue(RecordQueue):
 
     def integrity_check(self) -> str:
         """Run SQLite's ``PRAGMA integrity_check``; ``'ok'`` when the file is sound."""
-        with self._read() as conn:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        try:
+            with self._read("checking it") as conn:
+                rows = conn.execute("PRAGMA integrity_check").fetchall()
+        except QueueCorruptError as exc:
+            return str(exc)
         return "\n".join(str(row[0]) for row in rows)
 
     # -- inlet cursors ----------------------------------------------------------------------
@@ -902,9 +1246,9 @@ class SqliteQueue(RecordQueue):
                     conn.close()  # the last one checkpoints, which fsyncs NORMAL commits
             self._connections.clear()
             self._full.clear()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"

@@ -293,7 +293,10 @@ def test_dry_run_still_checks_the_queue_arguments(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("ack_sync = 'sometimes'", r"ack_sync must be 'normal' or 'full', got 'sometimes'"),
-        ("busy_timeout = 'long'", r"busy_timeout must be seconds, got 'long'"),
+        ("busy_timeout = 'long'", r"busy_timeout must be seconds \(finite, >= 0\), got 'long'"),
+        ("busy_timeout = inf", r"busy_timeout must be seconds \(finite, >= 0\), got inf"),
+        ("busy_timeout = nan", r"busy_timeout must be seconds \(finite, >= 0\), got nan"),
+        ("file_mode = 0o7777", r"file_mode must be permission bits .* got 4095"),
     ],
 )
 def test_dry_run_checks_what_only_sqlitequeue_takes(

@@ -53,7 +53,11 @@ def _snapshot(queue: RecordQueue) -> object:
         for d in queue.dead_letters()
     ]
     waiting = [(queue.waiting(link), queue.waiting_outlets(link)) for link in LINKS]
-    return stats.records, [vars(s) for s in stats.outlets], letters, waiting
+    listed = [
+        (_number(w.id), w.link, w.outlet, w.state, w.attempts, w.due_at, w.last_error)
+        for w in queue.waiting_records(limit=20)
+    ]
+    return stats.records, [vars(s) for s in stats.outlets], letters, waiting, listed
 
 
 class _Run:
