@@ -320,8 +320,18 @@ class PipelineView:
 def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
     """Waiting deliveries of one link, read without changing the queue."""
     read = getattr(queue, "waiting_records", None)
-    if callable(read):  # an inspection API that lists waiting deliveries, when there is one
-        yield from read(key)
+    if callable(read):  # RecordQueue.waiting_records: lists without due(), changes nothing
+        for entry in read(link=key):
+            record = entry.record
+            yield {
+                "id": entry.id,
+                "link": link_id,
+                "outlet": entry.outlet,
+                "attempts": entry.attempts,
+                "last_error": entry.last_error,
+                "payload": None if record is None else record.payload,
+                "metadata": None if record is None else record.metadata,
+            }
         return
     for stats in queue.stats().outlets:
         if stats.link != key or not stats.pending:
