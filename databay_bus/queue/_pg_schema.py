@@ -11,7 +11,8 @@ Version 1, the record queue:
 * ``records`` (number, link, codec, enqueued_at, data): one row per stored record.
 * ``deliveries`` (number, outlet, link, state, attempts, due_at, updated_at, last_error,
   lease_owner, lease_until): one row per record and outlet. ``lease_owner`` is the node that
-  claimed it ('' never claimed or released, '~' taken back by the reaper), ``lease_until``
+  claimed it and, once DELIVERED, the one that acked it ('' never claimed or
+  released, '~' taken back by the reaper), ``lease_until``
   (database clock) is set while a lease is held. Partial indexes keep the claim, the reaper
   and the retention purge off finished rows.
 

@@ -769,7 +769,27 @@ class PostgresQueue(RecordQueue):
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
         q = self._q
         params = {"link": link, "outlet": outlet, "numbers": numbers, "now": now, "node": self.node}
-        return self._run(lambda conn: conn.execute(q.ack, params).rowcount)
+
+        def work(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+            acked = conn.execute(q.ack, params).rowcount
+            lost = 0
+            if acked < len(numbers):  # settled before, or leased (or acked) by another node?
+                lost = _scalar(conn, q.leased_elsewhere, params)
+            return acked, lost
+
+        acked, lost = self._run(work)
+        if lost:
+            _LOGGER.warning(
+                "%r: late ack refused for %d record(s) of link %r, outlet %r: this process "
+                "lost their lease (cut off or stalled for longer than %s s) and another "
+                "process claimed them; they will be pushed again there",
+                self,
+                lost,
+                link,
+                outlet,
+                self.lease,
+            )
+        return acked
 
     def _do_fail(
         self,
@@ -987,9 +1007,13 @@ class _Statements:
         fence = "lease_owner IN ('', %(node)s)"
         self.ack = (
             f"UPDATE {s}.deliveries SET state = {_DELIVERED}, updated_at = %(now)s, "
-            "lease_owner = '', lease_until = NULL "
+            "lease_until = NULL "
             "WHERE number = ANY(%(numbers)s) AND outlet = %(outlet)s AND link = %(link)s "
             f"AND state < 2 AND {fence}"
+        ).encode()
+        self.leased_elsewhere = (
+            f"SELECT count(*) FROM {s}.deliveries WHERE number = ANY(%(numbers)s) "
+            "AND outlet = %(outlet)s AND link = %(link)s AND lease_owner NOT IN ('', %(node)s)"
         ).encode()
         self.fail_select = (
             f"SELECT number, attempts FROM {s}.deliveries "

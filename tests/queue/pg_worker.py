@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--lease", type=float, default=2.0)
     parser.add_argument("--push-delay", type=float, default=0.05)
+    parser.add_argument("--connect-timeout", type=float, default=10.0)
     args = parser.parse_args(argv)
     queue = PostgresQueue(
         args.dsn,
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         reap_interval=args.lease / 4,
         retention=None,
         max_connections=4,
+        connect_timeout=args.connect_timeout,
     )
     inlet = TickInlet(args.folder, args.name)
     link = Link(

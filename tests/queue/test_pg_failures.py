@@ -5,15 +5,23 @@
   that was pulled was pulled by one process only.
 * ``pg_ctl restart`` under running workers (a private server, never the machine's): the
   workers reconnect, log the outage once, and lose nothing.
+* A network partition of one worker (its own network namespace, a veth pair cut with
+  ``ip link set ... down``; only namespaces this test makes): its leases expire, another
+  worker delivers its records, and its late acks are refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,23 +43,37 @@ class Cluster:
 
     def __init__(self, dsn: str, schema: str, folder: Path, **options: float) -> None:
         self.dsn, self.schema, self.folder = dsn, schema, folder
-        self.options = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+        self.options = self.flags(**options)
         self.procs: dict[str, subprocess.Popen[str]] = {}
         self.logs: list[IO[str]] = []
         self.kills = 0
 
-    def start(self, name: str) -> None:
+    @staticmethod
+    def flags(**options: float) -> list[str]:
+        return [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+
+    def start(
+        self, name: str, prefix: tuple[str, ...] = (), dsn: str | None = None, **options: float
+    ) -> None:
+        """Start worker ``name``: ``prefix`` goes before its command (``ip netns exec NS``),
+        ``options`` after the cluster's."""
+        self._start(name, prefix, dsn, [*self.options, *self.flags(**options)])
+
+    def _start(
+        self, name: str, prefix: tuple[str, ...], dsn: str | None, options: list[str]
+    ) -> None:
         log = open(self.folder / f"stderr-{name}-{len(self.logs)}.txt", "w")  # noqa: SIM115
         self.logs.append(log)
         proc = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 str(WORKER),
-                self.dsn,
+                dsn or self.dsn,
                 self.schema,
                 str(self.folder),
                 name,
-                *self.options,
+                *options,
             ],
             stdout=subprocess.PIPE,
             stderr=log,
@@ -191,3 +213,143 @@ def test_database_restart_under_running_workers(
     errors = cluster.stderr()
     assert errors.count("lost the connection") == 2, errors  # once per worker
     assert errors.count("again after") == 2, errors
+
+
+class Proxy:
+    """A TCP forwarder from ``listen`` (an address in the veth's subnet) to ``target``."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
+        self.target = target
+        self.server = socket.create_server(listen)
+        self.sockets: list[socket.socket] = [self.server]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True, name="test-proxy").start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                return
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.closed = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def netns() -> Iterator[tuple[str, str, str, str]]:
+    """A network namespace joined to this one by a veth pair: (ns, our veth, our address,
+    its address). Skipped where ``ip netns`` is not permitted; removed afterwards."""
+    tag = secrets.token_hex(3)
+    ns, here, there = f"dbb{tag}", f"vb{tag}a", f"vb{tag}b"
+    subnet = f"10.{200 + int(tag[:2], 16) % 50}.{int(tag[2:4], 16)}"
+    ours, theirs = f"{subnet}.1", f"{subnet}.2"
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("the partition test needs root and iproute2 (ip netns)")
+    try:
+        _ip("netns", "add", ns)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"ip netns is not permitted here: {getattr(exc, 'stderr', exc)!r}")
+    try:
+        _ip("link", "add", here, "type", "veth", "peer", "name", there)
+        _ip("link", "set", there, "netns", ns)
+        _ip("addr", "add", f"{ours}/30", "dev", here)
+        _ip("link", "set", here, "up")
+        _ip("netns", "exec", ns, "ip", "addr", "add", f"{theirs}/30", "dev", there)
+        _ip("netns", "exec", ns, "ip", "link", "set", there, "up")
+        _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield ns, here, ours, theirs
+    finally:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            _ip("link", "del", here)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            _ip("netns", "del", ns)
+
+
+def test_partitioned_worker_loses_its_leases_and_its_late_acks_are_refused(
+    postgres_dsn: str,
+    pg_schema: str,
+    netns: tuple[str, str, str, str],
+    cluster_factory: Callable[..., Cluster],
+    wait_until: Callable[..., None],
+) -> None:
+    """w1 runs in its own network namespace and reaches the database through a veth pair
+    and a forwarder; the pair is cut while w1 holds leases, then joined again."""
+    ns, veth, ours, _ = netns
+    info = psycopg.conninfo.conninfo_to_dict(postgres_dsn)
+    proxy = Proxy((ours, 0), (str(info.get("host", "127.0.0.1")), int(info.get("port", 5432))))
+    try:
+        port = proxy.server.getsockname()[1]
+        cut_off_dsn = psycopg.conninfo.make_conninfo(
+            postgres_dsn,
+            host=ours,
+            port=port,
+            tcp_user_timeout=2000,
+            keepalives_idle=1,
+            keepalives_interval=1,
+            keepalives_count=2,
+        )
+        cluster = cluster_factory(postgres_dsn, pg_schema, lease=2.0, push_delay=0.02)
+        cluster.start("w2")
+        cluster.start(
+            "w1",
+            prefix=("ip", "netns", "exec", ns),
+            dsn=cut_off_dsn,
+            push_delay=0.5,
+            connect_timeout=2,
+        )
+        w1 = cluster.procs["w1"].pid
+
+        def held_by_w1() -> list[int]:
+            with psycopg.connect(postgres_dsn) as conn:
+                rows = conn.execute(
+                    f'SELECT number FROM "{pg_schema}".deliveries WHERE state < 2 AND '
+                    f"lease_until IS NOT NULL AND lease_owner LIKE '%:{w1}:%'".encode()
+                ).fetchall()
+            return [int(row[0]) for row in rows]
+
+        wait_until(lambda: held_by_w1(), timeout=30, message="w1 to hold leases")
+        _ip("link", "set", veth, "down")  # the partition
+        held = held_by_w1()
+        assert held
+
+        def delivered_by_others() -> bool:
+            with psycopg.connect(postgres_dsn) as conn:
+                row = conn.execute(
+                    f'SELECT count(*) FROM "{pg_schema}".deliveries WHERE number = ANY(%s) '
+                    "AND state = 2".encode(),
+                    [held],
+                ).fetchone()
+            return bool(row and row[0] == len(held))
+
+        wait_until(delivered_by_others, timeout=30, message="w2 to take over w1's leases")
+        _ip("link", "set", veth, "up")  # the partition heals
+        wait_until(
+            lambda: "late ack refused" in cluster.stderr(), timeout=60, message="w1's late ack"
+        )
+        cluster.finish(wait_until)
+        check(cluster, max_duplicates=2 * BATCH_SIZE)
+    finally:
+        proxy.close()

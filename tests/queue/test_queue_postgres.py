@@ -219,7 +219,10 @@ class TestLeases:
         assert payloads(a.due("L", "out", 10)) == [3]  # a failed delivery is free again
 
     def test_expired_lease_is_reaped_and_its_late_ack_refused(
-        self, make_postgres: Callable[..., PostgresQueue], wait_until: Callable[..., None]
+        self,
+        make_postgres: Callable[..., PostgresQueue],
+        wait_until: Callable[..., None],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """A node that stops renewing loses its records to another after the lease."""
         a = make_postgres(lease=1.0, renew_interval=0.5, reap_interval=0.2)
@@ -231,8 +234,13 @@ class TestLeases:
         assert a._keeper is not None
         a._keeper.join(10)
         wait_until(lambda: b.due("L", "out", 10) != [], timeout=15)
+        caplog.set_level(logging.WARNING, "databay_bus.queue.postgres")
         assert a.ack("L", "out", ids) == 0  # late: b owns them now
         assert b.ack("L", "out", ids) == 2
+        assert b.ack("L", "out", ids) == 0  # acking twice is quiet
+        assert a.ack("L", "out", ids) == 0  # still refused after b acked them
+        refused = [r.getMessage() for r in caplog.records if "late ack refused" in r.getMessage()]
+        assert len(refused) == 2 and "2 record(s)" in refused[0]
 
     def test_renewal_moves_the_lease_end_on_the_database_clock(
         self, make_postgres: Callable[..., PostgresQueue], postgres_dsn: str, pg_schema: str
