@@ -1,9 +1,10 @@
 """The source side of a transfer: inlet cursors, and telling inlets when their records are safe.
 
 In ``pull(update)`` an inlet reads its last committed cursor as ``update.cursor`` and stages
-the next one with ``update.commit_cursor(value)``. The link runs each inlet's pull with a
-:class:`PullCursor` marked as current (a context variable, set in the pull's own thread or
-task), which is how the one Update knows which inlet asks; after the pulls a
+the next one with ``update.commit_cursor(value)``. The link runs each inlet's pull with
+``(its SourceSide, the inlet)`` marked as current (a context variable, set in the pull's own
+thread or task: :func:`enter_pull`), which is how the one Update knows which inlet asks; the
+inlet's :class:`PullCursor` is made only when it asks. After the pulls the
 :class:`SourceSide` holds what they staged and the records each inlet produced. The link's
 delivery commits the cursors (the queued one in the enqueue transaction, the direct one
 once every outlet took the records), then the inlets hear ``on_records_safe`` — or
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from databay_bus._concurrency import io_pool, is_async_callable
@@ -27,18 +28,33 @@ if TYPE_CHECKING:
     from databay_bus.inlets.base import Inlet
     from databay_bus.update import Update
 
-__all__ = ["CursorSource", "PullCursor", "SourceSide", "current_pull", "has_ack_hooks"]
+__all__ = ["CursorSource", "PullCursor", "SourceSide", "current_pull", "enter_pull", "leave_pull"]
 
 _LOGGER = logging.getLogger(__name__)
-_CURRENT: contextvars.ContextVar[PullCursor | None] = contextvars.ContextVar(
+_CURRENT: contextvars.ContextVar[tuple[SourceSide, Inlet] | None] = contextvars.ContextVar(
     "databay_bus_pull", default=None
 )
 
 
+def enter_pull(
+    side: SourceSide, inlet: Inlet
+) -> contextvars.Token[tuple[SourceSide, Inlet] | None]:
+    """Mark ``inlet``'s pull of ``side``'s transfer as running in this thread or task; pass
+    the result to :func:`leave_pull` when the pull returns."""
+    return _CURRENT.set((side, inlet))
+
+
+def leave_pull(token: contextvars.Token[Any]) -> None:
+    """The pull marked by :func:`enter_pull` returned."""
+    _CURRENT.reset(token)
+
+
 def current_pull(update: Update) -> PullCursor | None:
-    """The pull running in this thread or task for ``update``, or None outside one."""
-    pull = _CURRENT.get()
-    return pull if pull is not None and pull.update is update else None
+    """The cursor of the pull running in this thread or task for ``update``, or None."""
+    marked = _CURRENT.get()
+    if marked is None or marked[0].update is not update:
+        return None
+    return marked[0].cursor_for(marked[1])
 
 
 class CursorSource(Protocol):
@@ -48,56 +64,31 @@ class CursorSource(Protocol):
         """The committed cursor of the link's inlet named ``inlet``, or None."""
 
 
-def has_ack_hooks(inlet: Inlet) -> bool:
-    """True when ``inlet`` overrides ``on_records_safe`` or ``on_records_failed``."""
-    from databay_bus.inlets.base import Inlet
-
-    kind = type(inlet)
-    return (
-        kind.on_records_safe is not Inlet.on_records_safe
-        or kind.on_records_failed is not Inlet.on_records_failed
-    )
-
-
 class PullCursor:
-    """One inlet's cursor during one pull: read lazily, staged at most once."""
+    """One inlet's cursor during one pull: read lazily, staged at most once.
 
-    __slots__ = ("_loaded", "_source", "_value", "_version", "inlet", "open", "staged", "update")
+    One is made per inlet and transfer, so the defaults are class attributes: construction
+    sets three attributes only.
+    """
 
-    def __init__(self, inlet: Inlet, update: Update, source: CursorSource) -> None:
+    #: The cursor to write, once ``commit_cursor`` was called.
+    staged: CursorWrite | None = None
+    #: True while the pull runs; reads and commits after it are refused.
+    open = True
+    _value: Any = None
+    _version = -1  # -1: not read yet
+
+    def __init__(self, inlet: Inlet, source: CursorSource) -> None:
         self.inlet = inlet
-        self.update = update
         self._source = source
-        self._loaded = False
-        self._value: Any = None
-        self._version = 0
-        #: The cursor to write, once ``commit_cursor`` was called.
-        self.staged: CursorWrite | None = None
-        #: True while the pull runs; reads and commits after it are refused.
-        self.open = True
 
     def _load(self) -> None:
-        if not self._loaded:
+        if self._version < 0:
             stored = self._source.read_cursor(self.inlet.name)
-            if stored is not None:
+            if stored is None:
+                self._version = 0
+            else:
                 self._value, self._version = stored.value, stored.version
-            self._loaded = True
-
-    def run(self, pull: Callable[[Update], Any]) -> Any:
-        """``pull(update)`` with this cursor current (in this thread or task)."""
-        token = _CURRENT.set(self)
-        try:
-            return pull(self.update)
-        finally:
-            _CURRENT.reset(token)
-
-    async def run_async(self, pull: Callable[[Update], Awaitable[Any]]) -> Any:
-        """``await pull(update)`` with this cursor current (in this task)."""
-        token = _CURRENT.set(self)
-        try:
-            return await pull(self.update)
-        finally:
-            _CURRENT.reset(token)
 
     def read(self) -> Any:
         """``update.cursor``: the last committed value (None before the first commit)."""
@@ -126,35 +117,54 @@ class PullCursor:
 class SourceSide:
     """What the pulls of one transfer staged, and whom to tell that their records are safe.
 
+    One is made per transfer that pulls; what no inlet uses is never built (the defaults are
+    class attributes).
+
     Args:
         update: the transfer's Update.
+        source: where committed cursors are read (the link's delivery).
     """
 
-    __slots__ = ("_hooked", "_pulls", "unsafe", "unsafe_error", "update")
+    _pulls: dict[int, PullCursor] | None = None
+    _hooked: list[tuple[Inlet, list[Record]]] | None = None
+    #: Records the delivery could not store (a codec error under ignore_exceptions).
+    unsafe: list[Record] | None = None
+    #: Why the last of :attr:`unsafe` could not be stored.
+    unsafe_error: BaseException | None = None
 
-    def __init__(self, update: Update) -> None:
+    def __init__(self, update: Update, source: CursorSource) -> None:
         self.update = update
-        self._pulls: list[PullCursor] = []
-        self._hooked: list[tuple[Inlet, list[Record]]] = []
-        #: Records the delivery could not store (a codec error under ignore_exceptions).
-        self.unsafe: list[Record] = []
-        #: Why the last of :attr:`unsafe` could not be stored.
-        self.unsafe_error: BaseException | None = None
+        self.source = source
 
-    def begin(self, inlet: Inlet, source: CursorSource) -> PullCursor:
-        """The cursor of ``inlet``'s pull in this transfer."""
-        pull = PullCursor(inlet, self.update, source)
-        self._pulls.append(pull)
+    def cursor_for(self, inlet: Inlet) -> PullCursor:
+        """The cursor of ``inlet``'s pull in this transfer (made on first use)."""
+        pulls = self._pulls
+        if pulls is None:
+            pulls = self._pulls = {}
+        pull = pulls.get(id(inlet))
+        if pull is None:
+            pull = pulls[id(inlet)] = PullCursor(inlet, self.source)
         return pull
 
-    def pulled(self, pull: PullCursor, result: object) -> None:
-        """Close a pull; ``result`` is its records, or the exception it raised."""
-        inlet = pull.inlet
-        pull.open = False
-        if not isinstance(result, list):
-            pull.staged = None  # a failed pull commits nothing: its window is read again
-        elif result and has_ack_hooks(inlet):
+    def done(self, inlet: Inlet, result: object) -> None:
+        """``inlet``'s pull ended; ``result`` is its records, or the exception it raised."""
+        if self._pulls is not None:
+            pull = self._pulls.get(id(inlet))
+            if pull is not None:
+                pull.open = False
+                if not isinstance(result, list):
+                    pull.staged = None  # a failed pull commits nothing: its window comes again
+        if inlet._acks_safe and result and isinstance(result, list):
+            if self._hooked is None:
+                self._hooked = []
             self._hooked.append((inlet, result))
+
+    def not_stored(self, record: Record, error: BaseException) -> None:
+        """The delivery could not store ``record`` (its inlet will hear it is not safe)."""
+        if self.unsafe is None:
+            self.unsafe = []
+        self.unsafe.append(record)
+        self.unsafe_error = error
 
     def cursors(self) -> dict[str, CursorWrite]:
         """The staged cursors by inlet name.
@@ -163,7 +173,7 @@ class SourceSide:
             CursorError: two inlets of the link with the same name staged one.
         """
         staged: dict[str, CursorWrite] = {}
-        for pull in self._pulls:
+        for pull in (self._pulls or {}).values():
             if pull.staged is None:
                 continue
             name = pull.inlet.name
@@ -178,23 +188,26 @@ class SourceSide:
     @property
     def quiet(self) -> bool:
         """True when there is nothing to commit and no one to tell."""
-        return not self._hooked and all(pull.staged is None for pull in self._pulls)
+        if self._hooked:
+            return False
+        return self._pulls is None or all(p.staged is None for p in self._pulls.values())
 
     def _split(self) -> list[tuple[Inlet, list[Record], list[Record]]]:
         """Each hooked inlet's records, as (safe, unsafe)."""
+        hooked = self._hooked or []
         if not self.unsafe:
-            return [(inlet, records, []) for inlet, records in self._hooked]
+            return [(inlet, records, []) for inlet, records in hooked]
         bad = {id(record) for record in self.unsafe}
-        known = {id(record) for _, records in self._hooked for record in records}
+        known = {id(record) for _, records in hooked for record in records}
         if not bad <= known:  # processors replaced records: no telling which: none is safe
-            return [(inlet, [], records) for inlet, records in self._hooked]
+            return [(inlet, [], records) for inlet, records in hooked]
         return [
             (
                 inlet,
                 [r for r in records if id(r) not in bad],
                 [r for r in records if id(r) in bad],
             )
-            for inlet, records in self._hooked
+            for inlet, records in hooked
         ]
 
     def notify(self, error: BaseException | None) -> None:
@@ -223,7 +236,7 @@ class SourceSide:
     def _calls(self, error: BaseException | None) -> list[tuple[Inlet, list[Record], list[Record]]]:
         if error is None:
             return self._split()
-        return [(inlet, [], records) for inlet, records in self._hooked]
+        return [(inlet, [], records) for inlet, records in self._hooked or []]
 
 
 def _hook_calls(

@@ -36,7 +36,7 @@ from databay_bus._validation import (
     coerce_interval,
     positive_int,
 )
-from databay_bus.cursors import PullCursor, SourceSide
+from databay_bus.cursors import SourceSide, enter_pull, leave_pull
 from databay_bus.delivery.base import Lane, Outcome
 from databay_bus.delivery.direct import DirectDelivery
 from databay_bus.errors import (
@@ -525,15 +525,11 @@ class Link:
         try:
             records: list[Record] = []
             if delivery.may_pull(run.update):
-                source = SourceSide(run.update)
-                pulls = [source.begin(inlet, delivery) for inlet in inlets]
-                calls = [
-                    functools.partial(_pull_sync, inlet, pull)
-                    for inlet, pull in zip(inlets, pulls, strict=True)
-                ]
+                source = SourceSide(run.update, delivery)
+                calls = [functools.partial(_pull_sync, inlet, source) for inlet in inlets]
                 pulled = run_parallel(calls, self.inlet_concurrency)
-                for inlet, pull, result in zip(inlets, pulls, pulled, strict=True):
-                    source.pulled(pull, result)
+                for inlet, result in zip(inlets, pulled, strict=True):
+                    source.done(inlet, result)
                     self._collect(inlet, result, records, run)
                 if source.quiet:
                     source = None
@@ -586,12 +582,11 @@ class Link:
             else:
                 may_pull = delivery.may_pull(run.update)
             if may_pull:
-                source = SourceSide(run.update)
-                pulls = [source.begin(inlet, delivery) for inlet in inlets]
+                source = SourceSide(run.update, delivery)
                 results: list[list[Record] | BaseException]
                 if len(inlets) == 1:
                     try:
-                        pulled = await _pull_value(inlets[0], pulls[0], loop)
+                        pulled = await _pull_value(inlets[0], source, loop)
                         results = [wrap_pulled(inlets[0], pulled)]
                     except Exception as exc:
                         results = [exc]
@@ -602,24 +597,25 @@ class Link:
                         else None
                     )
                     results = await gather_results(
-                        [
-                            _pull_gated(inlet, pull, gate, loop)
-                            for inlet, pull in zip(inlets, pulls, strict=True)
-                        ]
+                        [_pull_gated(inlet, source, gate, loop) for inlet in inlets]
                     )
-                for inlet, pull, result in zip(inlets, pulls, results, strict=True):
-                    source.pulled(pull, result)
+                for inlet, result in zip(inlets, results, strict=True):
+                    source.done(inlet, result)
                     self._collect(inlet, result, records, run)
                 if source.quiet:
                     source = None
             run.pulled = len(records)
             records = self._process(records, run.update)
             admit: Callable[..., list[Lane]] = delivery.admit
-            args = (records, outlets, run.update) if source is None else (
-                records,
-                outlets,
-                run.update,
-                source,
+            args = (
+                (records, outlets, run.update)
+                if source is None
+                else (
+                    records,
+                    outlets,
+                    run.update,
+                    source,
+                )
             )
             if delivery.blocking:
                 lanes = await loop.run_in_executor(io_pool(), admit, *args)
@@ -898,8 +894,30 @@ def _raise_first(outcomes: list[Any]) -> None:
             raise outcome
 
 
-def _pull_sync(inlet: Inlet, pull: PullCursor) -> list[Record]:
-    return wrap_pulled(inlet, pull.run(inlet.pull))
+def _pull_sync(inlet: Inlet, source: SourceSide) -> list[Record]:
+    token = enter_pull(source, inlet)  # update.cursor knows which inlet asks
+    try:
+        return wrap_pulled(inlet, inlet.pull(source.update))
+    finally:
+        leave_pull(token)
+
+
+def _pull_marked(inlet: Inlet, source: SourceSide) -> Any:
+    """A synchronous pull on a worker thread, marked for ``update.cursor``."""
+    token = enter_pull(source, inlet)
+    try:
+        return inlet.pull(source.update)
+    finally:
+        leave_pull(token)
+
+
+async def _pull_async(inlet: Inlet, source: SourceSide) -> Any:
+    """An ``async def pull``, marked for ``update.cursor`` in this task."""
+    token = enter_pull(source, inlet)
+    try:
+        return await inlet.pull(source.update)
+    finally:
+        leave_pull(token)
 
 
 async def _acquire_off_loop(lock: threading.Lock, loop: asyncio.AbstractEventLoop) -> None:
@@ -936,21 +954,24 @@ def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
 
 
 def _pull_value(
-    inlet: Inlet, pull: PullCursor, loop: asyncio.AbstractEventLoop
+    inlet: Inlet, source: SourceSide, loop: asyncio.AbstractEventLoop
 ) -> Awaitable[Any]:
     """What to await for ``inlet``'s pull: its coroutine, or the sync pull on the I/O pool."""
     if inlet._pull_is_async:
-        return pull.run_async(inlet.pull)
-    return loop.run_in_executor(io_pool(), pull.run, inlet.pull)
+        return _pull_async(inlet, source)
+    return loop.run_in_executor(io_pool(), _pull_marked, inlet, source)
 
 
 async def _pull_gated(
-    inlet: Inlet, pull: PullCursor, gate: asyncio.Semaphore | None, loop: asyncio.AbstractEventLoop
+    inlet: Inlet,
+    source: SourceSide,
+    gate: asyncio.Semaphore | None,
+    loop: asyncio.AbstractEventLoop,
 ) -> list[Record]:
     """One inlet's pull; with a ``gate``, only while holding it (None: no limit to keep)."""
     if gate is None:
-        value = await _pull_value(inlet, pull, loop)
+        value = await _pull_value(inlet, source, loop)
     else:
         async with gate:
-            value = await _pull_value(inlet, pull, loop)
+            value = await _pull_value(inlet, source, loop)
     return wrap_pulled(inlet, value)

@@ -119,7 +119,8 @@ class Delivery(abc.ABC):
 
         ``source`` (given only when an inlet staged a cursor or waits to hear that its records
         are safe): a :attr:`safe_on_admit` delivery stores ``source.cursors()`` with the
-        records, and adds to ``source.unsafe`` any record it could not store.
+        records, and reports with ``source.not_stored(record, error)`` any record it could not
+        store.
         """
 
     def read_cursor(self, inlet: str) -> StoredCursor | None:

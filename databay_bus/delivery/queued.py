@@ -261,8 +261,7 @@ class QueueDelivery(Delivery):
         def skip(record: Record, exc: RecordEncodeError) -> None:
             _LOGGER.error("%s: record not queued: %s", update, exc, exc_info=exc)
             if source is not None:
-                source.unsafe.append(record)
-                source.unsafe_error = exc
+                source.not_stored(record, exc)
 
         self.queue.enqueue(
             self.key,

@@ -35,6 +35,12 @@ class Inlet(Node, abc.ABC):
         optional_mapping(metadata, "metadata", type(self).__name__)
         self._metadata: dict[str, Any] = {} if metadata is None else metadata
         self._pull_is_async = is_async_callable(self.pull)
+        kind = type(self)
+        #: True when the inlet overrides on_records_safe or on_records_failed.
+        self._acks_safe = (
+            kind.on_records_safe is not Inlet.on_records_safe
+            or kind.on_records_failed is not Inlet.on_records_failed
+        )
         if not self._pull_is_async and (
             is_async_callable(self.on_records_safe) or is_async_callable(self.on_records_failed)
         ):
