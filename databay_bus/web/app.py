@@ -253,6 +253,8 @@ class WebInterface:
         if match.http_exception is not None:  # 404/405: nothing to protect
             raise match.http_exception
         needed: Role | None = getattr(match.handler, "needs_role", Role.ADMINISTRATOR)
+        if isinstance(match.route.resource, web.StaticResource):
+            needed = None  # the style sheet, also for the login page
         api = self._is_api(request)
         principal, new_session = self._identify(request)
         if principal is None and needed is not None and request.headers.get("Authorization"):

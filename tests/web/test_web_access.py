@@ -85,6 +85,11 @@ def test_two_interfaces_keep_their_metrics_apart(setup: Setup, tmp_path: Path) -
     assert not [m for m in REGISTRY.collect() if m.name.startswith("databay_bus")]
 
 
+def test_the_style_sheet_needs_no_login(setup: Setup) -> None:
+    reply = setup.client.get("/static/style.css")
+    assert reply.status == 200 and "state-failing" in reply.text
+
+
 def test_pages_redirect_to_the_login_form(setup: Setup) -> None:
     reply = setup.client.get("/dead?link=numbers")
     assert reply.status == 303
