@@ -191,6 +191,17 @@ def check_cron_schedules(out: str, tmp: Path) -> None:
     assert len(lines_matching(r"seconds\.\d+ ran at \d\d:\d\d:\d\d", out)) >= 2
 
 
+def check_web_interface(out: str, tmp: Path) -> None:
+    assert re.match(r"serving http://127\.0\.0\.1:\d+ as DEMO \(log in as admin / demo\)", out)
+    assert "readyz: ready" in out
+    orders = re.search(
+        r"^orders: (ok|failing), (\d+) transfers, (\d+) pulled, (\d+) dead$", out, re.M
+    )
+    assert orders and int(orders.group(2)) >= 3 and int(orders.group(4)) >= 3
+    assert re.search(r"^sensors: ok, \d+ transfers, \d+ pulled, 0 dead$", out, re.M)
+    assert re.search(r'^metrics: databay_bus_transfers_total\{link="orders"\} \d+\.0$', out, re.M)
+
+
 CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "basic_inlet.py": (["--transfers", "3"], check_basic_inlet),
     "basic_outlet.py": (["--transfers", "3"], check_basic_outlet),
@@ -221,6 +232,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
         ["--transfers", "2", "--path", "{tmp}/changes.db"],
         check_incremental_cursor,
     ),
+    "web_interface.py": (["--transfers", "3", "--port", "0"], check_web_interface),
 }
 
 
