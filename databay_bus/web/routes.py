@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from databay_bus.errors import ConfigError, ConfigurationError, PlannerStateError
+from databay_bus.errors import ConfigError, ConfigurationError, DatabayBusError, PlannerStateError
 from databay_bus.web.auth import Role
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def json_error(status: int, message: str, **extra: Any) -> web.HTTPException:
         web.HTTPTooManyRequests,
         web.HTTPServiceUnavailable,
         web.HTTPUnprocessableEntity,
+        web.HTTPNotImplemented,
     )
     cls = next((c for c in classes if c.status_code == status), web.HTTPBadRequest)
     return cls(text=body, content_type="application/json")
@@ -410,6 +411,10 @@ class Routes:
         if link is not None and self.web.view.find(link) is None:
             raise json_error(404, f"no link {link!r}")
         rows = self.web.view.export_rows(what, link)
+        try:  # the first rows before any byte is sent: a failure is still a clean error
+            chunk = await self._run(lambda: list(itertools.islice(rows, 500)))
+        except DatabayBusError as exc:
+            raise json_error(501, f"cannot export {what} entries: {exc}") from None
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/csv; charset=utf-8"
@@ -422,16 +427,14 @@ class Routes:
         if fmt == "csv":
             await response.write(_csv_line(_COLUMNS))
         count = 0
-        while True:
-            chunk = await self._run(lambda: list(itertools.islice(rows, 500)))
-            if not chunk:
-                break
+        while chunk:
             count += len(chunk)
             if fmt == "csv":
                 data = b"".join(_csv_line([_cell(row.get(c)) for c in _COLUMNS]) for row in chunk)
             else:
                 data = b"".join((_dumps(row) + "\n").encode() for row in chunk)
             await response.write(data)
+            chunk = await self._run(lambda: list(itertools.islice(rows, 500)))
         await response.write_eof()
         _LOGGER.info("exported %d %s rows as %s", count, what, fmt)
         return response

@@ -318,42 +318,16 @@ class PipelineView:
 
 
 def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
-    """Waiting deliveries of one link, read without changing the queue."""
-    read = getattr(queue, "waiting_records", None)
-    if callable(read):  # RecordQueue.waiting_records: lists without due(), changes nothing
-        for entry in read(link=key):
-            record = entry.record
-            yield {
-                "id": entry.id,
-                "link": link_id,
-                "outlet": entry.outlet,
-                "attempts": entry.attempts,
-                "last_error": entry.last_error,
-                "payload": None if record is None else record.payload,
-                "metadata": None if record is None else record.metadata,
-            }
-        return
-    for stats in queue.stats().outlets:
-        if stats.link != key or not stats.pending:
-            continue
-        for record in _far_future_due(queue, key, stats.outlet, stats.pending):
-            yield {
-                "id": record.id,
-                "link": link_id,
-                "outlet": stats.outlet,
-                "payload": record.payload,
-                "metadata": record.metadata,
-            }
-
-
-def _far_future_due(queue: Any, key: str, outlet: str, count: int) -> list[Any]:
-    """``due()`` as seen a century ahead: retrying deliveries included. ``due`` only reads."""
-    due_runs = queue._do_due(key, outlet, count, 4.1e9)
-    records = []
-    for run in due_runs:
-        for item in run.records():
-            try:
-                records.append(queue._decode(item))
-            except Exception:
-                continue
-    return records
+    """Waiting deliveries of one link (retrying ones included), read without changing the
+    queue (``RecordQueue.waiting_records``; a backend without it raises QueueError)."""
+    for entry in queue.waiting_records(link=key):
+        record = entry.record
+        yield {
+            "id": entry.id,
+            "link": link_id,
+            "outlet": entry.outlet,
+            "attempts": entry.attempts,
+            "last_error": entry.last_error,
+            "payload": None if record is None else record.payload,
+            "metadata": None if record is None else record.metadata,
+        }

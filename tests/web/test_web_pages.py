@@ -13,7 +13,7 @@ import pytest
 from web_fakes import PIPELINE, Setup, dead_letter
 
 from databay_bus import Link, Record
-from databay_bus.errors import ConfigurationError
+from databay_bus.errors import ConfigurationError, QueueError
 from databay_bus.planners import ApsPlanner
 from databay_bus.queue import SqliteQueue
 from databay_bus.testing import FakeClock
@@ -369,3 +369,15 @@ def test_users_file(tmp_path: Path) -> None:
         web_settings({"users_file": "bad.toml"}, tmp_path)
     with pytest.raises(ConfigurationError, match=r"web\.users_file: cannot read"):
         web_settings({"users_file": "none.toml"}, tmp_path)
+
+
+def test_a_queue_that_cannot_list_waiting_records_is_a_clear_error(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(**kwargs: object) -> None:
+        raise QueueError("this backend cannot list waiting records")
+
+    monkeypatch.setattr(setup.queue, "waiting_records", refuse)
+    reply = setup.client.api("GET", "/api/export?what=pending", "vic")
+    assert reply.status == 501
+    assert "cannot list waiting records" in reply.json()["error"]
