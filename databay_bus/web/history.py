@@ -1,8 +1,11 @@
 """Run history: one entry per transfer (when, how long, counts, error), kept for a life span.
 
-With a :class:`~databay_bus.queue.SqliteQueue` the entries go to a ``web_history`` table in the
-queue's own file (its own connection, WAL, so a running queue is never blocked for long); with
-any other queue, or none, they stay in memory. Entries older than ``life_span`` seconds are
+With a :class:`~databay_bus.queue.PostgresQueue` the entries go to a ``web_history`` table in
+the queue's schema, through the queue's own connections, so that an interface on any host shows
+the transfers of every process sharing the pipeline (each entry names its process). With a
+:class:`~databay_bus.queue.SqliteQueue` they go to a ``web_history`` table in the queue's own
+file (its own connection, WAL, so a running queue is never blocked for long); with any other
+queue, or none, they stay in memory. Entries older than ``life_span`` seconds are
 removed as new ones arrive (Databus's ``log_life_span``). Writes happen on the planner's
 observer thread, never in a transfer.
 """
@@ -28,6 +31,7 @@ from databay_bus.observers import Event, Observer, TransferCompleted, TransferFa
 __all__ = [
     "HistoryObserver",
     "MemoryHistory",
+    "PostgresHistory",
     "RunEntry",
     "RunHistory",
     "SqliteHistory",
@@ -85,6 +89,8 @@ class RunHistory(abc.ABC):
         self.max_entries = max_entries
         self.clock: Clock = clock or SystemClock()
         self._added = 0
+        #: How this process's entries name it (a PostgresQueue's node name when shared).
+        self.process = process_name()
 
     def add(self, entry: RunEntry) -> None:
         """Store ``entry``; now and then remove entries past the life span."""
@@ -239,10 +245,100 @@ class SqliteHistory(RunHistory):
             self._conn.close()
 
 
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {s}.web_history (
+    link text NOT NULL,
+    number bigint NOT NULL,
+    finished_at double precision NOT NULL,
+    duration double precision NOT NULL,
+    pulled bigint NOT NULL,
+    pushed text NOT NULL,
+    failed boolean NOT NULL,
+    error text,
+    process text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_history_by_time ON {s}.web_history (finished_at);
+CREATE INDEX IF NOT EXISTS web_history_by_link ON {s}.web_history (link, finished_at)
+"""
+
+
+class PostgresHistory(RunHistory):
+    """Run history in a ``web_history`` table of a PostgresQueue's schema, shared by every
+    process (and host) using that queue.
+
+    Args:
+        queue: the PostgresQueue; its connections (and reconnects) are used.
+    """
+
+    def __init__(self, queue: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = queue
+        self.process = str(getattr(queue, "node", self.process))
+        self._table = ".".join(['"' + str(queue.schema).replace('"', '""') + '"', "web_history"])
+        schema = self._table.rsplit(".", 1)[0]
+        statements = [part.strip() for part in _PG_SCHEMA.format(s=schema).split(";")]
+
+        def create(conn: Any) -> None:
+            for statement in statements:
+                if statement:
+                    conn.execute(statement.encode())
+
+        queue._run(create)
+
+    def _add(self, entry: RunEntry) -> None:
+        row = (
+            entry.link,
+            entry.number,
+            entry.finished_at,
+            entry.duration,
+            entry.pulled,
+            json.dumps(entry.pushed),
+            entry.failed,
+            entry.error,
+            entry.process,
+        )
+        sql = f"INSERT INTO {self._table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        self.queue._run(lambda conn: conn.execute(sql.encode(), row))
+
+    def _prune(self, before: float) -> int:
+        sql = f"DELETE FROM {self._table} WHERE finished_at < %s"
+        count: int = self.queue._run(lambda conn: conn.execute(sql.encode(), [before]).rowcount)
+        return count
+
+    def set_error(self, link: str, number: int, error: str) -> None:
+        sql = (
+            f"UPDATE {self._table} SET error = %s WHERE ctid = (SELECT ctid FROM {self._table} "
+            f"WHERE link = %s AND number = %s AND process = %s ORDER BY finished_at DESC LIMIT 1)"
+        )
+        args = [error, link, number, self.process]
+        self.queue._run(lambda conn: conn.execute(sql.encode(), args))
+
+    def recent(self, link: str | None = None, limit: int = 100) -> list[RunEntry]:
+        sql = f"SELECT * FROM {self._table}"
+        args: list[Any] = []
+        if link is not None:
+            sql += " WHERE link = %s"
+            args.append(link)
+        sql += " ORDER BY finished_at DESC LIMIT %s"
+        args.append(limit)
+        rows = self.queue._run(lambda conn: conn.execute(sql.encode(), args).fetchall())
+        return [
+            RunEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bool(r[6]), r[7], r[8])
+            for r in rows
+        ]
+
+
 def history_for(
     queues: Sequence[Any], life_span: float | None, clock: Clock | None = None
 ) -> RunHistory:
-    """A history in the first SQLite queue's file among ``queues``, else in memory."""
+    """A history in the database of the first PostgreSQL queue among ``queues`` (shared by
+    every process), else in the first SQLite queue's file, else in memory."""
+    for queue in queues:
+        if type(queue).__name__ == "PostgresQueue":
+            try:
+                return PostgresHistory(queue, life_span=life_span, clock=clock)
+            except Exception as exc:
+                _LOGGER.warning("run history cannot use %r (%s); keeping it elsewhere", queue, exc)
     for queue in queues:
         path = getattr(queue, "path", None)
         if type(queue).__name__ == "SqliteQueue" and path is not None and Path(path).exists():
@@ -264,7 +360,7 @@ class HistoryObserver(Observer):
 
     def __init__(self, history: RunHistory) -> None:
         self.history = history
-        self.process = process_name()
+        self.process = history.process
 
     def notify(self, event: Event) -> None:
         if isinstance(event, TransferCompleted):

@@ -208,6 +208,10 @@ class Routes:
         return web.json_response(detail)
 
     @needs(Role.VIEWER)
+    async def api_nodes(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"nodes": await self._run(self.web.view.nodes)})
+
+    @needs(Role.VIEWER)
     async def api_queue(self, request: web.Request) -> web.StreamResponse:
         def stats() -> list[dict[str, Any]]:
             seen: set[int] = set()
@@ -598,6 +602,7 @@ class Routes:
         r.add_get("/api/links", self.api_overview)
         r.add_get("/api/links/{link}", self.api_link)
         r.add_get("/api/queue", self.api_queue)
+        r.add_get("/api/nodes", self.api_nodes)
         r.add_get("/api/dead", self.api_dead)
         r.add_post("/api/dead/replay", self.api_settle("replay"))
         r.add_post("/api/dead/drop", self.api_settle("drop"))

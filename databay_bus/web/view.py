@@ -25,7 +25,7 @@ from databay_bus.observers import (
     TransferStarted,
 )
 from databay_bus.web.control import Control
-from databay_bus.web.history import RunHistory, link_label, process_name
+from databay_bus.web.history import RunHistory, link_label
 
 __all__ = ["LinkStatus", "PipelineView", "StatusObserver"]
 
@@ -103,7 +103,7 @@ class PipelineView:
         self.status = status
         self.control = control
         self.alias = alias
-        self.process = process_name()
+        self.process = history.process
 
     # -- links ------------------------------------------------------------------------------
 
@@ -151,11 +151,37 @@ class PipelineView:
         return {
             "alias": self.alias,
             "process": self.process,
+            "nodes": self.nodes(),
             "planner": metrics["planner"],
             "state": metrics["state"],
             "paused": self.control.planner_paused,
             "links": links,
         }
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The processes sharing this pipeline's queues (a PostgresQueue's node registry:
+        host, pid, start, last heartbeat, alive), newest heartbeat first; [] without one."""
+        found = []
+        for queue in self._queues():
+            registry = getattr(queue, "nodes", None)
+            if not callable(registry):
+                continue
+            for node in registry():
+                started, seen = node.started_at.timestamp(), node.seen_at.timestamp()
+                found.append(
+                    {
+                        "node": node.node,
+                        "host": node.host,
+                        "pid": node.pid,
+                        "started_at": started,
+                        "started": _when(started),
+                        "seen_at": seen,
+                        "seen": _when(seen),
+                        "alive": node.alive,
+                        "queue": repr(queue),
+                    }
+                )
+        return found
 
     def _summary(self, link_id: str, link: Link, entry: dict[str, Any]) -> dict[str, Any]:
         status = self.status.of(link)
