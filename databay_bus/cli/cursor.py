@@ -1,8 +1,8 @@
 """``databay-bus cursor ACTION --queue PATH``: read, set or reset inlet cursors in a queue file.
 
-Actions: list, set, reset (see docs/cli.md and docs/cursors.md). ``set`` and ``reset`` open
-the queue for writing, which a running pipeline's lock refuses: a cursor is never changed
-under a running link.
+Actions: list, set, reset (see docs/cli.md and docs/cursors.md). ``list`` opens the queue
+read-only, so it works beside a running pipeline; ``set`` and ``reset`` open it for writing,
+which a running pipeline's lock refuses: a cursor is never changed under a running link.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ def register(commands: Any) -> None:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[Any]:
+def _open(path: str, read_only: bool = False) -> Iterator[Any]:
     if not Path(path).is_file():
         raise CommandFailure(f"no queue file at {path!r}")
     from databay_bus.queue import SqliteQueue
 
     try:
-        queue = SqliteQueue(path)
+        queue = SqliteQueue(path, read_only=read_only)
     except QueueLockedError as exc:
         raise CommandFailure(
             f"the queue {path!r} is in use (a pipeline runs with it); stop it first: {exc}"
@@ -82,7 +82,7 @@ def _iso(epoch: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _open(args.queue) as queue:
+    with _open(args.queue, read_only=True) as queue:
         found = queue.cursors(args.link)
     rows = [
         {

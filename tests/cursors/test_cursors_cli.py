@@ -47,6 +47,8 @@ def test_bad_values_and_a_running_pipeline_are_refused(
     assert main(["cursor", "set", *args, "not json"]) == 1
     assert "must be JSON" in capsys.readouterr().err
     with SqliteQueue(queue_file):  # a pipeline holds the queue
+        assert main(["cursor", "list", "--queue", queue_file]) == 0  # reading is fine
+        assert '{"since": "t1"}' in capsys.readouterr().out
         assert main(["cursor", "reset", *args]) == 1
         assert "in use (a pipeline runs with it)" in capsys.readouterr().err
         assert main(["cursor", "set", *args, "3"]) == 1
