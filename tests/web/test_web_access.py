@@ -236,6 +236,21 @@ def test_without_users_everyone_administers_but_csrf_still_applies(open_setup: S
     assert open_setup.web.control.is_paused(open_setup.link)
 
 
+def test_without_users_the_api_takes_json_from_scripts_but_no_forms(open_setup: Setup) -> None:
+    client = open_setup.client
+    reply = client.request("POST", "/api/links/numbers/pause", json={})
+    assert reply.json() == {"action": "pause", "target": "numbers", "changed": True}
+    refused = client.request("POST", "/api/links/numbers/resume", data={"x": "1"})
+    assert refused.status == 403
+    assert "Content-Type: application/json" in refused.json()["error"]
+    forged = client.request(
+        "POST", "/api/links/numbers/resume", json={}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status == 403
+    assert open_setup.web.control.is_paused(open_setup.link)
+    assert "Set-Cookie" not in client.get("/api/overview").headers
+
+
 def test_listening_beyond_loopback_without_users_or_tls_warns(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
