@@ -890,6 +890,19 @@ class PostgresQueue(RecordQueue):
         rows = self._run(lambda conn: conn.execute(statement.encode(), params).fetchall())
         return [tuple(row) for row in rows]
 
+    def _do_waiting_records(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, int, float, str | None]]:
+        where, params = self._filters(link, outlet, None)
+        params["limit"] = None if limit is None else max(0, limit)
+        statement = self._q.waiting_records.replace("{where}", where)
+        rows = self._run(lambda conn: conn.execute(statement.encode(), params).fetchall())
+        return [tuple(row) for row in rows]
+
+    def _do_codecs(self) -> list[str]:
+        q = self._q
+        return self._run(lambda conn: [row[0] for row in conn.execute(q.codecs).fetchall()])
+
     def _do_replay(
         self, link: str | None, outlet: str | None, numbers: list[int] | None, now: float
     ) -> int:
@@ -1103,6 +1116,12 @@ class _Statements:
             f"WHERE d.state = {_DEAD}{{where}} ORDER BY d.number, d.link, d.outlet "
             "LIMIT %(limit)s"
         )
+        self.waiting_records = (
+            "SELECT d.number, r.codec, r.data, d.link, d.outlet, d.state, d.attempts, "
+            f"d.due_at, d.last_error FROM {s}.deliveries d JOIN {s}.records r USING (number) "
+            "WHERE d.state < 2{where} ORDER BY d.number, d.link, d.outlet LIMIT %(limit)s"
+        )
+        self.codecs = f"SELECT DISTINCT codec FROM {s}.records".encode()
         self.replay = (
             f"UPDATE {s}.deliveries d SET state = {_PENDING}, attempts = 0, due_at = %(now)s, "
             "updated_at = %(now)s, lease_owner = '', lease_until = NULL "

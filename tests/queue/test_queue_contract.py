@@ -339,3 +339,22 @@ class TestThreads:
             stats = queue.stats()
             assert stats.pending(link) == 0
             assert sum(s.delivered for s in stats.outlets if s.link == link) == 160
+
+
+def test_waiting_records_lists_pending_and_retrying_and_claims_nothing(
+    queue: RecordQueue,
+) -> None:
+    """Inspection: every waiting delivery in order, FAILED ones included; due() unchanged."""
+    ids = queue.enqueue("L", recs(1, 2, 3), [["a", "b"], ["a"], ["a"]])
+    queue.ack("L", "a", ids[:1])
+    queue.fail("L", "a", ids[1:2], "down", lambda n: 3600.0)
+    waiting = queue.waiting_records()
+    assert [(w.id, w.outlet, w.state) for w in waiting] == [
+        (ids[0], "b", DeliveryState.PENDING),
+        (ids[1], "a", DeliveryState.FAILED),
+        (ids[2], "a", DeliveryState.PENDING),
+    ]
+    assert waiting[1].attempts == 1 and waiting[1].record is not None
+    assert [w.id for w in queue.waiting_records(outlet="a", limit=1)] == [ids[1]]
+    assert queue.stored_codecs() == {queue.codec.name}
+    assert payloads(queue.due("L", "a", 10)) == [3]
