@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
+
 __all__ = ["EPOCH", "Schedule", "as_utc"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -34,6 +36,10 @@ class Schedule(Protocol):
 
 def as_utc(moment: datetime, owner: object) -> datetime:
     """``moment`` converted to UTC; a naive datetime is refused (its zone would be a guess)."""
+    if not isinstance(moment, datetime):
+        raise ArgumentTypeError(f"{owner}: needs a datetime, got {describe(moment)}")
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{owner}: a time-zone-aware datetime is needed, got naive {moment!r}")
+        raise ConfigurationError(
+            f"{owner}: a time-zone-aware datetime is needed, got naive {moment!r}"
+        )
     return moment.astimezone(timezone.utc)

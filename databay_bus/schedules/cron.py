@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
+from databay_bus.schedules.base import as_utc
 
 __all__ = ["ALIASES", "Cron"]
 
@@ -70,18 +71,15 @@ def _zone(tz: Any, where: str) -> tuple[tzinfo, str]:
             return UTC, "UTC"
         name = getattr(tz, "key", None) or str(tz)
         return tz, name
-    raise ConfigurationError(f"{where}: tz must be an IANA name or a tzinfo, got {describe(tz)}")
+    raise ArgumentTypeError(f"{where}: tz must be an IANA name or a tzinfo, got {describe(tz)}")
 
 
 def _as_seconds(value: Any, what: str) -> float:
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, (int, float))
-        or not math.isfinite(seconds)
-        or seconds < 0
-    ):
-        raise ConfigurationError(
+    wrong_type = isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+    if wrong_type or not math.isfinite(seconds) or seconds < 0:
+        error = ArgumentTypeError if wrong_type else ConfigurationError
+        raise error(
             f"{what} must be a number of seconds >= 0 or a timedelta, got {describe(value)}"
         )
     return float(seconds)
@@ -91,7 +89,7 @@ def _aware(value: datetime | None, what: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, datetime):
-        raise ConfigurationError(f"{what} must be a datetime, got {describe(value)}")
+        raise ArgumentTypeError(f"{what} must be a datetime, got {describe(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ConfigurationError(f"{what} must be time-zone aware, got naive {value!r}")
     return value.astimezone(UTC)
@@ -116,6 +114,7 @@ class Cron:
     Raises:
         ConfigurationError: a bad expression (the message names the field), an unknown time
             zone, bad jitter or bounds, or an expression that never fires.
+        ArgumentTypeError: an argument of the wrong type (also a ``TypeError``).
     """
 
     __slots__ = (
@@ -140,7 +139,7 @@ class Cron:
         end: datetime | None = None,
     ) -> None:
         if not isinstance(expression, str):
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"cron expression must be a string, got {describe(expression)}"
             )
         self._expression = " ".join(expression.split())
@@ -197,9 +196,7 @@ class Cron:
         None when the schedule has ended (past ``end``), or finds no match in 50 years.
         ``bounded=False`` ignores ``end`` (``start`` still applies).
         """
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"{self!r}: next_after needs an aware datetime, got {moment!r}")
-        after = moment.astimezone(UTC)
+        after = as_utc(moment, f"{self!r}: next_after")
         if self._start is not None and after < self._start:
             after = self._start - timedelta(microseconds=1)
         fire = self._next_unbounded(after)
@@ -233,6 +230,10 @@ class Cron:
 
     def next_times(self, count: int, after: datetime | None = None) -> list[datetime]:
         """The next ``count`` fire times after ``after`` (default: now), in UTC."""
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ArgumentTypeError(f"{self!r}: count must be an int >= 0, got {describe(count)}")
+        if count < 0:
+            raise ConfigurationError(f"{self!r}: count must be an int >= 0, got {describe(count)}")
         times: list[datetime] = []
         for fire in self.iter_after(after or datetime.now(UTC)):
             if len(times) >= count:

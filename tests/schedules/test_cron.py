@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from databay_bus import Cron
-from databay_bus.errors import ConfigurationError
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, DatabayBusError
 from databay_bus.schedules import IntervalSchedule, Schedule
 
 UTC = timezone.utc
@@ -124,6 +124,42 @@ class TestBadInput:
             Cron("* * * * *", start=utc(2026, 1, 2), end=utc(2026, 1, 1))
         with pytest.raises(ConfigurationError, match="must be a string"):
             Cron(5)  # type: ignore[arg-type]
+
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            ({"expression": b"* * * * *"}, "cron expression must be a string, got b'* * * * *'"),
+            ({"expression": "* * * * *", "tz": 5}, "tz must be an IANA name or a tzinfo, got 5"),
+            ({"expression": "* * * * *", "jitter": "5"}, "jitter must be a number of seconds"),
+            ({"expression": "* * * * *", "jitter": True}, "jitter must be a number of seconds"),
+            ({"expression": "* * * * *", "start": "2026-01-01"}, "start must be a datetime"),
+            ({"expression": "* * * * *", "end": 1.5}, "end must be a datetime, got 1.5"),
+        ],
+    )
+    def test_a_wrong_type_is_also_a_type_error(
+        self, arguments: dict[str, object], message: str
+    ) -> None:
+        with pytest.raises(ArgumentTypeError, match=re.escape(message)) as caught:
+            Cron(**arguments)  # type: ignore[arg-type]
+        assert isinstance(caught.value, TypeError) and isinstance(caught.value, ValueError)
+
+    def test_evaluation_refuses_bad_arguments_with_named_errors(self) -> None:
+        cron = Cron("0 9 * * *")
+        with pytest.raises(ConfigurationError, match=r"Cron\('0 9 \* \* \*'.*naive"):
+            cron.next_after(datetime(2026, 1, 1))
+        with pytest.raises(ArgumentTypeError, match="needs a datetime, got '2026' \\(str\\)"):
+            cron.next_after("2026")  # type: ignore[arg-type]
+        for count in ("3", True, 2.0):
+            with pytest.raises(ArgumentTypeError, match="count must be an int >= 0"):
+                cron.next_times(count)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match=r"count must be an int >= 0, got -1 \(int\)"):
+            cron.next_times(-1)
+        with pytest.raises(ArgumentTypeError, match="needs a datetime"):
+            cron.next_times(2, "2026-01-01")  # type: ignore[arg-type]
+        assert cron.next_times(0) == []
+        with pytest.raises(DatabayBusError, match="naive"):
+            IntervalSchedule(timedelta(seconds=1)).next_after(datetime(2026, 1, 1))
 
 
 class TestDaylightSaving:
