@@ -34,8 +34,13 @@ __all__ = [
 T = TypeVar("T")
 
 
-def coerce_interval(value: Any, owner: object) -> timedelta:
-    """Return ``value`` (a timedelta or a number of seconds) as a positive timedelta."""
+def coerce_interval(
+    value: Any, owner: object, expected: str = "a timedelta or a number of seconds"
+) -> timedelta:
+    """Return ``value`` (a timedelta or a number of seconds) as a positive timedelta.
+
+    ``expected`` is what the message says the argument may be (a Link also takes a Cron).
+    """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -43,8 +48,11 @@ def coerce_interval(value: Any, owner: object) -> timedelta:
         if not math.isfinite(seconds):
             raise ConfigurationError(f"{owner}: interval must be finite, got {describe(value)}")
     else:
+        hint = ""
+        if isinstance(value, str) and value.strip().lower().startswith("cron:"):
+            hint = f"; in Python write Cron({value.strip()[5:].strip()!r})"
         raise ArgumentTypeError(
-            f"{owner}: interval must be a timedelta or a number of seconds, got {describe(value)}"
+            f"{owner}: interval must be {expected}, got {describe(value)}{hint}"
         )
     if seconds <= 0:
         raise ConfigurationError(f"{owner}: interval must be positive, got {describe(value)}")

@@ -188,7 +188,11 @@ class Link:
         self._interval: timedelta | Cron = (
             interval
             if isinstance(interval, Cron)
-            else coerce_interval(interval, f"Link(tags:{self._tags})")
+            else coerce_interval(
+                interval,
+                f"Link(tags:{self._tags})",
+                "a timedelta, a number of seconds or a Cron",
+            )
         )
         owner = f"Link(tags:{self._tags})"
         self.copy_records = as_bool(copy_records, "copy_records", owner)

@@ -103,6 +103,13 @@ class TestInterval:
         with pytest.raises(ConfigurationError, match="interval") as caught:
             make_link(interval=value)
         assert f"({type(value).__name__})" in str(caught.value)
+        assert isinstance(caught.value, TypeError)
+        assert "a timedelta, a number of seconds or a Cron" in str(caught.value)
+
+    def test_a_cron_string_points_at_cron(self) -> None:
+        with pytest.raises(ConfigurationError, match=r"Cron\('0 9 \* \* \*'\)") as caught:
+            make_link(interval="cron: 0 9 * * *")
+        assert "'cron: 0 9 * * *' (str)" in str(caught.value)
 
 
 class TestTags:
