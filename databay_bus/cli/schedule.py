@@ -4,6 +4,7 @@ fire times, to check an expression before putting it in a pipeline file."""
 from __future__ import annotations
 
 import argparse
+import itertools
 from datetime import datetime, timezone
 
 from databay_bus.cli._common import EXIT_OK, EXIT_USAGE, CommandFailure, positive_int
@@ -56,16 +57,19 @@ def _schedule(args: argparse.Namespace) -> int:
     explained = cron.explain()
     if explained:
         print(explained)
-    fires = cron.next_times(args.next, after)
-    print(f"next {len(fires)} after {cron.local_text(after.replace(microsecond=0))}:")
-    for fire in fires:
+    print(f"next {args.next} after {cron.local_text(after.replace(microsecond=0))}:")
+    # Printed as found: a large --next shows its first lines at once and stops at `| head`.
+    printed = 0
+    for fire in itertools.islice(cron.iter_after(after), args.next):
         weekday = fire.astimezone(cron.tz).strftime("%a")
         utc = fire.strftime("%Y-%m-%d %H:%M:%S")
         print(
             f"  {weekday} {cron.local_text(fire)}"
-            + ("" if cron.tz_name == "UTC" else f"  ({utc} UTC)")
+            + ("" if cron.tz_name == "UTC" else f"  ({utc} UTC)"),
+            flush=True,
         )
-    if len(fires) < args.next:
+        printed += 1
+    if printed < args.next:
         print("  (the schedule has no more fire times)")
     return EXIT_OK
 

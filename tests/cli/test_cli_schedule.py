@@ -51,3 +51,33 @@ def test_bad_input_is_a_usage_error(
 def test_a_rare_schedule_is_found_years_ahead(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schedule", "0 0 29 2 *", "--from", "2026-01-01", "--next", "1"]) == 0
     assert "2028-02-29 00:00:00+00:00" in capsys.readouterr().out
+
+
+def test_fire_times_are_printed_as_they_are_found(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A large --next starts printing at once (and stops at a closed pipe), not after N look-ups."""
+    from databay_bus.schedules import Cron
+
+    calls = []
+    lookup = Cron.next_after
+
+    def counting(self: Cron, moment: object, **kwargs: object) -> object:
+        calls.append(moment)
+        return lookup(self, moment, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Cron, "next_after", counting)
+    printed_after: list[int] = []
+    real_print = print
+
+    def spy(*args: object, **kwargs: object) -> None:
+        if args and str(args[0]).startswith("  "):
+            printed_after.append(len(calls))
+        real_print(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.print", spy)
+    assert main(["schedule", "* * * * *", "--from", "2026-01-01T00:00Z", "--next", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "next 50 after 2026-01-01 00:00:00+00:00:"
+    assert len(lines) == 53 and lines[-1] == "  Thu 2026-01-01 00:50:00+00:00"
+    assert printed_after[0] <= 3  # the construction's own look-up, then the first fire time
