@@ -35,8 +35,10 @@ class Failed:
 FAILED: Final = Failed()
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, also: str = "") -> float:
     """Seconds from a positive number or a string such as ``'500ms'``, ``'5s'``, ``'1h30m'``.
+
+    ``also`` names what else the key accepts, for the message (``", or ..."``).
 
     Raises:
         ValueError: not a number or duration string, or not > 0.
@@ -50,12 +52,12 @@ def parse_duration(value: object) -> float:
         if not parts or "".join(p.group(0) for p in parts) != value:
             raise ValueError(
                 f"must be a number of seconds or a duration like '500ms', '5s', '2m', '1h', "
-                f"'1d' or '1h30m', got {value!r}"
+                f"'1d' or '1h30m'{also}, got {value!r}"
             )
         seconds = sum(float(p.group(1)) * _UNITS[p.group(2)] for p in parts)
     else:
         raise ValueError(
-            f"must be a number of seconds or a duration like '5s', got {describe(value)}"
+            f"must be a number of seconds or a duration like '5s'{also}, got {describe(value)}"
         )
     if not math.isfinite(seconds) or seconds <= 0:
         shown = int(seconds) if math.isfinite(seconds) and seconds.is_integer() else value

@@ -70,7 +70,7 @@ def parse_interval(value: object, tz: object = None) -> float | Cron:
         return Cron(value.strip()[len(CRON_PREFIX) :], tz=tz)  # type: ignore[arg-type]
     if tz is not None:
         raise ValueError(f"'tz' only applies to a cron interval ('cron: ...'), got {value!r}")
-    return parse_duration(value)
+    return parse_duration(value, also=", or a cron schedule 'cron: EXPR'")
 
 
 @dataclass

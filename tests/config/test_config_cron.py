@@ -67,6 +67,9 @@ def test_durations_keep_meaning_intervals_and_cron_defaults_to_utc() -> None:
          "links[0].tz: unknown time zone 'Europe/Berln'"),
         ('"cron: 0 9 * * *"', "5", "links[0].tz: must be a time zone name"),
         ('"5s"', '"Europe/Berlin"', "links[0].tz: only applies to a cron interval"),
+        ('"cron 0 9 * * *"', None,
+         "links[0].interval: must be a number of seconds or a duration like '500ms', '5s', "
+         "'2m', '1h', '1d' or '1h30m', or a cron schedule 'cron: EXPR', got 'cron 0 9 * * *'"),
     ],
 )  # fmt: skip
 def test_bad_cron_is_reported_with_its_key_path(
