@@ -614,11 +614,12 @@ class BasePlanner(abc.ABC):
                 key, f"{_name(link)}: transfer", exception, log_first=False
             ):
                 return  # a repeat of a failure already shown: at most a line a minute
-        _LOGGER.error(
-            "%s: %s raised when executing %s",
+        _LOGGER.error(  # the error's text in the line too, as Databay's report had it
+            '%s: %s raised when executing %s: "%s"',
             self,
             type(exception).__name__,
             link,
+            exception,
             exc_info=exception,
         )
         if self.ignore_exceptions:

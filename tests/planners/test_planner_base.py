@@ -251,6 +251,8 @@ class TestForceTransfer:
         planner.force_transfer()
         assert outlet_of(healthy).payloads == [[1]]
         assert "ValueError raised when executing" in databay_logs.text
+        line = next(r for r in databay_logs.records if "raised when executing" in r.getMessage())
+        assert line.getMessage().endswith(': "boom"')  # the error's text, not only its type
 
 
 class TestExceptions:
@@ -431,3 +433,21 @@ def test_links_is_a_snapshot_that_refuses_changes() -> None:
     assert planner.links == [first]
     planner.remove_links(first)
     assert planner.links == [] and links == [first]  # the snapshot did not change
+
+
+def test_a_mock_of_link_goes_through_start_and_shutdown() -> None:
+    """Tests written for Databay hand planners ``MagicMock(spec=Link)``: the planner calls the
+    mock's on_start, transfer and on_shutdown as it would a link's."""
+    from datetime import timedelta
+    from unittest.mock import MagicMock
+
+    link = MagicMock(spec=Link)
+    link.interval = timedelta(seconds=10)
+    link.immediate_transfer = True
+    planner = ManualPlanner(link)
+    planner.start()
+    planner.force_transfer()
+    planner.shutdown()
+    link.on_start.assert_called_once()
+    link.transfer.assert_called()
+    link.on_shutdown.assert_called_once()
