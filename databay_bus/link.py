@@ -3,7 +3,9 @@
 A transfer runs in one of two drivers that share every step but the waiting:
 
 * ``_run_sync``: when every inlet and outlet is synchronous, no event loop exists at all;
-  several inlets (or outlets) run side by side on the shared I/O thread pool.
+  several inlets run side by side on the shared I/O thread pool; outlets' lanes run on the
+  calling thread while they are quick and on the pool once one proves slow
+  (``_concurrency.run_isolated``).
 * ``_run_async``: when any node is ``async def``, the transfer is a coroutine; synchronous
   nodes run on the I/O pool so they never block the loop the asynchronous ones share.
 
@@ -22,11 +24,17 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from databay_bus._concurrency import gather_results, io_pool, run_coroutine, run_parallel
+from databay_bus._concurrency import (
+    gather_results,
+    io_pool,
+    run_coroutine,
+    run_isolated,
+    run_parallel,
+)
 from databay_bus._node import Node
 from databay_bus._validation import (
     as_bool,
@@ -137,6 +145,7 @@ class Link:
         "_nodes_lock",
         "_outlets",
         "_release_after_transfer",
+        "_slow_outlets",
         "_started",
         "_state_lock",
         "_tags",
@@ -214,6 +223,8 @@ class Link:
         self._release_after_transfer = False
         self._job: Any = None
         self._listeners: tuple[Callable[[Event], None], ...] = ()
+        # Outlets whose lane proved slow: they start on a thread (see run_isolated).
+        self._slow_outlets: set[Hashable] = set()
         self.metrics = LinkMetrics()
         if router is not None and not isinstance(router, Router):
             raise ConfigurationError(
@@ -547,7 +558,8 @@ class Link:
                     safe, source = source, None
                     safe.notify(None)
             lane_calls = [functools.partial(self._push_lane_sync, lane, run) for lane in lanes]
-            _raise_first(run_parallel(lane_calls, len(lane_calls)))
+            outlets_of = [lane.outlet for lane in lanes]
+            _raise_first(run_isolated(lane_calls, outlets_of, self._slow_outlets))
         except Exception as exc:
             run.errors.append(exc)
         if source is not None:

@@ -187,3 +187,27 @@ def test_environment_switch_forces_the_public_driver() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_run_isolated_returns_results_and_errors_in_order() -> None:
+    """Inline, threaded (a key marked slow) and handed-off calls all land in their place."""
+    error = ValueError("no")
+
+    def fail() -> int:
+        raise error
+
+    released = threading.Event()
+
+    def blocks() -> int:
+        assert released.wait(10)
+        return 2
+
+    def quick_then_release() -> int:
+        released.set()  # runs only once the blocked call before it was handed off
+        return 3
+
+    slow: set[object] = {"threaded"}
+    calls = [lambda: 0, fail, blocks, quick_then_release, lambda: 4]
+    keys = ["a", "b", "c", "d", "threaded"]
+    assert _concurrency.run_isolated(calls, keys, slow) == [0, error, 2, 3, 4]
+    assert slow == {"c"}  # the blocked call proved slow; the threaded one was quick

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from core_fakes import (
 )
 
 from databay_bus import Inlet, Link, Record, Update
+from databay_bus._concurrency import INLINE_BUDGET
 from databay_bus.errors import ConfigurationError, TransferError
 
 
@@ -209,6 +211,32 @@ class TestConcurrency:
             slow.release.set()
             thread.join(10)
         assert slow.payloads == [[1]]
+
+    def test_quick_lanes_run_inline_a_lane_that_proves_slow_moves_to_a_thread(self) -> None:
+        """Lanes start on the calling thread; one that blocks hands the lanes after it to
+        threads, and from then on starts on a thread itself until it is quick again."""
+        first, last = RecordingOutlet(name="first"), RecordingOutlet(name="last")
+        slow = GateOutlet(name="slow")
+        link = Link(ListInlet([1]), [first, slow, last], 1)
+        for transfer in range(2):
+            first.pushed.clear()
+            last.pushed.clear()
+            slow.entered.clear()
+            slow.release.clear()
+            thread = threading.Thread(target=link.transfer)
+            thread.start()
+            try:
+                assert slow.entered.wait(10)
+                assert first.pushed.wait(10) and last.pushed.wait(10), transfer
+                time.sleep(10 * INLINE_BUDGET)  # the slow push lasts well over the budget
+            finally:
+                slow.release.set()
+                thread.join(10)
+            assert link._slow_outlets == {slow}, transfer
+        slow.release.set()  # quick from now on
+        link.transfer()
+        assert link._slow_outlets == set()
+        assert slow.payloads == [[1], [1], [1]] and last.payloads == [[1], [1], [1]]
 
     def test_sync_push_does_not_block_async_nodes(self) -> None:
         # The sync inlet waits for an event only the async inlet sets; with the sync pull
