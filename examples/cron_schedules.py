@@ -95,8 +95,10 @@ def simulate_night(start: datetime, hours: int) -> None:
             goal = [outlet_of(link).pushes + 1 for link in due]
             clock.advance(15 * 60)
             deadline = time.monotonic() + 10
-            # the loop wakes within refresh_interval and runs what is due
-            while any(outlet_of(link).pushes < n for link, n in zip(due, goal, strict=True)):
+            # the loop wakes within refresh_interval, runs what is due and schedules its next run
+            while any(outlet_of(link).pushes < n for link, n in zip(due, goal, strict=True)) or any(
+                link.job.next_run <= now for link in links
+            ):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the planner did not tick in 10 s")
                 time.sleep(0.005)
