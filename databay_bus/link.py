@@ -49,6 +49,7 @@ from databay_bus.delivery.base import Lane, Outcome
 from databay_bus.delivery.direct import DirectDelivery
 from databay_bus.errors import (
     ConfigurationError,
+    CursorError,
     InvalidNodeError,
     MissingNodeError,
     TransferError,
@@ -58,6 +59,7 @@ from databay_bus.inlets.base import Inlet, wrap_pulled
 from databay_bus.metrics import LinkMetrics
 from databay_bus.observers import Event, TransferCompleted, TransferFailed, TransferStarted
 from databay_bus.outlets.base import Outlet
+from databay_bus.queue.cursors import ANY_VERSION, CursorWrite, StoredCursor, encode_cursor
 from databay_bus.records import Record
 from databay_bus.routing import Router
 from databay_bus.schedules import Cron, IntervalSchedule, Schedule
@@ -289,6 +291,41 @@ class Link:
         """The link's record queue, or None."""
         queue: RecordQueue | None = getattr(self._delivery, "queue", None)
         return queue
+
+    # -- inlet cursors (docs/cursors.md) ----------------------------------------------------
+
+    def cursor(self, inlet: str) -> StoredCursor | None:
+        """The committed cursor of this link's inlet named ``inlet``, or None."""
+        return self._delivery.read_cursor(inlet)
+
+    def set_cursor(self, inlet: str, value: Any) -> None:
+        """Set the cursor of the inlet named ``inlet`` (an operator's override).
+
+        Raises:
+            CursorError: ``value`` is not JSON-storable, or the link runs (it is scheduled or
+                transferring): pause it first, so no pull overwrites the change.
+        """
+        text = encode_cursor(value, f"{self}: inlet {inlet!r}")
+        self._write_cursor(inlet, text, f"set the cursor of inlet {inlet!r} to {describe(value)}")
+
+    def reset_cursor(self, inlet: str) -> None:
+        """Forget the cursor of the inlet named ``inlet``: its next pull starts from None.
+
+        Raises:
+            CursorError: the link runs (scheduled or transferring); pause it first.
+        """
+        self._write_cursor(inlet, None, f"reset the cursor of inlet {inlet!r}")
+
+    def _write_cursor(self, inlet: str, text: str | None, what: str) -> None:
+        if self._job is not None or not self._transfer_lock.acquire(blocking=False):
+            raise CursorError(
+                f"{self}: cannot {what} while the link runs (scheduled or transferring); "
+                f"pause it first"
+            )
+        try:
+            self._delivery.commit_cursors({inlet: CursorWrite(text, ANY_VERSION)})
+        finally:
+            self._transfer_lock.release()
 
     @property
     def transfer_number(self) -> int:

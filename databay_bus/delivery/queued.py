@@ -31,7 +31,7 @@ from databay_bus.errors import (
 )
 from databay_bus.observers import DeliveryFailed, RecordDeadLettered
 from databay_bus.queue.base import RecordQueue
-from databay_bus.queue.cursors import StoredCursor
+from databay_bus.queue.cursors import CursorWrite, StoredCursor
 from databay_bus.queue.retry import RetryPolicy
 from databay_bus.records import Record
 from databay_bus.routing import route_records
@@ -185,6 +185,11 @@ class QueueDelivery(Delivery):
 
     def read_cursor(self, inlet: str) -> StoredCursor | None:
         return self.queue.cursor(self.key, inlet)
+
+    def commit_cursors(self, cursors: Mapping[str, CursorWrite]) -> None:
+        """Write ``cursors`` alone, in one transaction (transfers store them with records)."""
+        if cursors:
+            self.queue.enqueue(self.key, [], [], cursors=cursors)
 
     def admit(
         self,

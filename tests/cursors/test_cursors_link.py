@@ -271,3 +271,34 @@ def test_async_hooks_need_an_async_pull() -> None:
 
     with pytest.raises(InvalidNodeError, match="may be async only when pull is async"):
         Wrong()
+
+
+def test_operators_set_and_reset_through_the_link_only_while_it_does_not_run(queue: Any) -> None:
+    inlet = PageInlet()
+    link = make_link(inlet, Sink(), queue)
+    link.transfer()
+    stored = link.cursor("PageInlet")
+    assert stored is not None and stored.value == 3
+    link.set_cursor("PageInlet", 8)
+    link.transfer()
+    link.reset_cursor("PageInlet")
+    link.transfer()
+    assert inlet.seen == [None, 8, None]
+    with pytest.raises(CursorError, match="a cursor must be JSON-storable"):
+        link.set_cursor("PageInlet", {1})
+    link.set_job(object())  # scheduled by a planner
+    with pytest.raises(
+        CursorError, match=r"cannot set the cursor of inlet 'PageInlet' to 1 \(int\)"
+    ):
+        link.set_cursor("PageInlet", 1)
+    link.set_job(None)
+
+    links: list[Link] = []
+
+    def during_pull(update: Update) -> None:
+        links[0].reset_cursor("PageInlet")  # its own link, in the middle of a transfer
+
+    busy = make_link(PageInlet(during_pull=during_pull), Sink(), queue)
+    links.append(busy)
+    with pytest.raises(CursorError, match="while the link runs"):
+        busy.transfer()
