@@ -9,6 +9,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.pg_fixtures import (  # noqa: F401 - fixtures for every test directory
+    pg_schema,
+    postgres_dsn,
+    private_postgres,
+    stop_private_servers,
+)
+
 
 @pytest.fixture
 def wait_until() -> Callable[..., None]:
@@ -61,3 +68,8 @@ def loop_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         pytest.skip("the fast loop driver is not used on this Python")
     monkeypatch.setattr(_concurrency, "FAST_LOOP", mode == "fast")
     return mode
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a private PostgreSQL server the session started (tests/pg_fixtures.py)."""
+    stop_private_servers()

@@ -1,8 +1,9 @@
 """The ``[queue]`` table, a link's own ``queue = {...}``, and retry policies.
 
-A queue table names its kind (``kind = 'sqlite' | 'memory' | 'pkg.mod.Queue'``, inferred from
-its keys when absent: see :func:`queue_kind`); every other key is an argument of the queue
-class, with durations (``retention``, ``purge_interval``) and a ``codec`` name converted first.
+A queue table names its kind (``kind = 'sqlite' | 'memory' | 'postgres' | 'pkg.mod.Queue'``,
+inferred from its keys when absent: see :func:`queue_kind`; ``url`` is passed as ``dsn``);
+every other key is an argument of the queue class, with durations (``retention``,
+``purge_interval``, PostgresQueue's timings) and a ``codec`` name converted first.
 With ``dry_run`` (``databay-bus validate``) no queue is opened: a queue class's
 ``check_arguments(...)`` static method, when it has one, checks the arguments and a
 MemoryQueue stands in, so validating never locks the queue of a running pipeline.
@@ -29,18 +30,36 @@ __all__ = ["QUEUE_KINDS", "Queues", "close_quietly", "queue_kind"]
 _LOGGER = logging.getLogger(__name__)
 
 #: Short names of queue kinds and the classes they stand for.
-QUEUE_KINDS = {"sqlite": "databay_bus.queue.SqliteQueue", "memory": "databay_bus.queue.MemoryQueue"}
+QUEUE_KINDS = {
+    "sqlite": "databay_bus.queue.SqliteQueue",
+    "memory": "databay_bus.queue.MemoryQueue",
+    "postgres": "databay_bus.queue.PostgresQueue",
+}
 #: Queue arguments given as durations (``'1d'``, seconds, or ``false`` for never).
-DURATION_KEYS = ("retention", "purge_interval")
+DURATION_KEYS = (
+    "retention",
+    "purge_interval",
+    # PostgresQueue's timings
+    "lease",
+    "renew_interval",
+    "reap_interval",
+    "node_timeout",
+    "connect_timeout",
+    "reconnect_timeout",
+    "poll_interval",
+)
 #: Arguments every queue takes (what the in-memory stand-in of a dry run receives).
 COMMON_KEYS = ("codec", "retention", "purge_interval")
 
 
 def queue_kind(table: dict[str, Any]) -> object:
-    """The kind a queue table names: its ``kind``, else inferred from its keys."""
+    """The kind a queue table names: its ``kind``, else inferred from its keys (``url``:
+    postgres, ``path``: sqlite, neither: memory)."""
     kind = table.get("kind")
     if kind is not None:
         return kind
+    if "url" in table:
+        return "postgres"
     return "sqlite" if "path" in table else "memory"
 
 
@@ -85,7 +104,7 @@ class Queues:
         if not isinstance(kind, str):
             self.maker.problems.add(
                 key_path(path, "kind"),
-                f"must be 'sqlite', 'memory' or an import path, got {describe(kind)}",
+                f"must be 'sqlite', 'memory', 'postgres' or an import path, got {describe(kind)}",
             )
         return {"kind": kind, **data}
 
@@ -113,6 +132,8 @@ class Queues:
             ok = ok and options["codec"] is not FAILED
         if not ok or not isinstance(kind, str):
             return FAILED
+        if "url" in options and "dsn" not in options:  # a DSN is the url of a server queue
+            options["dsn"] = options.pop("url")
         queue = self.maker.make(
             QUEUE,
             {"type": QUEUE_KINDS.get(kind, kind), **options},
