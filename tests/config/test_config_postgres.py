@@ -44,7 +44,7 @@ def test_dry_run_checks_the_arguments_without_connecting() -> None:
     assert isinstance(pipeline.links[0].queue, MemoryQueue)
     pipeline.close()
     bad = '[queue]\nurl = "postgresql://x/db"\nlease = "5s"\nrenew_interval = "9s"\n' + LINK
-    with pytest.raises(ConfigError, match="renew_interval .* must be shorter than lease"):
+    with pytest.raises(ConfigError, match=r"renew_interval .* must be shorter than lease"):
         loads(bad, dry_run=True)
 
 
