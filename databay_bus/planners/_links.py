@@ -26,3 +26,7 @@ class LinkList(list):  # type: ignore[type-arg]
 
     append = extend = insert = remove = pop = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self) -> tuple[type[list], tuple[list[Any]]]:  # type: ignore[type-arg]
+        # copy.copy() rebuilds a plain list: the copy is the caller's to change.
+        return (list, (list(self),))

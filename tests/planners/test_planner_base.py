@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import threading
@@ -431,6 +432,9 @@ def test_links_is_a_snapshot_that_refuses_changes() -> None:
         with pytest.raises(TypeError, match="remove_links"):
             change()
     assert planner.links == [first]
+    mine = copy.copy(links)  # copies are plain lists, the caller's to change
+    mine.append(first)
+    assert len(mine) == 2 and [*links, first] == mine
     planner.remove_links(first)
     assert planner.links == [] and links == [first]  # the snapshot did not change
 
