@@ -45,8 +45,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from databay_bus._clock import Clock
-from databay_bus._validation import optional_seconds
 from databay_bus.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     CursorConflictError,
     QueueConnectionError,
@@ -119,6 +119,19 @@ class NodeInfo:
     alive: bool
 
 
+@dataclass(frozen=True)
+class _Timings:
+    """PostgresQueue's timings in seconds, as ``check_arguments`` accepted them."""
+
+    lease: float
+    renew_interval: float
+    reap_interval: float
+    node_timeout: float
+    connect_timeout: float
+    reconnect_timeout: float | None
+    poll_interval: float
+
+
 class PostgresQueue(RecordQueue):
     """A durable record queue in a PostgreSQL schema, shared by any number of processes.
 
@@ -148,7 +161,8 @@ class PostgresQueue(RecordQueue):
         QueueConnectionError: a malformed DSN, or the server cannot be reached or refuses.
         QueuePermissionError: the user may not create or use the schema.
         QueueSchemaError: the schema was written by a newer databay_bus, or holds other tables.
-        ConfigurationError: a bad argument.
+        ConfigurationError: a bad argument (an ``ArgumentTypeError``, also a ``TypeError``,
+            for one of the wrong type).
     """
 
     def __init__(
@@ -156,15 +170,15 @@ class PostgresQueue(RecordQueue):
         dsn: str,
         *,
         schema: str = "databay_bus",
-        lease: float = 30.0,
-        renew_interval: float = 10.0,
-        reap_interval: float = 5.0,
-        node_timeout: float = 30.0,
+        lease: float | timedelta = 30.0,
+        renew_interval: float | timedelta = 10.0,
+        reap_interval: float | timedelta = 5.0,
+        node_timeout: float | timedelta = 30.0,
         max_connections: int = 10,
-        connect_timeout: float = 10.0,
-        reconnect_timeout: float | None = None,
+        connect_timeout: float | timedelta = 10.0,
+        reconnect_timeout: float | timedelta | None = None,
         wakeups: str = "listen",
-        poll_interval: float = 5.0,
+        poll_interval: float | timedelta = 5.0,
         codec: Codec | None = None,
         clock: Clock | None = None,
         retention: float | timedelta | None = 86400.0,
@@ -173,7 +187,7 @@ class PostgresQueue(RecordQueue):
         super().__init__(
             codec=codec, clock=clock, retention=retention, purge_interval=purge_interval
         )
-        self.check_arguments(
+        timings = self.check_arguments(
             dsn,
             schema=schema,
             lease=lease,
@@ -190,14 +204,14 @@ class PostgresQueue(RecordQueue):
             raise QueueDependencyError("psycopg", "postgres", "PostgresQueue")
         self.dsn = mask_dsn(dsn)
         self.schema = schema
-        self.lease = float(lease)
-        self.renew_interval = float(renew_interval)
-        self.reap_interval = float(reap_interval)
-        self.node_timeout = float(node_timeout)
-        self.connect_timeout = float(connect_timeout)
-        self.reconnect_timeout = None if reconnect_timeout is None else float(reconnect_timeout)
+        self.lease = timings.lease
+        self.renew_interval = timings.renew_interval
+        self.reap_interval = timings.reap_interval
+        self.node_timeout = timings.node_timeout
+        self.connect_timeout = timings.connect_timeout
+        self.reconnect_timeout = timings.reconnect_timeout
         self.wakeups = wakeups
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = timings.poll_interval
         self._channel = f"databay_bus:{schema}"[:63]
         self._watchers: list[Callable[[str], None]] = []
         self._listener: threading.Thread | None = None
@@ -234,27 +248,37 @@ class PostgresQueue(RecordQueue):
         dsn: str,
         *,
         schema: str = "databay_bus",
-        lease: float = 30.0,
-        renew_interval: float = 10.0,
-        reap_interval: float = 5.0,
-        node_timeout: float = 30.0,
+        lease: float | timedelta = 30.0,
+        renew_interval: float | timedelta = 10.0,
+        reap_interval: float | timedelta = 5.0,
+        node_timeout: float | timedelta = 30.0,
         max_connections: int = 10,
-        connect_timeout: float = 10.0,
-        reconnect_timeout: float | None = None,
+        connect_timeout: float | timedelta = 10.0,
+        reconnect_timeout: float | timedelta | None = None,
         wakeups: str = "listen",
-        poll_interval: float = 5.0,
-    ) -> None:
-        """Raise ConfigurationError for an argument the constructor would refuse, without
-        connecting (``databay-bus validate`` can check a pipeline file with it)."""
+        poll_interval: float | timedelta = 5.0,
+    ) -> _Timings:
+        """Raise ConfigurationError (ArgumentTypeError for a wrong type) for an argument the
+        constructor would refuse, without connecting (``databay-bus validate`` can check a
+        pipeline file with it); return the timings in seconds."""
         owner = "PostgresQueue"
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ConfigurationError(
-                f"{owner}: dsn must be a connection string, got {describe(mask_dsn(str(dsn)))}"
+        if not isinstance(dsn, str):
+            raise ArgumentTypeError(
+                f"{owner}: dsn must be a connection string, got {describe(dsn)}"
             )
-        if not isinstance(schema, str) or not schema or len(schema.encode()) > 63:
+        if not dsn.strip():
+            raise ConfigurationError(
+                f"{owner}: dsn must be a connection string, got {describe(mask_dsn(dsn))}"
+            )
+        if not isinstance(schema, str):
+            raise ArgumentTypeError(
+                f"{owner}: schema must be a name of 1 to 63 bytes, got {describe(schema)}"
+            )
+        if not schema or len(schema.encode()) > 63:
             raise ConfigurationError(
                 f"{owner}: schema must be a name of 1 to 63 bytes, got {describe(schema)}"
             )
+        timings: dict[str, float | None] = {}
         for name, value in (
             ("lease", lease),
             ("renew_interval", renew_interval),
@@ -264,26 +288,39 @@ class PostgresQueue(RecordQueue):
             ("reconnect_timeout", reconnect_timeout),
             ("poll_interval", poll_interval),
         ):
-            seconds = optional_seconds(value, name, owner)
-            if (seconds is None and name != "reconnect_timeout") or seconds == 0:
-                raise ConfigurationError(f"{owner}: {name} must be > 0, got {describe(value)}")
-        if float(renew_interval) >= float(lease):
+            optional = name == "reconnect_timeout"
+            if value is None and optional:
+                timings[name] = None
+                continue
+            expected = "seconds > 0 or a timedelta" + (" or None" if optional else "")
+            seconds = value.total_seconds() if isinstance(value, timedelta) else value
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise ArgumentTypeError(
+                    f"{owner}: {name} must be {expected}, got {describe(value)}"
+                )
+            if not math.isfinite(seconds) or seconds <= 0:
+                raise ConfigurationError(
+                    f"{owner}: {name} must be {expected}, got {describe(value)}"
+                )
+            timings[name] = float(seconds)
+        checked = _Timings(**timings)  # type: ignore[arg-type]
+        if checked.renew_interval >= checked.lease:
             raise ConfigurationError(
                 f"{owner}: renew_interval ({renew_interval}) must be shorter than lease "
                 f"({lease}), or leases expire while their pushes run"
             )
         if wakeups not in _WAKEUPS:
-            raise ConfigurationError(
-                f"{owner}: wakeups must be 'listen' or 'poll', got {describe(wakeups)}"
-            )
+            error = ConfigurationError if isinstance(wakeups, str) else ArgumentTypeError
+            raise error(f"{owner}: wakeups must be 'listen' or 'poll', got {describe(wakeups)}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"{owner}: max_connections must be an int, got {describe(max_connections)}"
             )
         if max_connections < 1:
             raise ConfigurationError(
                 f"{owner}: max_connections must be >= 1, got {describe(max_connections)}"
             )
+        return checked
 
     @property
     def queue_id(self) -> str:

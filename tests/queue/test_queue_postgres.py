@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
 
 from databay_bus import Record
 from databay_bus.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     QueueConnectionError,
     QueueDependencyError,
@@ -92,6 +95,36 @@ class TestErrors:
                 PostgresQueue.check_arguments("postgresql://x/y", **kwargs)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError):
             PostgresQueue("")
+
+    @pytest.mark.parametrize(
+        ("dsn", "kwargs", "message"),
+        [
+            (5, {}, "dsn must be a connection string, got 5 (int)"),
+            ("postgresql://x/y", {"schema": 5}, "schema must be a name of 1 to 63 bytes, got 5"),
+            ("postgresql://x/y", {"lease": "30"}, "lease must be seconds > 0 or a timedelta"),
+            ("postgresql://x/y", {"max_connections": True}, "max_connections must be an int"),
+            ("postgresql://x/y", {"wakeups": None}, "wakeups must be 'listen' or 'poll'"),
+        ],
+    )
+    def test_a_wrong_type_is_also_a_type_error(
+        self, dsn: object, kwargs: dict[str, object], message: str
+    ) -> None:
+        with pytest.raises(ArgumentTypeError, match=re.escape(message)):
+            PostgresQueue.check_arguments(dsn, **kwargs)  # type: ignore[arg-type]
+
+    def test_a_bad_timing_names_what_it_takes(self) -> None:
+        with pytest.raises(
+            ConfigurationError, match=r"lease must be seconds > 0 or a timedelta, got -1"
+        ):
+            PostgresQueue.check_arguments("postgresql://x/y", lease=-1)
+
+    def test_timings_may_be_timedeltas(self, make_postgres: Callable[..., PostgresQueue]) -> None:
+        queue = make_postgres(
+            lease=timedelta(seconds=40),
+            renew_interval=timedelta(seconds=8),
+            reconnect_timeout=timedelta(minutes=1),
+        )
+        assert (queue.lease, queue.renew_interval, queue.reconnect_timeout) == (40.0, 8.0, 60.0)
 
 
 class TestSchema:
