@@ -77,6 +77,11 @@ WRONG_TYPES: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
         lambda: ManualPlanner(immediate_transfer="yes"),
         ("ManualPlanner", "immediate_transfer", "'yes'"),
     ),
+    (
+        "planner shutdown_at_exit",
+        lambda: ManualPlanner(shutdown_at_exit="no"),
+        ("ManualPlanner", "shutdown_at_exit", "'no' (str)"),
+    ),
     ("retry jitter bool", lambda: RetryPolicy(jitter=True), ("RetryPolicy", "jitter", "True")),
     ("retry multiplier str", lambda: RetryPolicy(multiplier="2"), ("multiplier", "'2' (str)")),
     ("inlet metadata str", lambda: Pull(metadata="x"), ("Pull", "metadata", "'x' (str)")),

@@ -139,7 +139,7 @@ class BasePlanner(abc.ABC):
     @shutdown_at_exit.setter
     def shutdown_at_exit(self, value: bool) -> None:
         global _exit_hook_registered
-        self._shutdown_at_exit = bool(value)
+        self._shutdown_at_exit = as_bool(value, "shutdown_at_exit", type(self).__name__)
         with _exit_hook_lock:
             if not value:
                 _exit_planners.discard(self)
