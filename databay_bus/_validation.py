@@ -21,11 +21,15 @@ __all__ = [
     "as_list",
     "as_tags",
     "coerce_interval",
+    "integer",
     "mapping",
     "number",
+    "optional_callable",
+    "optional_integer",
     "optional_mapping",
     "optional_name",
     "optional_positive_int",
+    "optional_positive_seconds",
     "optional_seconds",
     "positive_int",
     "seconds",
@@ -93,14 +97,24 @@ def as_callables(value: Any, what: str, owner: object) -> list[Callable[..., Any
     return items
 
 
+def integer(value: Any, what: str, owner: object, low: int | None = None) -> int:
+    """Return ``value`` if it is an int (not a bool), at least ``low`` when given."""
+    return _integer(value, what, owner, low, "")
+
+
+def optional_integer(value: Any, what: str, owner: object, low: int | None = None) -> int | None:
+    """Return ``value`` if it is None or an int (not a bool), at least ``low`` when given."""
+    return None if value is None else _integer(value, what, owner, low, " or None")
+
+
 def positive_int(value: Any, what: str, owner: object) -> int:
     """Return ``value`` if it is an int >= 1 (not a bool)."""
-    return _positive_int(value, what, owner, "an int >= 1")
+    return _integer(value, what, owner, 1, "")
 
 
 def optional_positive_int(value: Any, what: str, owner: object) -> int | None:
     """Return ``value`` if it is None or an int >= 1 (not a bool)."""
-    return None if value is None else _positive_int(value, what, owner, "an int >= 1 or None")
+    return optional_integer(value, what, owner, 1)
 
 
 def seconds(value: Any, what: str, owner: object) -> float:
@@ -113,6 +127,30 @@ def optional_seconds(value: Any, what: str, owner: object) -> float | None:
     if value is None:
         return None
     return _seconds(value, what, owner, "finite seconds >= 0, a timedelta or None")
+
+
+def optional_positive_seconds(value: Any, what: str, owner: object) -> float | None:
+    """Return None, or ``value`` (finite seconds > 0 or a timedelta) as float seconds
+    (a timeout: zero would fail every time)."""
+    if value is None:
+        return None
+    expected = "finite seconds > 0, a timedelta or None"
+    result = _seconds(value, what, owner, expected)
+    if result == 0:
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return result
+
+
+def optional_callable(value: Any, what: str, owner: object) -> Callable[..., Any] | None:
+    """Return ``value`` if it is None or callable."""
+    if value is None:
+        return None
+    if not callable(value):
+        raise ArgumentTypeError(
+            f"{owner}: {what} must be callable or None, got {describe(value)}"
+        )
+    checked: Callable[..., Any] = value
+    return checked
 
 
 def as_bool(value: Any, what: str, owner: object) -> bool:
@@ -173,10 +211,11 @@ def _range_text(low: float | None, high: float | None) -> str:
     return "a finite number"
 
 
-def _positive_int(value: Any, what: str, owner: object, expected: str) -> int:
+def _integer(value: Any, what: str, owner: object, low: int | None, suffix: str) -> int:
+    expected = ("an int" if low is None else f"an int >= {low}") + suffix
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
-    if value < 1:
+    if low is not None and value < low:
         raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
     return value
 

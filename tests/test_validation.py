@@ -16,8 +16,10 @@ from core_fakes import ListInlet, ManualPlanner, RecordingOutlet
 
 from databay_bus import Inlet, Link, Outlet, Record
 from databay_bus.errors import ArgumentTypeError, ConfigurationError, DatabayBusError
+from databay_bus.inlets import HttpInlet, RandomIntInlet
 from databay_bus.observers import Event
 from databay_bus.planners import ApsPlanner, SchedulePlanner
+from databay_bus.processors import Buffer
 from databay_bus.queue.retry import RetryPolicy
 from databay_bus.update import Update
 
@@ -92,6 +94,12 @@ WRONG_TYPES: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     ("link tags list of int", lambda: link(tags=["a", 1]), ("tags", "['a', 1]")),
     ("link processor", lambda: link(processors=[print, "x"]), ("processors[1]", "'x' (str)")),
     ("link grouper", lambda: link(groupers=3), ("groupers[0]", "3 (int)")),
+    ("buffer count str", lambda: Buffer(count_threshold="3"), ("Buffer", "count_threshold")),
+    ("buffer on_reset", lambda: Buffer(on_reset=5), ("Buffer", "on_reset", "5 (int)")),
+    ("buffer and/or flag", lambda: Buffer(conjugate_controllers="yes"), ("conjugate",)),
+    ("http timeout str", lambda: HttpInlet("http://h/", timeout="3"), ("timeout", "'3'")),
+    ("http json str", lambda: HttpInlet("http://h/", json="no"), ("HttpInlet", "json", "'no'")),
+    ("random min str", lambda: RandomIntInlet(min="0"), ("RandomIntInlet", "min", "'0'")),
 ]
 
 
@@ -119,6 +127,10 @@ WRONG_VALUES: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     ("inlet name blank", lambda: Pull(name="  "), ("Pull", "name", "'  ' (str)")),
     ("link tags empty", lambda: link(tags=""), ("tag", "'' (str)")),
     ("link tags empty in list", lambda: link(tags=["a", ""]), ("tag", "['a', '']")),
+    ("buffer count -1", lambda: Buffer(count_threshold=-1), ("count_threshold", "-1 (int)")),
+    ("buffer time nan", lambda: Buffer(time_threshold=NAN), ("time_threshold", "nan")),
+    ("http timeout 0", lambda: HttpInlet("http://h/", timeout=0), ("timeout", "0 (int)")),
+    ("http timeout inf", lambda: HttpInlet("http://h/", timeout=INF), ("timeout", "inf")),
 ]
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from databay_bus._concurrency import _shared_background_loop
 from databay_bus._lazy import require_extra
+from databay_bus._validation import as_bool, optional_positive_seconds
 from databay_bus.errors import ConfigurationError, HttpInletError, ResponseDecodeError, describe
 from databay_bus.inlets.base import Inlet
 
@@ -129,13 +130,9 @@ class HttpInlet(Inlet):
         next_cursor: Callable[[Any], Any] | str | None = None,
     ) -> None:
         super().__init__(metadata, name)
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise ConfigurationError(
-                f"HttpInlet({url!r}): timeout must be a number of seconds > 0 or None, "
-                f"got {describe(timeout)}"
-            )
+        owner = f"HttpInlet({url!r})"
+        timeout = optional_positive_seconds(timeout, "timeout", owner)
+        json = as_bool(json, "json", owner)
         self.url = url
         self.json = json
         self.cacert = os.fspath(cacert) if cacert else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus._validation import integer
+from databay_bus.errors import ConfigurationError
 from databay_bus.inlets.base import Inlet
 
 if TYPE_CHECKING:
@@ -37,11 +38,8 @@ class RandomIntInlet(Inlet):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(metadata, name)
-        for what, value in (("min", min), ("max", max)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigurationError(
-                    f"RandomIntInlet: {what} must be an int, got {describe(value)}"
-                )
+        integer(min, "min", "RandomIntInlet")
+        integer(max, "max", "RandomIntInlet")
         if min > max:
             raise ConfigurationError(f"RandomIntInlet: min ({min}) must not exceed max ({max})")
         self.min = min

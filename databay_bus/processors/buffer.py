@@ -17,8 +17,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from databay_bus._clock import Clock, SystemClock
-from databay_bus._validation import as_callables
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus._validation import (
+    as_bool,
+    as_callables,
+    optional_callable,
+    optional_integer,
+    optional_seconds,
+)
 from databay_bus.records import Record
 
 __all__ = ["Buffer", "Controller"]
@@ -62,35 +67,15 @@ class Buffer:
         *,
         clock: Clock | None = None,
     ) -> None:
-        if count_threshold is not None and (
-            isinstance(count_threshold, bool)
-            or not isinstance(count_threshold, int)
-            or count_threshold < 0
-        ):
-            raise ConfigurationError(
-                f"Buffer: count_threshold must be an int >= 0 or None, "
-                f"got {describe(count_threshold)}"
-            )
-        if isinstance(time_threshold, timedelta):
-            time_threshold = time_threshold.total_seconds()
-        if time_threshold is not None and (
-            isinstance(time_threshold, bool)
-            or not isinstance(time_threshold, int | float)
-            or time_threshold < 0
-        ):
-            raise ConfigurationError(
-                f"Buffer: time_threshold must be seconds >= 0, a timedelta or None, "
-                f"got {describe(time_threshold)}"
-            )
-        if on_reset is not None and not callable(on_reset):
-            raise ConfigurationError(f"Buffer: on_reset must be callable, got {describe(on_reset)}")
-        self.count_threshold = count_threshold
-        self.time_threshold: float | None = time_threshold
+        self.count_threshold = optional_integer(count_threshold, "count_threshold", "Buffer", 0)
+        self.time_threshold = optional_seconds(time_threshold, "time_threshold", "Buffer")
         self.custom_controllers: list[Controller] = as_callables(
             custom_controllers, "custom_controllers", "Buffer"
         )
-        self.on_reset = on_reset
-        self.conjugate_controllers = conjugate_controllers
+        self.on_reset = optional_callable(on_reset, "on_reset", "Buffer")
+        self.conjugate_controllers = as_bool(
+            conjugate_controllers, "conjugate_controllers", "Buffer"
+        )
         self.records: list[Record] = []
         self.time_start: float | None = None
         self.flush = False
