@@ -1,8 +1,10 @@
-"""``databay-bus cursor ACTION --queue PATH``: read, set or reset inlet cursors in a queue file.
+"""``databay-bus cursor ACTION --queue PATH|DSN``: read, set or reset inlet cursors in a queue.
 
 Actions: list, set, reset (see docs/cli.md and docs/cursors.md). ``list`` opens the queue
 read-only, so it works beside a running pipeline; ``set`` and ``reset`` open it for writing,
-which a running pipeline's lock refuses: a cursor is never changed under a running link.
+which a running pipeline's lock refuses: a cursor is never changed under a running link. For a
+PostgresQueue (``--queue postgresql://... --schema NAME``) set and reset are refused while
+its node registry shows a live process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from databay_bus.cli._common import EXIT_OK, CommandFailure, print_table
+from databay_bus.cli.queue import add_queue_arguments, is_dsn, open_queue
 from databay_bus.errors import DatabayBusError, QueueLockedError
 
 __all__ = ["ORDER", "register"]
@@ -27,8 +30,8 @@ def register(commands: Any) -> None:
     """Add the ``cursor`` command and its actions."""
     cursor = commands.add_parser(
         "cursor",
-        help="read, set or reset inlet cursors stored in a SqliteQueue file",
-        description="Inlet cursors (update.cursor) stored in a SqliteQueue file, per link and "
+        help="read, set or reset inlet cursors stored in a queue (file or PostgreSQL DSN)",
+        description="Inlet cursors (update.cursor) stored in a queue, per link and "
         "inlet. set and reset refuse while a pipeline holds the queue.",
     )
     actions = cursor.add_subparsers(dest="action", metavar="ACTION")
@@ -38,7 +41,7 @@ def register(commands: Any) -> None:
         parser: argparse.ArgumentParser = actions.add_parser(
             name, help=help_text, description=help_text
         )
-        parser.add_argument("--queue", required=True, metavar="PATH", help="the SqliteQueue file")
+        add_queue_arguments(parser)
         parser.add_argument(
             "--link", required=one, metavar="KEY", help="the link's queue key (its tags joined)"
         )
@@ -58,7 +61,18 @@ def register(commands: Any) -> None:
 
 
 @contextmanager
-def _open(path: str, read_only: bool = False) -> Iterator[Any]:
+def _open(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
+    if is_dsn(args.queue):  # a PostgresQueue: refuse changes while its node registry is alive
+        with open_queue(args.queue, args.schema) as queue:
+            alive = [] if read_only else [node.node for node in queue.nodes() if node.alive]
+            if alive:
+                raise CommandFailure(
+                    f"the queue is in use: {len(alive)} process(es) run pipelines on it "
+                    f"({', '.join(alive[:3])}); stop them first"
+                )
+            yield queue
+        return
+    path = args.queue
     if not Path(path).is_file():
         raise CommandFailure(f"no queue file at {path!r}")
     from databay_bus.queue import SqliteQueue
@@ -82,7 +96,7 @@ def _iso(epoch: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _open(args.queue, read_only=True) as queue:
+    with _open(args, read_only=True) as queue:
         found = queue.cursors(args.link)
     rows = [
         {
@@ -116,7 +130,7 @@ def _set(args: argparse.Namespace) -> int:
         value = json.loads(args.value)
     except json.JSONDecodeError as exc:
         raise CommandFailure(f"the cursor must be JSON (quote strings: '\"x\"'): {exc}") from None
-    with _open(args.queue) as queue:
+    with _open(args) as queue:
         try:
             queue.set_cursor(args.link, args.inlet, value)
         except DatabayBusError as exc:
@@ -126,7 +140,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    with _open(args.queue) as queue:
+    with _open(args) as queue:
         existed = queue.reset_cursor(args.link, args.inlet)
     print(
         f"cursor of {args.link}/{args.inlet} reset"

@@ -1,6 +1,8 @@
-"""``databay-bus queue ACTION --queue PATH``: inspect and repair a SqliteQueue file offline.
+"""``databay-bus queue ACTION --queue PATH|DSN``: inspect and repair a queue.
 
-Actions: stats, dead, replay, drop, purge, export (see docs/cli.md).
+``--queue`` is a SqliteQueue file (operated offline), or a PostgreSQL DSN
+(``postgresql://...``, with ``--schema``) of a PostgresQueue, which may be operated while its
+pipelines run. Actions: stats, dead, replay, drop, purge, export (see docs/cli.md).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from databay_bus.cli._common import (
 )
 from databay_bus.errors import DatabayBusError
 
-__all__ = ["ORDER", "register"]
+__all__ = ["ORDER", "add_queue_arguments", "is_dsn", "open_queue", "register", "shown"]
 
 ORDER = 40
 
@@ -34,8 +36,10 @@ def register(commands: Any) -> None:
     """Add the ``queue`` command and its actions."""
     queue = commands.add_parser(
         "queue",
-        help="inspect and repair a SqliteQueue file offline",
-        description="Operate a SqliteQueue file: stats, dead letters, replay, drop, purge, export.",
+        help="inspect and repair a queue (a SqliteQueue file, or a PostgresQueue DSN)",
+        description="Operate a queue: stats, dead letters, replay, drop, purge, export. A "
+        "SqliteQueue file is operated offline; a PostgresQueue (--queue postgresql://... "
+        "--schema NAME) also while its pipelines run.",
     )
     actions = queue.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -44,7 +48,7 @@ def register(commands: Any) -> None:
         parser: argparse.ArgumentParser = actions.add_parser(
             name, help=help_text, description=help_text
         )
-        parser.add_argument("--queue", required=True, metavar="PATH", help="the SqliteQueue file")
+        add_queue_arguments(parser)
         if filters:
             parser.add_argument("--link", metavar="KEY", help="only this link (its queue key)")
             parser.add_argument("--outlet", metavar="NAME", help="only this outlet")
@@ -97,24 +101,71 @@ def register(commands: Any) -> None:
     export.set_defaults(handler=_export)
 
 
-@contextmanager
-def _open_queue(path: str, **options: Any) -> Iterator[Any]:
-    if not Path(path).is_file():
-        raise CommandFailure(f"no queue file at {path!r}")
-    from databay_bus.queue import SqliteQueue
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--queue PATH|DSN`` and ``--schema`` (for a DSN)."""
+    parser.add_argument(
+        "--queue",
+        required=True,
+        metavar="PATH|DSN",
+        help="a SqliteQueue file, or the DSN of a PostgresQueue (postgresql://...)",
+    )
+    parser.add_argument(
+        "--schema",
+        default="databay_bus",
+        metavar="NAME",
+        help="the PostgresQueue's schema (with a DSN; default: databay_bus)",
+    )
 
+
+def is_dsn(target: str) -> bool:
+    """True when ``target`` is a PostgreSQL connection string rather than a file path."""
+    first = target.split(maxsplit=1)[0] if target.strip() else ""
+    return target.startswith(("postgresql://", "postgres://")) or first.startswith(
+        ("host=", "hostaddr=", "dbname=", "user=", "port=", "service=")
+    )
+
+
+def shown(target: str) -> str:
+    """``target`` as printed: a DSN with its password masked."""
+    if not is_dsn(target):
+        return target
+    from databay_bus.queue.postgres import mask_dsn
+
+    return mask_dsn(target)
+
+
+@contextmanager
+def open_queue(target: str, schema: str = "databay_bus", **options: Any) -> Iterator[Any]:
+    """The queue ``target`` names (a file or a DSN), closed afterwards; CommandFailure if it
+    cannot be opened (the DSN's password masked)."""
+    if is_dsn(target):
+        from databay_bus.queue import PostgresQueue
+
+        opener: Any = lambda: PostgresQueue(target, schema=schema, max_connections=2, **options)  # noqa: E731
+    else:
+        if not Path(target).is_file():
+            raise CommandFailure(f"no queue file at {target!r}")
+        from databay_bus.queue import SqliteQueue
+
+        opener = lambda: SqliteQueue(target, **options)  # noqa: E731
     try:
-        queue = SqliteQueue(path, **options)
+        queue = opener()
     except DatabayBusError as exc:
-        raise CommandFailure(f"cannot open the queue {path!r}: {exc}") from None
+        raise CommandFailure(f"cannot open the queue: {exc}") from None
     try:
         yield queue
     finally:
         queue.close()
 
 
+@contextmanager
+def _open_queue(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
+    with open_queue(args.queue, args.schema, **options) as queue:
+        yield queue
+
+
 def _stats(args: argparse.Namespace) -> int:
-    with _open_queue(args.queue) as queue:
+    with _open_queue(args) as queue:
         stats = queue.stats()
     rows = [
         s
@@ -127,7 +178,7 @@ def _stats(args: argparse.Namespace) -> int:
         data["outlets"] = [vars(s).copy() for s in rows]
         print(json.dumps(data, indent=2))
         return EXIT_OK
-    print(f"queue {args.queue}: {stats.records} records stored")
+    print(f"queue {shown(args.queue)}: {stats.records} records stored")
     header = ("link", "outlet", "pending", "retrying", "delivered", "dead", "oldest pending")
     table = [header]
     for s in rows:
@@ -160,7 +211,7 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def _dead(args: argparse.Namespace) -> int:
-    with _open_queue(args.queue) as queue:
+    with _open_queue(args) as queue:
         letters = queue.dead_letters(link=args.link, outlet=args.outlet, limit=args.limit)
         rows = [_letter_dict(letter) for letter in letters]
     if args.json:
@@ -183,7 +234,7 @@ def _dead(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    with _open_queue(args.queue) as queue:
+    with _open_queue(args) as queue:
         try:
             count = queue.replay(link=args.link, outlet=args.outlet, ids=args.ids)
         except DatabayBusError as exc:
@@ -206,7 +257,7 @@ def _drop(args: argparse.Namespace) -> int:
             "add --yes if you mean it",
             EXIT_USAGE,
         )
-    with _open_queue(args.queue) as queue:
+    with _open_queue(args) as queue:
         try:
             count = queue.drop(link=args.link, outlet=args.outlet, ids=args.ids, states=states)
         except DatabayBusError as exc:
@@ -216,7 +267,7 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    with _open_queue(args.queue, retention=args.older_than) as queue:
+    with _open_queue(args, retention=args.older_than) as queue:
         count = queue.purge()
     print(f"purged {count} delivered entries older than {args.older_than:g}s")
     return EXIT_OK
@@ -224,11 +275,11 @@ def _purge(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     if args.what == "dead":
-        with _open_queue(args.queue) as queue:
+        with _open_queue(args) as queue:
             letters = queue.dead_letters(link=args.link, outlet=args.outlet)
             rows = [_letter_dict(letter) for letter in letters]
     else:
-        rows = _pending_rows(args.queue, args.link, args.outlet)
+        rows = _pending_rows(args)
     out: TextIO = sys.stdout
     if args.output:
         out = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -242,38 +293,19 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _FarFuture:
-    """A clock a century ahead: every waiting delivery (retrying ones too) is due by it."""
-
-    def time(self) -> float:
-        return 4.1e9
-
-    def monotonic(self) -> float:
-        return 4.1e9
-
-
-def _pending_rows(path: str, link: str | None, outlet: str | None) -> list[dict[str, Any]]:
-    """Every waiting (pending or retrying) delivery, read through ``due()`` on a far clock."""
-    rows: list[dict[str, Any]] = []
-    with _open_queue(path, clock=_FarFuture()) as queue:
-        for stats in queue.stats().outlets:
-            if (link is not None and stats.link != link) or (
-                outlet is not None and stats.outlet != outlet
-            ):
-                continue
-            if not stats.pending:
-                continue
-            for record in queue.due(stats.link, stats.outlet, stats.pending):
-                rows.append(
-                    {
-                        "id": record.id,
-                        "link": stats.link,
-                        "outlet": stats.outlet,
-                        "payload": record.payload,
-                        "metadata": record.metadata,
-                    }
-                )
-    return rows
+def _pending_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every waiting (pending or retrying) delivery, listed without claiming any."""
+    with _open_queue(args) as queue:
+        return [
+            {
+                "id": entry.id,
+                "link": entry.link,
+                "outlet": entry.outlet,
+                "payload": None if entry.record is None else entry.record.payload,
+                "metadata": None if entry.record is None else entry.record.metadata,
+            }
+            for entry in queue.waiting_records(link=args.link, outlet=args.outlet)
+        ]
 
 
 def _write_rows(rows: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
