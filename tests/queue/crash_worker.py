@@ -110,7 +110,9 @@ def _link(directory: Path, queue: SqliteQueue, enabled: bool) -> Link:
     )
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], ready: Any = None) -> int:
+    """Run ``argv`` = ``[mode, directory]``; ``ready`` (an Event, for a forked worker) is set
+    where the command line version prints 'ready'."""
     mode, directory = argv[0], Path(argv[1])
     queue = SqliteQueue(directory / "queue.db", retention=None)
     if mode == "drain":
@@ -123,7 +125,10 @@ def main(argv: list[str]) -> int:
     link = _link(directory, queue, enabled=True)
     planner = ApsPlanner(link, threads=2, ignore_exceptions=True)
     planner.start(block=False)
-    print("ready", flush=True)
+    if ready is not None:
+        ready.set()
+    else:
+        print("ready", flush=True)
     time.sleep(3600)
     return 1
 
