@@ -202,6 +202,20 @@ def check_web_interface(out: str, tmp: Path) -> None:
     assert re.search(r'^metrics: databay_bus_transfers_total\{link="orders"\} \d+\.0$', out, re.M)
 
 
+def check_scaling_out(out: str, tmp: Path) -> None:
+    if out.startswith("skipped") and os.environ.get("DATABAY_BUS_REQUIRE_POSTGRES") != "1":
+        return
+    assert len(lines_matching(r"worker w\d: pulled \d+ ticks, pushed \d+ records", out)) == 2
+    summary = re.search(
+        r"^2 workers: (\d+) ticks, each pulled by one process; (\d+) records stored, "
+        r"(\d+) delivered, 0 waiting$",
+        out,
+        re.M,
+    )
+    assert summary and int(summary.group(1)) >= 3
+    assert summary.group(2) == summary.group(3)
+
+
 CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "basic_inlet.py": (["--transfers", "3"], check_basic_inlet),
     "basic_outlet.py": (["--transfers", "3"], check_basic_outlet),
@@ -233,6 +247,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
         check_incremental_cursor,
     ),
     "web_interface.py": (["--transfers", "3", "--port", "0"], check_web_interface),
+    "scaling_out.py": (["--duration", "2", "--workers", "2"], check_scaling_out),
 }
 
 
@@ -240,7 +255,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example(script: str, tmp_path: Path) -> None:
     arguments, check = CASES[script]
-    by_hand = ("durable_queue.py", "incremental_cursor.py", "redis_streams.py")  # no interval
+    by_hand = ("durable_queue.py", "incremental_cursor.py", "redis_streams.py", "scaling_out.py")
     fast = [] if script in by_hand else FAST
     command = [sys.executable, str(EXAMPLES / script), *fast]
     command += [a.replace("{tmp}", str(tmp_path)) for a in arguments]

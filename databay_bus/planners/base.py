@@ -125,6 +125,7 @@ class BasePlanner(abc.ABC):
         self._emit_event = self._observers.emit  # one bound method shared by every link
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
         self._unwatch: list[Callable[[], None]] = []  # wake-up subscriptions to shared queues
+        self._waking: set[int] = set()  # ids of links running a wake-up's delivery
         self._signal_gate: SignalGate | None = None  # while a blocking start() waits
         if links is not None:
             self.add_links(links)
@@ -372,6 +373,7 @@ class BasePlanner(abc.ABC):
             ):
                 return
             self._transferring.add(key)
+            self._waking.add(key)
         try:
             link._delivery.announce_tick(None, pull=False)  # type: ignore[attr-defined]
             link.transfer()
@@ -380,6 +382,7 @@ class BasePlanner(abc.ABC):
         finally:
             with self._state_lock:
                 self._transferring.discard(key)
+                self._waking.discard(key)
                 self._state_changed.notify_all()
 
     def _enter_running(self) -> bool:
@@ -580,6 +583,9 @@ class BasePlanner(abc.ABC):
             if not busy:
                 self._transferring.add(key)
         if busy:
+            if key in self._waking:  # a wake-up delivers (it pulls nothing): not a backlog
+                _LOGGER.debug("%s: tick skipped while a wake-up delivers", _name(link))
+                return
             link.metrics.add_skipped()
             _LOGGER.warning(
                 "%s: transfer skipped, the previous transfer of this link is still running",
