@@ -111,7 +111,9 @@ def test_runs_the_suite_prints_each_test_and_the_summary(
     """One real run (a pytest subprocess) of the sample against databay_bus."""
     out = tmp_path / "result.json"
     status = databay_suite.main([str(checkout), "--json", str(out)])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "Databay (version unknown); the rules were written for 0.3.0" in captured.err
     assert status == 1  # none of the sample's failures is in the real table: all unexpected
     assert re.search(r"^PASSED +test/unit/test_sample.py::TestSample::test_repr$", printed, re.M)
     assert "[unexpected] AssertionError: boom" in printed
@@ -132,6 +134,12 @@ def test_runs_the_suite_prints_each_test_and_the_summary(
     outcomes = [Outcome(e["test"], e["result"], e.get("message", "")) for e in report["tests"]]
     summary = summarize(outcomes, RULES)  # with a table that knows two of the failures
     assert (summary.passed, summary.private, summary.documented, summary.unexpected) == (2, 1, 1, 1)
+
+
+def test_checkout_version_read_from_setup_py(tmp_path: Path) -> None:
+    (tmp_path / "setup.py").write_text("setup(\n    name='databay',\n    version='0.3.0',\n)\n")
+    assert databay_suite.checkout_version(tmp_path) == databay_suite.RULES_VERSION
+    assert databay_suite.checkout_version(tmp_path / "missing") is None
 
 
 def test_a_checkout_without_tests_is_refused(tmp_path: Path) -> None:

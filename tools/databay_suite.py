@@ -51,9 +51,11 @@ from pathlib import Path
 __all__ = [
     "COMPATIBILITY_PAGE",
     "RULES",
+    "RULES_VERSION",
     "Outcome",
     "Rule",
     "Summary",
+    "checkout_version",
     "classify",
     "copy_suite",
     "main",
@@ -453,6 +455,19 @@ def summarize(outcomes: Iterable[Outcome], rules: Sequence[Rule] = RULES) -> Sum
 
 
 _DOTTED = re.compile(r"databay(\.[A-Za-z_]\w*)+")
+_VERSION = re.compile(r"""version\s*=\s*['"]([^'"]+)['"]""")
+
+#: The release the rules were written for.
+RULES_VERSION = "0.3.0"
+
+
+def checkout_version(checkout: Path) -> str | None:
+    """The version in the checkout's setup.py, or None when it cannot be read."""
+    try:
+        match = _VERSION.search((checkout / "setup.py").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return match.group(1) if match else None
 
 
 def rewrite_source(source: str) -> str:
@@ -663,6 +678,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, pytest_args = parser.parse_known_args(argv)
     pytest_args = [arg for arg in pytest_args if arg != "--"]
+    version = checkout_version(args.checkout)
+    if version != RULES_VERSION:
+        print(
+            f"warning: {args.checkout} holds Databay {version or '(version unknown)'}; the "
+            f"rules were written for {RULES_VERSION}",
+            file=sys.stderr,
+        )
     work = Path(tempfile.mkdtemp(prefix="databay_suite_"))
     try:
         suite = copy_suite(args.checkout, work)
