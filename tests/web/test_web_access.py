@@ -263,3 +263,31 @@ def test_listening_beyond_loopback_without_users_or_tls_warns(
     WebInterface(ApsPlanner([link]), host="127.0.0.1")._warn_if_exposed()
     assert caplog.text == ""
     web.close()
+
+
+def test_mounted_in_an_application_of_its_own(tmp_path: Path) -> None:
+    import asyncio
+
+    from aiohttp import web as aioweb
+    from aiohttp.test_utils import TestClient, TestServer
+
+    link = Link([], [_WontStart(name="x")], 3600, tags=["t"])
+    interface = WebInterface(ApsPlanner([link]), prefix="/ops", alias="MOUNTED")
+    outer = aioweb.Application()
+    outer.add_subapp("/ops", interface.app)
+
+    async def go() -> None:
+        async with TestClient(TestServer(outer)) as client:
+            assert (await client.get("/ops/healthz")).status == 200
+            page = await client.get("/ops/")
+            text = await page.text()
+            assert "MOUNTED" in text and 'href="/ops/dead"' in text
+            assert 'href="/ops/static/style.css"' in text
+            assert (await client.get("/ops/static/style.css")).status == 200
+            cookie = page.headers["Set-Cookie"]
+            assert "Path=/ops" in cookie
+
+    try:
+        asyncio.run(go())
+    finally:
+        interface.close()
