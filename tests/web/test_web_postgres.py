@@ -1,10 +1,11 @@
-"""Several processes sharing a PostgresQueue: any interface shows every process and its runs."""
+"""Several processes sharing a PostgresQueue: any interface shows every process and its runs.
+
+PostgreSQL comes from the suite's fixtures (tests/pg_fixtures.py): skipped without a server,
+failed when ``DATABAY_BUS_REQUIRE_POSTGRES=1``.
+"""
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,23 +16,7 @@ from databay_bus.planners import ApsPlanner
 from databay_bus.web import WebInterface
 from databay_bus.web.history import HistoryObserver, PostgresHistory
 
-psycopg = pytest.importorskip("psycopg")
-pg_server = pytest.importorskip("tests.queue.pg_server")
-
-
-@pytest.fixture
-def schema() -> Iterator[tuple[str, str]]:
-    """(dsn, a fresh schema), dropped afterwards."""
-    dsn = os.environ.get("DATABAY_BUS_POSTGRES_DSN") or pg_server.LOCAL_DSN
-    reason = pg_server.reachable(dsn)
-    if reason is not None:
-        if pg_server.required():
-            pytest.fail(f"PostgreSQL is required but {dsn} is unreachable: {reason}")
-        pytest.skip(f"no PostgreSQL at {dsn}: {reason}")
-    name = f"w_{secrets.token_hex(6)}"
-    yield dsn, name
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'.encode())
+pytest.importorskip("psycopg")
 
 
 def _process(dsn: str, schema: str) -> tuple[Any, ApsPlanner, Link]:
@@ -44,8 +29,10 @@ def _process(dsn: str, schema: str) -> tuple[Any, ApsPlanner, Link]:
     return queue, ApsPlanner([link], ignore_exceptions=True), link
 
 
-def test_an_interface_shows_every_process_and_their_transfers(schema: tuple[str, str]) -> None:
-    dsn, name = schema
+def test_an_interface_shows_every_process_and_their_transfers(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    dsn, name = postgres_dsn, pg_schema
     queue_a, planner_a, link_a = _process(dsn, name)
     queue_b, planner_b, link_b = _process(dsn, name)
     web = WebInterface(planner_a)  # process A serves; B only records its runs
