@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -48,18 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit code when the reader of stdout went away (``| head``): 128 + SIGPIPE, as a
+#: Unix tool killed by SIGPIPE reports, but without a message.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.handler(args)
-    except CommandFailure as exc:
-        print(f"databay-bus {args.command}: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print(f"databay-bus {args.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        sys.stdout.flush()
+        try:
+            code: int = args.handler(args)
+        except CommandFailure as exc:
+            print(f"databay-bus {args.command}: {exc}", file=sys.stderr)
+            return exc.code
+        except KeyboardInterrupt:
+            print(f"databay-bus {args.command}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is left at exit raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass

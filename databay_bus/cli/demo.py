@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from databay_bus.cli._common import positive_float, positive_int
+from databay_bus.cli._common import CommandFailure, positive_float, positive_int
 
 __all__ = ["ORDER", "register"]
 
@@ -41,5 +41,9 @@ def _demo(args: argparse.Namespace) -> int:
     """Run the demo (``databay_bus._demo``) and return its exit code."""
     from databay_bus._demo import run_demo
 
-    code: int = run_demo(args.dir, args.transfers, args.interval)
+    try:
+        code: int = run_demo(args.dir, args.transfers, args.interval)
+    except OSError as exc:  # e.g. a --dir that cannot be written (QueueStorageError too)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise CommandFailure(f"{exc.strerror or exc}{where}") from None
     return code

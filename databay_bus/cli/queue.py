@@ -1,8 +1,10 @@
 """``databay-bus queue ACTION --queue PATH|DSN``: inspect and repair a queue.
 
-``--queue`` is a SqliteQueue file (operated offline), or a PostgreSQL DSN
-(``postgresql://...``, with ``--schema``) of a PostgresQueue, which may be operated while its
-pipelines run. Actions: stats, dead, replay, drop, purge, export (see docs/cli.md).
+``--queue`` is a SqliteQueue file, or a PostgreSQL DSN (``postgresql://...``, with
+``--schema``) of a PostgresQueue, which may be operated while its pipelines run. On a
+SqliteQueue file, stats, dead, export and check only read: they open it read-only, so they
+work beside the running pipeline and never change a row; replay, drop and purge change the
+file, so they need the pipeline stopped (see docs/cli.md).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def register(commands: Any) -> None:
     queue = commands.add_parser(
         "queue",
         help="inspect and repair a queue (a SqliteQueue file, or a PostgresQueue DSN)",
-        description="Operate a queue: stats, dead letters, replay, drop, purge, export. A "
-        "SqliteQueue file is operated offline; a PostgresQueue (--queue postgresql://... "
-        "--schema NAME) also while its pipelines run.",
+        description="Operate a queue: stats, dead letters, export and check read it (a "
+        "SqliteQueue file read-only, beside its running pipeline too); replay, drop and purge "
+        "change it (a SqliteQueue file with its pipeline stopped; a PostgresQueue "
+        "(--queue postgresql://... --schema NAME) also while its pipelines run).",
     )
     actions = queue.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -54,6 +57,14 @@ def register(commands: Any) -> None:
             parser.add_argument("--outlet", metavar="NAME", help="only this outlet")
         return parser
 
+    def codec_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--codec",
+            choices=("json", "pickle"),
+            help="decode records stored with this codec (JSON ones always are); pickle runs "
+            "code from the file: only for a file you trust",
+        )
+
     stats = action("stats", "deliveries per link and outlet: pending, retrying, delivered, dead")
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(handler=_stats)
@@ -61,7 +72,11 @@ def register(commands: Any) -> None:
     dead = action("dead", "list dead-lettered deliveries with their last error")
     dead.add_argument("--limit", type=positive_int, metavar="N", help="at most N")
     dead.add_argument("--json", action="store_true", help="print JSON lines")
+    codec_option(dead)
     dead.set_defaults(handler=_dead)
+
+    check = action("check", "check the whole file for damage (PRAGMA integrity_check)", False)
+    check.set_defaults(handler=_check)
 
     replay = action("replay", "make dead deliveries pending again, due now")
     replay.add_argument("--id", action="append", dest="ids", metavar="ID", help="a record id")
@@ -98,6 +113,7 @@ def register(commands: Any) -> None:
         "--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl"
     )
     export.add_argument("--output", "-o", metavar="FILE", help="default: stdout")
+    codec_option(export)
     export.set_defaults(handler=_export)
 
 
@@ -134,26 +150,44 @@ def shown(target: str) -> str:
     return mask_dsn(target)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 @contextmanager
-def open_queue(target: str, schema: str = "databay_bus", **options: Any) -> Iterator[Any]:
-    """The queue ``target`` names (a file or a DSN), closed afterwards; CommandFailure if it
-    cannot be opened (the DSN's password masked)."""
+def open_queue(
+    target: str, schema: str = "databay_bus", read_only: bool = False, **options: Any
+) -> Iterator[Any]:
+    """The queue ``target`` names (a file or a DSN), closed afterwards. Every failure, to
+    open it or later, is a one-line CommandFailure (exit 1; the DSN's password masked).
+
+    ``read_only``: a SqliteQueue file is opened read-only (inspection beside its running
+    pipeline); a PostgresQueue is shared by design and opened as it is.
+    """
     if is_dsn(target):
         from databay_bus.queue import PostgresQueue
 
         opener: Any = lambda: PostgresQueue(target, schema=schema, max_connections=2, **options)  # noqa: E731
     else:
-        if not Path(target).is_file():
+        try:
+            exists = Path(target).exists()
+        except OSError as exc:
+            raise CommandFailure(
+                f"cannot open the queue {target!r}: {exc.strerror or exc}"
+            ) from None
+        if not exists:
             raise CommandFailure(f"no queue file at {target!r}")
         from databay_bus.queue import SqliteQueue
 
-        opener = lambda: SqliteQueue(target, **options)  # noqa: E731
+        opener = lambda: SqliteQueue(target, read_only=read_only, **options)  # noqa: E731
     try:
         queue = opener()
-    except DatabayBusError as exc:
-        raise CommandFailure(f"cannot open the queue: {exc}") from None
+    except (DatabayBusError, OSError) as exc:
+        raise CommandFailure(f"cannot open the queue: {_one_line(str(exc))}") from None
     try:
         yield queue
+    except DatabayBusError as exc:
+        raise CommandFailure(_one_line(str(exc))) from None
     finally:
         queue.close()
 
@@ -164,8 +198,32 @@ def _open_queue(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
         yield queue
 
 
+def _reader(args: argparse.Namespace) -> Any:
+    """The queue of an inspecting action: read-only, with ``--codec`` if given."""
+    options: dict[str, Any] = {}
+    if getattr(args, "codec", None) == "pickle":
+        from databay_bus.records.codecs import PickleCodec
+
+        options["codec"] = PickleCodec()
+    return _open_queue(args, read_only=True, **options)
+
+
+def _require_decoded(rows: list[dict[str, Any]]) -> None:
+    """Exit 1 naming the codec when a listed record could not be decoded; else drop the
+    ``decode_error`` key."""
+    problems = [row["decode_error"] for row in rows if row.get("decode_error")]
+    if problems:
+        raise CommandFailure(
+            f"{len(problems)} record(s) cannot be decoded: {_one_line(problems[0])}; pass "
+            f"--codec with the codec they were stored with (--codec pickle runs code from "
+            f"the file: only for a file you trust)"
+        )
+    for row in rows:
+        row.pop("decode_error", None)
+
+
 def _stats(args: argparse.Namespace) -> int:
-    with _open_queue(args) as queue:
+    with _reader(args) as queue:
         stats = queue.stats()
     rows = [
         s
@@ -201,6 +259,23 @@ def _letter_dict(letter: Any) -> dict[str, Any]:
         "failed_at": _iso(letter.failed_at),
         "payload": None if record is None else record.payload,
         "metadata": None if record is None else record.metadata,
+        "decode_error": letter.decode_error,
+    }
+
+
+def _waiting_dict(entry: Any) -> dict[str, Any]:
+    record = entry.record
+    return {
+        "id": entry.id,
+        "link": entry.link,
+        "outlet": entry.outlet,
+        "state": "retrying" if entry.attempts else "pending",
+        "attempts": entry.attempts,
+        "last_error": entry.last_error,
+        "due_at": _iso(entry.due_at),
+        "payload": None if record is None else record.payload,
+        "metadata": None if record is None else record.metadata,
+        "decode_error": entry.decode_error,
     }
 
 
@@ -211,9 +286,10 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def _dead(args: argparse.Namespace) -> int:
-    with _open_queue(args) as queue:
+    with _reader(args) as queue:
         letters = queue.dead_letters(link=args.link, outlet=args.outlet, limit=args.limit)
         rows = [_letter_dict(letter) for letter in letters]
+    _require_decoded(rows)
     if args.json:
         for row in rows:
             print(json.dumps(row, default=str))
@@ -230,6 +306,18 @@ def _dead(args: argparse.Namespace) -> int:
             f"at {row['failed_at']}  {row['last_error']}  payload={payload}"
         )
     print(f"{len(rows)} dead letters")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    with _reader(args) as queue:
+        check = getattr(queue, "integrity_check", None)
+        if check is None:
+            raise CommandFailure(f"{shown(args.queue)}: this queue has no integrity check")
+        result = check()
+    if result != "ok":
+        raise CommandFailure(f"{shown(args.queue)} is damaged: {_one_line(result)}")
+    print(f"{shown(args.queue)}: ok")
     return EXIT_OK
 
 
@@ -274,38 +362,24 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.what == "dead":
-        with _open_queue(args) as queue:
-            letters = queue.dead_letters(link=args.link, outlet=args.outlet)
-            rows = [_letter_dict(letter) for letter in letters]
-    else:
-        rows = _pending_rows(args)
-    out: TextIO = sys.stdout
-    if args.output:
-        out = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    with _reader(args) as queue:
+        if args.what == "dead":
+            found = queue.dead_letters(link=args.link, outlet=args.outlet)
+            rows = [_letter_dict(letter) for letter in found]
+        else:  # listed without due(): nothing is handed out, claimed or dead-lettered
+            waiting = queue.waiting_records(link=args.link, outlet=args.outlet)
+            rows = [_waiting_dict(entry) for entry in waiting]
+    _require_decoded(rows)
+    if not args.output:
+        _write_rows(rows, args.format, sys.stdout)
+        return EXIT_OK
     try:
-        _write_rows(rows, args.format, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    if args.output:
-        print(f"exported {len(rows)} {args.what} records to {args.output}")
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            _write_rows(rows, args.format, out)
+    except OSError as exc:
+        raise CommandFailure(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    print(f"exported {len(rows)} {args.what} records to {args.output}")
     return EXIT_OK
-
-
-def _pending_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every waiting (pending or retrying) delivery, listed without claiming any."""
-    with _open_queue(args) as queue:
-        return [
-            {
-                "id": entry.id,
-                "link": entry.link,
-                "outlet": entry.outlet,
-                "payload": None if entry.record is None else entry.record.payload,
-                "metadata": None if entry.record is None else entry.record.metadata,
-            }
-            for entry in queue.waiting_records(link=args.link, outlet=args.outlet)
-        ]
 
 
 def _write_rows(rows: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
@@ -313,7 +387,18 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
         for row in rows:
             out.write(json.dumps(row, default=str) + "\n")
         return
-    columns = ["id", "link", "outlet", "attempts", "last_error", "failed_at", "payload", "metadata"]
+    columns = [
+        "id",
+        "link",
+        "outlet",
+        "state",
+        "attempts",
+        "last_error",
+        "due_at",
+        "failed_at",
+        "payload",
+        "metadata",
+    ]
     present = [c for c in columns if any(c in row for row in rows)] or columns[:3]
     writer = csv.writer(out)
     writer.writerow(present)

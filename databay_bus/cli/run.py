@@ -19,6 +19,7 @@ from databay_bus.cli._common import (
     positive_float,
     positive_int,
 )
+from databay_bus.errors import QueueError
 
 __all__ = ["ORDER", "register"]
 
@@ -74,7 +75,10 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Run the pipeline; print each link's final status line and why it stopped."""
-    pipeline = load_pipeline(args.pipeline)
+    try:
+        pipeline = load_pipeline(args.pipeline)
+    except QueueError as exc:  # a queue in use or unusable: a runtime failure, not a bad file
+        raise CommandFailure(" ".join(str(exc).split())) from None
     chosen = args.log_level or pipeline.log_level or logging.INFO
     pipeline.configure_logging(chosen)
     stop = threading.Event()

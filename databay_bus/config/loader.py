@@ -31,7 +31,13 @@ from databay_bus.config.objects import OBSERVER, PLANNER, Arguments, ObjectMaker
 from databay_bus.config.pipeline import Pipeline
 from databay_bus.config.queues import Queues, close_quietly
 from databay_bus.config.source import expand_variables, key_path, parse_text, read_file
-from databay_bus.errors import ConfigError, ConfigurationError, describe
+from databay_bus.errors import (
+    ConfigError,
+    ConfigurationError,
+    QueueLockedError,
+    QueueStorageError,
+    describe,
+)
 from databay_bus.link import Link
 from databay_bus.planners.base import BasePlanner
 
@@ -62,6 +68,8 @@ def build(
 
     Raises:
         ConfigError: listing every problem found, each with its key path.
+        QueueLockedError, QueueStorageError: a queue file is in use by another process, or
+            cannot be used (a missing directory, no room, ...): the file itself may be fine.
     """
     variables = dict(os.environ if env is None else env)
     # The file's own directory, never the environment's: modules are imported relative to it.
@@ -80,20 +88,25 @@ def build(
     log_level = _log_level(problems, table.get("log_level"))
     _python_path(problems, table.get("python_path"))
     planner_data = dict(problems.table(table.get("planner", {}), "planner"))
-    if "queue" in table:
-        queues.read_top(table["queue"])
-    links_value = table.get("links")
     links: list[Link] = []
-    if not isinstance(links_value, list) or not links_value:
-        problems.add(
-            "links",
-            f"must be a non-empty list of link tables ([[links]]), got {describe(links_value)}",
-        )
-    else:
-        for index, value in enumerate(links_value):
-            link = reader.read(index, value)
-            if link is not None:
-                links.append(link)
+    try:
+        if "queue" in table:
+            queues.read_top(table["queue"])
+        links_value = table.get("links")
+        if not isinstance(links_value, list) or not links_value:
+            problems.add(
+                "links",
+                f"must be a non-empty list of link tables ([[links]]), got {describe(links_value)}",
+            )
+        else:
+            for index, value in enumerate(links_value):
+                link = reader.read(index, value)
+                if link is not None:
+                    links.append(link)
+    except (QueueLockedError, QueueStorageError):  # a queue in use or unusable: not the file's
+        for queue in queues.opened:
+            close_quietly(queue)
+        raise
     observers = _observers(maker, table.get("observers"))
     web = _web(problems, table.get("web"), variables["PIPELINE_DIR"])
     planner = _planner(maker, reader, planner_data, links)

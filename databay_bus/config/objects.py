@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeGuard, TypeVar
 from databay_bus.config.checks import FAILED, Failed, Problems
 from databay_bus.config.names import ImportFailed, resolve
 from databay_bus.config.source import key_path
-from databay_bus.errors import describe
+from databay_bus.errors import QueueLockedError, QueueStorageError, describe
 from databay_bus.inlets.base import Inlet
 from databay_bus.outlets.base import Outlet
 from databay_bus.planners.base import BasePlanner
@@ -237,6 +237,8 @@ class ObjectMaker:
                 return FAILED
             try:
                 obj = target(**kwargs) if construct is None else construct(target, kwargs)
+            except (QueueLockedError, QueueStorageError):
+                raise  # not a mistake in the file: the queue cannot be used now (run exits 1)
             except Exception as exc:
                 self.problems.add(path, f"{label}(...) raised {type(exc).__name__}: {exc}")
                 return FAILED

@@ -62,6 +62,7 @@ class QueueDelivery(Delivery):
     Raises:
         ConfigurationError: no queue, or a bad option.
         QueueIdentityError: no key and no tags.
+        QueueKeyError: another live link has this key on this queue.
         InvalidNodeError: two outlets share a name.
     """
 
@@ -124,6 +125,10 @@ class QueueDelivery(Delivery):
         self._reported: set[str] = set()
         self._outlets_changed = True
         self.check_outlets(link.outlets)
+        if queue.read_only:
+            raise ConfigurationError(f"{link}: {queue!r} is open read-only (for inspection)")
+        # One link per key on a queue: a second would deliver the first one's records.
+        queue.claim_key(key, link)
 
     # -- the Delivery seam -----------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from databay_bus.observers import (
 from databay_bus.planners._links import LinkList
 from databay_bus.planners._ticks import current_tick
 from databay_bus.queue.maintenance import QueueMaintenance
+from databay_bus.status import planner_status
 
 __all__ = ["BasePlanner", "PlannerState"]
 
@@ -343,7 +344,9 @@ class BasePlanner(abc.ABC):
         """Queue retention: purge delivered records on a daemon thread, never in a transfer.
         Queues shared by processes (with a ``watch``) also wake links between ticks."""
         self._maintenance = QueueMaintenance(
-            lambda: self.links, lambda: self._state is not PlannerState.STOPPED
+            lambda: self.links,
+            lambda: self._state is not PlannerState.STOPPED,
+            status=lambda: planner_status(self),
         )
         self._maintenance.start()
         for queue in self._maintenance.queues():

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import gc
 import logging
 import math
 import operator
@@ -330,10 +331,14 @@ class RecordQueue(abc.ABC):
         """
         with self._keys_lock:
             held = self._keys.get(key)
+            if held is not None and held() not in (None, owner):
+                gc.collect()  # a replaced link may only wait for the collector
             holder = None if held is None else held()
             if holder is not None and holder is not owner:
+                shown = str(holder)
+                del holder  # the traceback must not keep the other link alive
                 raise QueueKeyError(
-                    f"{self!r}: queue key {key!r} is already used by {holder}; two links on "
+                    f"{self!r}: queue key {key!r} is already used by {shown}; two links on "
                     f"one queue need different keys (tags, or key=...), else each delivers "
                     f"the other's records"
                 )
@@ -737,6 +742,17 @@ class RecordQueue(abc.ABC):
         existed = self.cursor(link, inlet) is not None
         self._do_write_cursors(link, {inlet: CursorWrite(None, expected)}, self.clock.time())
         return existed
+
+    def record_status(self, owner: str, text: str) -> None:  # noqa: B027 - optional hook
+        """Keep ``text`` (a running planner's status as JSON, see :mod:`databay_bus.status`)
+        where readers of this queue find it, replacing what ``owner`` recorded before.
+
+        For readers in other processes; a backend no other process can read ignores it.
+        """
+
+    def recorded_status(self) -> list[str]:
+        """The texts :meth:`record_status` kept, one per owner (none by default)."""
+        return []
 
     def close(self) -> None:
         """Release the queue's resources; the queue cannot be used afterwards."""

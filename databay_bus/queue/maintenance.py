@@ -3,21 +3,26 @@
 Retention (deleting DELIVERED entries older than ``queue.retention``) runs here, every
 ``queue.purge_interval`` seconds per queue, on its own daemon thread, so transfers never
 wait for it; SqliteQueue purges in short transactions so a large purge does not hold the
-write lock for long either.
+write lock for long either. The same thread records the planner's status
+(:mod:`databay_bus.status`) in each queue that keeps it, every ``STATUS_INTERVAL`` seconds,
+for ``databay-bus status`` to read beside the running process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from databay_bus.queue.base import RecordQueue
+from databay_bus.status import STATUS_INTERVAL
 
 if TYPE_CHECKING:
     from databay_bus.link import Link
+    from databay_bus.status import PipelineStatus
 
 __all__ = ["QueueMaintenance"]
 
@@ -32,15 +37,22 @@ class QueueMaintenance:
     Args:
         links: returns the links to look at (read again on every wake-up, so links added
             while running are covered).
+        alive: False once the owner stopped (ends the thread).
+        status: returns the owner's status to record in the queues (None: record none).
     """
 
     def __init__(
         self,
         links: Callable[[], Sequence[Link]],
         alive: Callable[[], bool] = lambda: True,
+        status: Callable[[], PipelineStatus] | None = None,
     ) -> None:
         self._links = links
         self._alive = alive
+        self._status = status
+        self._status_at: float | None = None
+        self._owner = f"{os.getpid()}-{id(self):x}"
+        self._status_failed: set[int] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -98,10 +110,40 @@ class QueueMaintenance:
                         _LOGGER.debug("%r: purged %d delivered entries", queue, purged)
                 last = now
             wait = min(wait, max(0.0, last + interval - now))
+        if self._status is not None:
+            if self._status_at is None or now - self._status_at >= STATUS_INTERVAL:
+                self._status_at = now
+                self.record_status()
+            wait = min(wait, max(0.0, self._status_at + STATUS_INTERVAL - now))
         return wait
+
+    def record_status(self) -> None:
+        """Record the owner's status in each queue that keeps one (errors are logged)."""
+        if self._status is None:
+            return
+        queues = [
+            q for q in self.queues() if type(q).record_status is not RecordQueue.record_status
+        ]
+        if not queues:
+            return
+        try:
+            text = self._status().to_json()
+        except Exception as exc:
+            _LOGGER.warning("recording the pipeline's status failed", exc_info=exc)
+            return
+        for queue in queues:
+            try:
+                queue.record_status(self._owner, text)
+            except Exception as exc:
+                if id(queue) not in self._status_failed:  # once per queue, not every 5 s
+                    self._status_failed.add(id(queue))
+                    _LOGGER.warning("%r: recording the status failed: %s", queue, exc)
+            else:
+                self._status_failed.discard(id(queue))
 
     def _loop(self) -> None:
         # ``alive`` ends the loop too, should the owner stop without calling stop().
         while not self._stop.is_set() and self._alive():
             wait = self.run_once()
             self._stop.wait(max(wait, 0.01))
+        self.record_status()  # the last word: the planner is stopping

@@ -697,7 +697,9 @@ class SqliteQueue(RecordQueue):
                 conn.execute("UPDATE schema_version SET version = ?", (version,))
             found = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
             queue_id: str = found[0]
-            # Who holds the file (a refused opener names it) and the codec new records get.
+            # Who holds the file (a refused opener names it) and the codec new records get;
+            # status records of an earlier process are stale.
+            conn.execute("DELETE FROM meta WHERE key LIKE 'status:%'")
             conn.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [
@@ -728,6 +730,17 @@ class SqliteQueue(RecordQueue):
             found = conn.execute("SELECT value FROM meta WHERE key='queue_id'").fetchone()
             queue_id: str = found[0]
         return queue_id
+
+    def record_status(self, owner: str, text: str) -> None:
+        with self._write(durable=False, doing="recording the pipeline's status") as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"status:{owner}", text))
+
+    def recorded_status(self) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT value FROM meta WHERE key LIKE 'status:%' ORDER BY key"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def file_codec(self) -> str | None:
         """The codec the file's writer stores new records with (recorded on open)."""

@@ -338,9 +338,11 @@ def test_queue_commands_refuse_a_queue_in_use(work: Path) -> None:
 
     path = work / "held.sqlite3"
     with SqliteQueue(path):
-        done = cli(work, "queue", "stats", "--queue", str(path))
+        read = cli(work, "queue", "stats", "--queue", str(path))  # read-only: beside it
+        done = cli(work, "queue", "replay", "--queue", str(path))  # a change: refused
+    assert read.returncode == 0, read.stderr
     assert done.returncode == 1
-    assert "cannot open the queue" in done.stderr
+    assert "cannot open the queue" in done.stderr and "in use by process" in done.stderr
 
 
 def test_replay_of_an_unknown_id_fails(work: Path) -> None:

@@ -70,6 +70,38 @@ def test_a_symlink_finds_the_same_lock(
         through_link.close()
 
 
+_HOLDER = """
+    import sys, time
+    from databay_bus.queue import SqliteQueue
+    queue = SqliteQueue(sys.argv[1])
+    print("open", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_process_holding_the_file_through_a_symlink_until_sigkill(tmp_path: Path) -> None:
+    """Another process opens through a symlink: the real name is refused until its SIGKILL."""
+    (tmp_path / "alias.db").symlink_to(tmp_path / "queue.db")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_HOLDER), str(tmp_path / "alias.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(QueueLockedError, match=f"process {holder.pid} on"):
+            SqliteQueue(tmp_path / "queue.db")
+    finally:
+        holder.kill()
+        holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with SqliteQueue(tmp_path / "queue.db") as queue:
+        assert queue.integrity_check() == "ok"
+
+
 def test_a_hard_linked_file_is_refused(
     make_sqlite: Callable[..., SqliteQueue], tmp_path: Path
 ) -> None:
@@ -423,3 +455,49 @@ def test_memory_queue_is_the_reference_for_the_order(clock: FakeClock) -> None:
     assert queue.due("L", "a", 10) == []  # was [1, 2]: retried before record 0
     clock.advance(2)
     assert [r.payload for r in queue.due("L", "a", 10)] == [0, 1, 2]
+
+
+def test_two_links_with_one_key_on_one_queue_are_refused(queue: RecordQueue) -> None:
+    """Same tags, or 'a.b' and ['a', 'b']: the second link would get the first's records."""
+    from queue_fakes import CountingInlet, ListOutlet
+
+    from databay_bus import Link
+
+    first = Link(CountingInlet(1), ListOutlet("out"), 1, tags="a.b", queue=queue)
+    for tags in ("a.b", ["a", "b"]):
+        with pytest.raises(QueueKeyError, match=r"'a\.b' is already used by"):
+            Link(CountingInlet(1), ListOutlet("out"), 1, tags=tags, queue=queue)
+    Link(CountingInlet(1), ListOutlet("out"), 1, tags=["a", "b"], key="other", queue=queue)
+    del first  # a link that is gone holds its key no more
+    Link(CountingInlet(1), ListOutlet("out"), 1, tags=["a", "b"], queue=queue)
+
+
+def test_two_links_with_one_key_in_a_pipeline_file(tmp_path: Path) -> None:
+    from databay_bus.config.loader import loads
+    from databay_bus.errors import ConfigError
+
+    link = """
+[[links]]
+tags = {tags}
+interval = 60
+inlets = ["queue_fakes.CountingInlet"]
+outlets = [{{type = "queue_fakes.ListOutlet", name = "out"}}]
+"""
+    text = f'[queue]\npath = "{tmp_path / "q.db"}"\n'
+    text += link.format(tags='"a.b"') + link.format(tags='["a", "b"]')
+    with pytest.raises(ConfigError, match=r"links\[1\].*QueueKeyError.*'a\.b' is already used"):
+        loads(text)
+    assert SqliteQueue(tmp_path / "q.db").close() is None  # the loader closed the queue
+
+
+def test_a_read_only_queue_cannot_serve_a_link(
+    make_sqlite: Callable[..., SqliteQueue], tmp_path: Path
+) -> None:
+    from queue_fakes import CountingInlet, ListOutlet
+
+    from databay_bus import Link
+
+    make_sqlite("q.db")
+    reader = SqliteQueue(tmp_path / "q.db", read_only=True)
+    with reader, pytest.raises(ConfigurationError, match="read-only"):
+        Link(CountingInlet(1), ListOutlet("out"), 1, tags="t", queue=reader)

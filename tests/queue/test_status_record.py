@@ -1,0 +1,74 @@
+"""PipelineStatus: one typed shape for a running pipeline's status (issue 15 item 5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from queue_fakes import CountingInlet, FlakyOutlet, ListOutlet
+
+from databay_bus import Link
+from databay_bus.planners import ApsPlanner
+from databay_bus.queue import SqliteQueue
+from databay_bus.status import LinkStatus, OutletStatus, PipelineStatus
+
+
+def test_round_trip_through_json_ignores_unknown_keys() -> None:
+    status = PipelineStatus(
+        "pid 1 on h",
+        "ApsPlanner",
+        "running",
+        100.0,
+        (LinkStatus("a.b", ("a", "b"), failing=("out",), outlets=(OutletStatus("out", 1),)),),
+    )
+    data = json.loads(status.to_json())
+    data["new_field"] = 1
+    data["links"][0]["also_new"] = [1]
+    assert PipelineStatus.from_dict(data) == status
+    assert not status.is_stale(100.0 + 3 * status.interval) and status.is_stale(10_000.0)
+
+
+def test_a_running_planner_records_its_status_in_its_queue(
+    tmp_path: Path, wait_until: Callable[..., None]
+) -> None:
+    """Readable beside the running process with a read-only queue; the last record, written
+    as the planner stops, says it is no longer running."""
+    queue = SqliteQueue(tmp_path / "q.db")
+    outlet = FlakyOutlet(1.0, 0, name="flaky")  # always fails: waits for a retry
+    link = Link(CountingInlet(2), [ListOutlet("good"), outlet], 3600, tags="prices", queue=queue)
+    planner = ApsPlanner([link], threads=2)
+    reader = SqliteQueue(tmp_path / "q.db", read_only=True)
+    try:
+        planner.start(block=False)
+
+        def transferred() -> bool:
+            texts = reader.recorded_status()
+            return (
+                bool(texts)
+                and PipelineStatus.from_dict(json.loads(texts[0])).links[0].transfers > 0
+            )
+
+        wait_until(lambda: link.metrics.transfers >= 1)
+        planner._maintenance.record_status()  # type: ignore[union-attr]  # not wait 5 s
+        wait_until(transferred)
+        (text,) = reader.recorded_status()
+        status = PipelineStatus.from_dict(json.loads(text)).with_queue_counts(reader.stats())
+        (entry,) = status.links
+        assert (status.state, entry.id, entry.transfers, entry.records_pulled) == (
+            "running",
+            "prices",
+            1,
+            2,
+        )
+        assert entry.next_transfer_at is not None and entry.last_transfer_at is not None
+        assert entry.next_transfer_at > entry.last_transfer_at
+        assert [o.name for o in entry.outlets] == ["good", "flaky"]
+        assert entry.failing == ("flaky",) and entry.state == "failing"
+        assert (entry.outlets[1].pending, entry.outlets[1].retrying) == (2, 2)
+    finally:
+        planner.shutdown()
+    (last,) = reader.recorded_status()
+    assert PipelineStatus.from_dict(json.loads(last)).state != "running"
+    reader.close()
+    queue.close()
