@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,9 @@ class PipelineStatus:
         values = _known(cls, data)
         values["links"] = tuple(LinkStatus.from_dict(x) for x in values.get("links") or ())
         values["source"] = source or values.get("source", "")
+        values.setdefault("updated_at", time.time())  # a live endpoint's answer is of now
+        for name in ("process", "planner", "state"):
+            values.setdefault(name, "?")
         return cls(**values)
 
     def is_stale(self, now: float) -> bool:

@@ -1,9 +1,12 @@
-"""``databay-bus status --queue PATH``: what the pipeline using a queue file is doing now.
+"""``databay-bus status --queue PATH | --url URL``: what a running pipeline is doing now.
 
-Reads, beside the running process and read-only, the status its planner records in the queue
-file every few seconds (:mod:`databay_bus.status`), with the queue's live counts. The
-structure is :class:`databay_bus.status.PipelineStatus`, the same a status endpoint can serve
-(``PipelineStatus.from_dict``), so another source can be added without changing the output.
+Two sources, one shape (:class:`databay_bus.status.PipelineStatus`):
+
+* ``--queue PATH``: read, beside the running process and read-only, the status its planner
+  records in the queue file every few seconds, with the queue's live counts;
+* ``--url URL``: ask the running process's web interface (``/api/overview``, with a viewer's
+  API token from ``--token`` or ``DATABAY_BUS_TOKEN``); ``PipelineStatus.from_dict`` reads
+  its JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from databay_bus.cli._common import EXIT_OK
+from databay_bus.cli._common import EXIT_OK, CommandFailure
 from databay_bus.cli.queue import open_queue
 
 __all__ = ["ORDER", "describe_status", "register"]
@@ -31,14 +34,52 @@ def register(commands: Any) -> None:
         "and next transfer, counts and failing nodes, as its process recorded them (every "
         "5 s) and with the queue's live counts. Read-only: safe beside the running pipeline.",
     )
-    status.add_argument("--queue", required=True, metavar="PATH", help="the SqliteQueue file")
+    source = status.add_mutually_exclusive_group(required=True)
+    source.add_argument("--queue", metavar="PATH", help="the SqliteQueue file of the pipeline")
+    source.add_argument(
+        "--url",
+        metavar="URL",
+        help="the running process's web interface status, e.g. http://127.0.0.1:8080/api/overview",
+    )
+    status.add_argument(
+        "--token", metavar="TOKEN", help="API token for --url (default: $DATABAY_BUS_TOKEN)"
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=_status)
+
+
+def _from_url(args: argparse.Namespace) -> int:
+    import os
+    import urllib.error
+    import urllib.request
+
+    from databay_bus.status import PipelineStatus
+
+    request = urllib.request.Request(args.url, headers={"Accept": "application/json"})
+    token = args.token or os.environ.get("DATABAY_BUS_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            data = json.loads(reply.read().decode("utf-8"))
+        status = PipelineStatus.from_dict(data, source=args.url)
+    except urllib.error.HTTPError as exc:
+        raise CommandFailure(f"{args.url}: HTTP {exc.code} {exc.reason}") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise CommandFailure(f"{args.url}: {type(exc).__name__}: {exc}") from None
+    if args.json:
+        print(json.dumps({"url": args.url, "pipelines": [status.as_dict()]}, indent=2))
+        return EXIT_OK
+    for line in describe_status(status, status.updated_at):
+        print(line)
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
     from databay_bus.status import PipelineStatus
 
+    if args.url:
+        return _from_url(args)
     with open_queue(args.queue, read_only=True) as queue:
         texts = queue.recorded_status()
         stats = queue.stats()
