@@ -30,7 +30,8 @@ NODES_DIR = REPO / "tests" / "config"
 _AS_USER = """
 import os, sys
 import databay_bus._demo, databay_bus.config, databay_bus.queue.sqlite, aiohttp
-from databay_bus.cli import main
+from databay_bus.cli import build_parser, main
+build_parser()  # imports every command module
 user = int(sys.argv.pop(1))
 os.setgid(user)
 os.setuid(user)
