@@ -14,6 +14,11 @@ on the same disk (the temp directory):
 
 Targets: B = 1 000: >= 50 000 records/s and >= 40x persist-queue's get + ack rate;
 B = 1: transfers/s >= 0.3x the raw fsync rate.
+
+Many small links (issue 19): 20 queued links at B = 1 on one SqliteQueue file, one thread
+each looping ``transfer()``; figure: committed transfers/s of all of them together, against
+the raw fsync rate of the same run. Target >= 1.0x: enqueues that arrive while another
+commits share the next commit (group commit), so the fsync rate bounds commits, not links.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ FRESH_PROCESS = False
 RECORDS_TARGET = 50_000.0
 PQ_RATIO_TARGET = 40.0
 FSYNC_RATIO_TARGET = 0.3
+MANY_LINKS = 20
+MANY_LINKS_TARGET = 1.0  # x the raw fsync rate, all links together
 _SIZES = {"full": (1, 100, 1_000), "quick": (1, 100, 1_000), "smoke": (1, 100)}
 _MIN_TIME = {"full": 1.0, "quick": 0.3, "smoke": 0.05}
 _REPEATS = {"full": 5, "quick": 2, "smoke": 1}
@@ -66,6 +73,7 @@ def cases(mode: str) -> list[dict[str, Any]]:
         for size in _SIZES[mode]
     ]
     found += [
+        {"id": f"{MANY_LINKS} links B=1", "kind": "links", "libs": [BUS], "repeats": repeats},
         {"id": "persist-queue", "kind": "persistqueue", "libs": [DATABAY], "repeats": repeats},
         {"id": "fsync", "kind": "fsync", "libs": [BUS], "repeats": repeats},
         {"id": "sqlite", "kind": "sqlite", "libs": [BUS], "repeats": repeats},
@@ -89,6 +97,8 @@ def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
         kind = case["kind"]
         if kind == "queue":
             return _queue(lib, case["size"], folder, min_time)
+        if kind == "links":
+            return _many_links(lib, folder, max(min_time, 0.5))
         if kind == "persistqueue":
             return _persist_queue(folder, min_time)
         if kind == "fsync":
@@ -121,6 +131,55 @@ def _queue(lib: str, size: int, folder: Path, min_time: float) -> dict[str, Any]
     if outlet.count != (count + 2) * size or pending:
         raise AssertionError(f"pushed {outlet.count}, {pending} still pending")
     return {"records_per_s": count * size / seconds, "transfers_per_s": count / seconds}
+
+
+def _many_links(lib: str, folder: Path, seconds: float) -> dict[str, Any]:
+    """MANY_LINKS queued links at B = 1 on one file, a thread each looping transfer()."""
+    import threading
+
+    from databay_bus.queue import SqliteQueue
+
+    nodes = node_classes(lib)
+    queue = SqliteQueue(folder / "links.sqlite3")
+    outlets = [nodes["CountOutlet"]() for _ in range(MANY_LINKS)]
+    links = [
+        make_link(lib, [nodes["ListInlet"](payloads(1))], [outlet], 60.0, queue=queue, tags=f"l{i}")
+        for i, outlet in enumerate(outlets)
+    ]
+    counts = [0] * MANY_LINKS
+    start, stop = threading.Barrier(MANY_LINKS + 1), threading.Event()
+
+    def loop(index: int) -> None:
+        link = links[index]
+        link.transfer()  # warm up: connection, statements
+        start.wait()
+        while not stop.is_set():
+            link.transfer()
+            counts[index] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(MANY_LINKS)]
+    try:
+        for link in links:
+            link.on_start()
+        for thread in threads:
+            thread.start()
+        start.wait()
+        begun = time.perf_counter()
+        time.sleep(seconds)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - begun
+        pending = queue.stats().pending()
+    finally:
+        stop.set()
+        for link in links:
+            link.on_shutdown()
+        queue.close()
+    pushed = sum(outlet.count for outlet in outlets)
+    if pushed != sum(counts) + MANY_LINKS or pending:
+        raise AssertionError(f"pushed {pushed} of {sum(counts) + MANY_LINKS}, {pending} pending")
+    return {"transfers_per_s": sum(counts) / elapsed}
 
 
 def _persist_queue(folder: Path, min_time: float) -> dict[str, Any]:
@@ -203,6 +262,18 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
             cell("sqlite", BUS, "inserts_per_s", "inserts/s"),
         ),
     ]
+    many = figure(f"{MANY_LINKS} links B=1", BUS, "transfers_per_s")
+    rows.append(
+        Row(
+            ID,
+            f"{MANY_LINKS} queued links at B=1 on one file: transfers/s, all together",
+            "—",
+            cell(f"{MANY_LINKS} links B=1", BUS, "transfers_per_s", "transfers/s"),
+            fmt_ratio(many / fsync, "raw fsync rate") if many and fsync else "—",
+            f"{GE} {MANY_LINKS_TARGET:g}{TIMES} raw fsync/s",
+            verdict(None if not (many and fsync) else many / fsync >= MANY_LINKS_TARGET),
+        )
+    )
     for size in _SIZES[mode]:
         case = f"queue B={size}"
         records = figure(case, BUS, "records_per_s")

@@ -8,8 +8,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,3 +359,67 @@ outlets = [{{type = "queue_fakes.ListOutlet", name = "out"}}]
         assert isinstance(queue, SqliteQueue) and queue.ack_sync == "full"
     finally:
         pipeline.close()
+
+
+def test_enqueues_waiting_for_a_commit_share_the_next_one(
+    persistent_queue: SqliteQueue, wait_until: Callable[..., None]
+) -> None:
+    """Group commit: enqueues arriving while one commits go together in the next
+    transaction; each returns its own ids once that transaction is committed."""
+    queue = persistent_queue
+    commit_group = queue._commit_group
+    release = threading.Event()
+    groups: list[int] = []
+
+    def slow_commit(jobs: list[Any]) -> None:
+        groups.append(len(jobs))
+        if len(groups) == 1:
+            assert release.wait(10)
+        commit_group(jobs)
+
+    queue._commit_group = slow_commit  # type: ignore[method-assign]
+    results: dict[int, list[str | None]] = {}
+
+    def enqueue(n: int) -> None:
+        results[n] = queue.enqueue("L", recs(n), [["a"]])
+
+    threads = [threading.Thread(target=enqueue, args=(n,)) for n in range(6)]
+    threads[0].start()
+    wait_until(lambda: groups == [1], message="the first commit began")
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: len(queue._group._waiting) == 5, message="five enqueues waiting")
+    assert results == {}  # nothing returned before its commit
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert groups == [1, 5]
+    due = {record.payload: record.id for record in queue.due("L", "a", 10)}
+    assert due == {n: ids[0] for n, ids in results.items()}
+
+
+def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
+    persistent_queue: SqliteQueue,
+) -> None:
+    from databay_bus.queue.sqlite import _Job
+
+    queue = persistent_queue
+    stores: list[Callable[[sqlite3.Connection], list[int]]] = []
+    run = queue._group.run
+    queue._group.run = lambda _queue, store: stores.append(store) or []  # type: ignore[method-assign]
+    queue.enqueue("L", recs("first"), [["a"]])
+    queue.enqueue("L", recs("second"), [["a"]])
+    queue._group.run = run  # type: ignore[method-assign]
+
+    def bad(conn: sqlite3.Connection) -> list[int]:
+        conn.execute("INSERT INTO waiting (link) VALUES ('half')")  # violates NOT NULL
+        return [0]
+
+    jobs = [_Job(stores[0]), _Job(bad), _Job(stores[1])]
+    queue._commit_group(jobs)
+    assert isinstance(jobs[1].error, QueueError)
+    assert jobs[0].result is not None and jobs[2].result is not None
+    assert [r.payload for r in queue.due("L", "a", 10)] == ["first", "second"]
+    assert [r.id for r in queue.due("L", "a", 10)] == [
+        f"{queue.queue_id}-{n}" for n in (*jobs[0].result, *jobs[2].result)
+    ]
