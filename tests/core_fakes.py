@@ -121,6 +121,11 @@ class RecordingOutlet(_Lifecycle, Outlet):
     def payloads(self) -> list[list[Any]]:
         return [payloads(batch) for batch in self.batches]
 
+    @property
+    def records(self) -> list[Record]:
+        """Every pushed record, in push order."""
+        return [record for batch in self.batches for record in batch]
+
     def __str__(self) -> str:
         return self.name
 

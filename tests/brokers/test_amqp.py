@@ -7,30 +7,13 @@ import json
 from typing import Any
 
 import pytest
+from core_fakes import ListInlet, RecordingOutlet
 
-from databay_bus import Inlet, Link, Outlet, Record, Update
+from databay_bus import Link, Record, Update
 from databay_bus.errors import BrokerError
 from databay_bus.inlets import AmqpInlet
 from databay_bus.outlets import AmqpOutlet
 from databay_bus.queue import MemoryQueue
-
-
-class Items(Inlet):
-    def __init__(self, payloads: list[Any]) -> None:
-        super().__init__(name="items")
-        self.payloads = payloads
-
-    def pull(self, update: Update) -> list[Any]:
-        return list(self.payloads)
-
-
-class Keep(Outlet):
-    def __init__(self) -> None:
-        super().__init__(name="keep")
-        self.records: list[Record] = []
-
-    def push(self, records: list[Record], update: Update) -> None:
-        self.records.extend(records)
 
 
 def run(coro: Any) -> Any:
@@ -63,7 +46,12 @@ async def _count(url: str, queue: str) -> int:
 
 
 def publish(url: str, queue: str, payloads: list[Any]) -> None:
-    link = Link(Items(payloads), AmqpOutlet(queue, url=url, declare_queue=queue), 1, tags="pub")
+    link = Link(
+        ListInlet(name="items", value=payloads),
+        AmqpOutlet(queue, url=url, declare_queue=queue),
+        1,
+        tags="pub",
+    )
     link.on_start()
     link.transfer()
     link.on_shutdown()
@@ -71,7 +59,9 @@ def publish(url: str, queue: str, payloads: list[Any]) -> None:
 
 def test_the_outlet_publishes_confirmed_persistent_json(amqp_url: str, amqp_queue: str) -> None:
     outlet = AmqpOutlet(amqp_queue, url=amqp_url, declare_queue=amqp_queue)
-    link = Link(Items([{"n": 1}, "two"]), outlet, 1, tags="pub", queue=MemoryQueue())
+    link = Link(
+        ListInlet(name="items", value=[{"n": 1}, "two"]), outlet, 1, tags="pub", queue=MemoryQueue()
+    )
     link.on_start()
     link.transfer()
     link.on_shutdown()
@@ -84,7 +74,7 @@ def test_the_outlet_publishes_confirmed_persistent_json(amqp_url: str, amqp_queu
 def test_messages_are_acknowledged_only_once_stored(amqp_url: str, amqp_queue: str) -> None:
     publish(amqp_url, amqp_queue, [{"n": n} for n in range(4)])
     inlet = AmqpInlet(amqp_queue, url=amqp_url, count=10)
-    keep = Keep()
+    keep = RecordingOutlet(name="keep")
     broken = {"on": True}
 
     def fail_while_broken(records: list[Record]) -> list[Record]:
@@ -115,7 +105,7 @@ def test_unacknowledged_messages_come_back_after_a_crash(amqp_url: str, amqp_que
     assert [r.payload for r in taken] == ["a", "b"]
     first.on_shutdown()  # the connection closes before the records were safe
     second = AmqpInlet(amqp_queue, url=amqp_url)
-    keep = Keep()
+    keep = RecordingOutlet(name="keep")
     link = Link(second, keep, 1, tags="r", queue=MemoryQueue())
     link.on_start()
     link.transfer()

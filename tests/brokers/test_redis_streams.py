@@ -6,30 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from core_fakes import ListInlet, RecordingOutlet
 
-from databay_bus import Inlet, Link, Outlet, Record, Update
+from databay_bus import Link, Record, Update
 from databay_bus.errors import BrokerError
 from databay_bus.inlets import RedisStreamInlet
 from databay_bus.outlets import RedisStreamOutlet
 from databay_bus.queue import MemoryQueue
-
-
-class Items(Inlet):
-    def __init__(self, payloads: list[Any]) -> None:
-        super().__init__(name="items")
-        self.payloads = payloads
-
-    def pull(self, update: Update) -> list[Any]:
-        return list(self.payloads)
-
-
-class Keep(Outlet):
-    def __init__(self) -> None:
-        super().__init__(name="keep")
-        self.records: list[Record] = []
-
-    def push(self, records: list[Record], update: Update) -> None:
-        self.records.extend(records)
 
 
 @pytest.fixture
@@ -51,7 +34,13 @@ def test_the_outlet_adds_entries_with_the_record_id(
 ) -> None:
     outlet = RedisStreamOutlet(stream, url=redis_url)
     link = started(
-        Link(Items([{"n": 1, "tags": ["a"]}, 7]), outlet, 1, tags="w", queue=MemoryQueue())
+        Link(
+            ListInlet(name="items", value=[{"n": 1, "tags": ["a"]}, 7]),
+            outlet,
+            1,
+            tags="w",
+            queue=MemoryQueue(),
+        )
     )
     link.transfer()
     link.on_shutdown()
@@ -69,7 +58,7 @@ def test_entries_are_acknowledged_only_once_stored(
     for n in range(5):
         client.xadd(stream, {"n": str(n)})
     inlet = RedisStreamInlet(stream, "g", consumer="c1", url=redis_url, count=3)
-    keep, queue = Keep(), MemoryQueue()
+    keep, queue = RecordingOutlet(name="keep"), MemoryQueue()
     broken = {"on": True}
 
     def fail_while_broken(records: list[Record]) -> list[Record]:
@@ -100,7 +89,7 @@ def test_a_restarted_consumer_reads_what_it_never_acknowledged(
     assert [r.payload for r in first.pull(Update(["x"], 0))] == [{"n": "0"}]
     first.on_shutdown()  # "crashed" before the records were safe: no XACK
     second = RedisStreamInlet(stream, "g", consumer="worker", url=redis_url)
-    keep = Keep()
+    keep = RecordingOutlet(name="keep")
     link = started(Link(second, keep, 1, tags="r", queue=MemoryQueue()))
     link.transfer()
     link.on_shutdown()
