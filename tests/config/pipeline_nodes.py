@@ -16,6 +16,7 @@ from databay_bus import Inlet, Outlet, Record, Update
 from databay_bus.config import factory
 
 __all__ = [
+    "LINK",
     "CountingInlet",
     "FlakyFileOutlet",
     "JsonLinesOutlet",
@@ -27,6 +28,15 @@ __all__ = [
     "split_in_pairs",
     "unmarked_scaler",
 ]
+
+#: The smallest valid link of a pipeline file, for tests to add keys to.
+LINK = """
+[[links]]
+tags = ["t"]
+interval = 1
+inlets = ["pipeline_nodes.CountingInlet"]
+outlets = [{type = "pipeline_nodes.ListOutlet", name = "x"}]
+"""
 
 
 class CountingInlet(Inlet):

@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pipeline_nodes import LINK
 
 from databay_bus.config import load, loads
 from databay_bus.errors import ConfigError, ConfigurationError
-
-LINK = """
-[[links]]
-tags = ["t"]
-interval = 1
-inlets = ["pipeline_nodes.CountingInlet"]
-outlets = [{type = "pipeline_nodes.ListOutlet", name = "x"}]
-"""
 
 QUEUE = """
 [queue]

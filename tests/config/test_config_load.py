@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_nodes import CountingInlet, ListOutlet
+from pipeline_nodes import LINK, CountingInlet, ListOutlet
 
 from databay_bus import Link
 from databay_bus.config import LogObserver, Pipeline, load, loads, parse_duration
@@ -18,14 +18,6 @@ from databay_bus.planners import ApsPlanner, SchedulePlanner
 from databay_bus.queue import MemoryQueue, RetryPolicy, SqliteQueue
 from databay_bus.records.codecs import PickleCodec
 from databay_bus.routing import InletRouter, MetadataRouter, PredicateRouter
-
-LINK = """
-[[links]]
-tags = ["t"]
-interval = 1
-inlets = ["pipeline_nodes.CountingInlet"]
-outlets = [{type = "pipeline_nodes.ListOutlet", name = "x"}]
-"""
 
 
 def outlet(pipeline: Pipeline, link: int = 0, index: int = 0) -> ListOutlet:

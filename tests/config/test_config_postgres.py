@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pipeline_nodes import LINK
 
 from databay_bus.config import loads
 from databay_bus.errors import ConfigError
 from databay_bus.queue import MemoryQueue, PostgresQueue
-
-LINK = """
-[[links]]
-tags = ["t"]
-interval = 1
-inlets = ["pipeline_nodes.CountingInlet"]
-outlets = [{type = "pipeline_nodes.ListOutlet", name = "x"}]
-"""
 
 
 def test_url_builds_a_postgres_queue_with_its_timings(postgres_dsn: str, pg_schema: str) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
+from core_fakes import RecordingOutlet
 from http_server import LocalServer
 
-from databay_bus import Link, Outlet, Record
+from databay_bus import Link, Record
 from databay_bus._concurrency import run_coroutine
 from databay_bus.errors import ConfigurationError, HttpInletError
 from databay_bus.inlets import HttpInlet
@@ -47,15 +48,6 @@ def make(inlets: list[HttpInlet], *args: Any, **kwargs: Any) -> HttpInlet:
 
 def pull(inlet: HttpInlet) -> list[Record]:
     return wrap_pulled(inlet, run_coroutine(inlet.pull(UPDATE)))
-
-
-class Collect(Outlet):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[Record] = []
-
-    def push(self, records: list[Record], update: Update) -> None:
-        self.records.extend(records)
 
 
 def test_json_object_gives_one_record(server: LocalServer, inlets: list[HttpInlet]) -> None:
@@ -238,7 +230,7 @@ def test_link_transfers_close_session_on_shutdown(
     server: LocalServer, inlets: list[HttpInlet]
 ) -> None:
     inlet = make(inlets, server.url("/array"))
-    outlet = Collect()
+    outlet = RecordingOutlet()
     link = Link(inlet, outlet, interval=1)
     link.on_start()
     link.transfer()
@@ -259,7 +251,7 @@ def test_subclass_awaiting_super_pull(server: LocalServer, inlets: list[HttpInle
 
     inlet = Names(server.url("/array"))
     inlets.append(inlet)
-    outlet = Collect()
+    outlet = RecordingOutlet()
     link = Link(inlet, outlet, interval=1)
     link.on_start()
     try:

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from core_fakes import RecordingOutlet
 from http_server import LocalServer
 
-from databay_bus import Link, Outlet, Record, Update
+from databay_bus import Link
 from databay_bus.errors import ConfigurationError
 from databay_bus.inlets import HttpInlet
 from databay_bus.inlets.http_inlet import _json_path
@@ -19,15 +20,6 @@ from databay_bus.queue import MemoryQueue
 def server() -> Iterator[LocalServer]:
     with LocalServer() as running:
         yield running
-
-
-class Collect(Outlet):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[Record] = []
-
-    def push(self, records: list[Record], update: Update) -> None:
-        self.records.extend(records)
 
 
 def test_the_cursor_is_sent_and_the_next_one_taken_from_the_response(server: LocalServer) -> None:
@@ -41,7 +33,7 @@ def test_the_cursor_is_sent_and_the_next_one_taken_from_the_response(server: Loc
         next_cursor=next_page,
         name="feed",
     )
-    queue, collect = MemoryQueue(), Collect()
+    queue, collect = MemoryQueue(), RecordingOutlet()
     link = Link(inlet, collect, 1, tags="feed", queue=queue)
     link.on_start()
     try:
