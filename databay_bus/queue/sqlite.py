@@ -1152,12 +1152,14 @@ class SqliteQueue(RecordQueue):
                     lo, hi = run or (span.first, span.last)
                     yield span, lo, hi
 
-    def _do_dead_letters(
-        self, link: str | None, outlet: str | None, limit: int | None
-    ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
+    def _stored_in_spans(
+        self, states: list[int], link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, StoredRecord, _Span]]:
+        """``(number, stored record, span)`` of the deliveries in ``states``, in (number,
+        outlet) order, at most ``limit``; one read transaction."""
         with self._read() as conn:
-            spans = [span for span, _, _ in self._selected(conn, [_DEAD], link, outlet, None)]
-            # In (number, outlet) order; a span adds at most ``limit`` entries to the answer.
+            spans = [span for span, _, _ in self._selected(conn, states, link, outlet, None)]
+            # A span adds at most ``limit`` entries to the answer.
             cap = None if limit is None else max(0, limit)
             entries = sorted(
                 (number, span.outlet, span)
@@ -1168,58 +1170,44 @@ class SqliteQueue(RecordQueue):
                 )
             )[:cap]
             stored = self._records(conn, [number for number, _, _ in entries])
-        letters = []
-        for number, _, span in entries:
-            item = stored.get(number)
-            if item is not None:
-                letters.append(
-                    (
-                        number,
-                        item.codec,
-                        item.data,
-                        span.link,
-                        span.outlet,
-                        span.attempts,
-                        span.last_error,
-                        span.updated_at,
-                    )
-                )
-        return letters
+        return [(number, stored[number], span) for number, _, span in entries if number in stored]
+
+    def _do_dead_letters(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> list[tuple[int, str, bytes, str, str, int, str | None, float]]:
+        return [
+            (
+                number,
+                item.codec,
+                item.data,
+                span.link,
+                span.outlet,
+                span.attempts,
+                span.last_error,
+                span.updated_at,
+            )
+            for number, item, span in self._stored_in_spans([_DEAD], link, outlet, limit)
+        ]
 
     def _do_waiting_records(
         self, link: str | None, outlet: str | None, limit: int | None
     ) -> list[tuple[int, str, bytes, str, str, int, int, float, str | None]]:
-        with self._read() as conn:
-            states = [_PENDING, _FAILED]
-            spans = [span for span, _, _ in self._selected(conn, states, link, outlet, None)]
-            cap = None if limit is None else max(0, limit)
-            entries = sorted(
-                (number, span.link, span.outlet, span)
-                for span in spans
-                for number in range(
-                    span.first,
-                    span.last + 1 if cap is None else min(span.last + 1, span.first + cap),
-                )
-            )[:cap]
-            stored = self._records(conn, [entry[0] for entry in entries])
-        found = []
-        for number, _, _, span in entries:
-            item = stored.get(number)
-            if item is not None:
-                found.append(
-                    (
-                        number,
-                        item.codec,
-                        item.data,
-                        span.link,
-                        span.outlet,
-                        span.state,
-                        span.attempts,
-                        span.due_at,
-                        span.last_error,
-                    )
-                )
-        return found
+        return [
+            (
+                number,
+                item.codec,
+                item.data,
+                span.link,
+                span.outlet,
+                span.state,
+                span.attempts,
+                span.due_at,
+                span.last_error,
+            )
+            for number, item, span in self._stored_in_spans(
+                [_PENDING, _FAILED], link, outlet, limit
+            )
+        ]
 
     def _do_codecs(self) -> list[str]:
         with self._read() as conn:
