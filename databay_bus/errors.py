@@ -17,6 +17,7 @@ written for Databay keeps working)::
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── NodeInactiveError (RuntimeError)      an outlet used outside on_start/on_shutdown
     ├── TransferError (RuntimeError)          several nodes of one transfer failed
+    ├── PartialPushError (RuntimeError)       an outlet pushed part of a batch; names the rest
     ├── HttpInletError (RuntimeError)         HttpInlet request failed
     │   └── ResponseDecodeError (ValueError)  a response body that is not valid JSON / text
     ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
@@ -65,6 +66,7 @@ __all__ = [
     "MissingLinkError",
     "MissingNodeError",
     "NodeInactiveError",
+    "PartialPushError",
     "PayloadError",
     "PlannerStateError",
     "QueueConnectionError",
@@ -175,6 +177,22 @@ class TransferError(DatabayBusError, RuntimeError):
     def __init__(self, message: str, errors: Sequence[BaseException]) -> None:
         super().__init__(message)
         self.errors = list(errors)
+
+
+class PartialPushError(DatabayBusError, RuntimeError):
+    """Raised by ``Outlet.push`` that wrote some records of a batch but not all.
+
+    ``failed`` holds the records that were not written, each with its own error:
+    ``[(record, error), ...]``, or plain records (they then share this error). With a queue,
+    the other records of the batch are acknowledged, and only these are retried and, in the
+    end, dead-lettered with their own error. Without a queue it fails the push as any error.
+    """
+
+    def __init__(self, message: str, failed: Sequence[Any | tuple[Any, BaseException]]) -> None:
+        super().__init__(message)
+        self.failed: list[tuple[Any, BaseException]] = [
+            item if isinstance(item, tuple) else (item, self) for item in failed
+        ]
 
 
 class HttpInletError(DatabayBusError, RuntimeError):

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec
 
@@ -36,6 +36,7 @@ from databay_bus._concurrency import (
     run_parallel,
 )
 from databay_bus._node import Node
+from databay_bus._progress import LaneProgress
 from databay_bus._validation import (
     as_bool,
     as_callables,
@@ -68,8 +69,10 @@ from databay_bus.update import Grouper, Processor, Update
 if TYPE_CHECKING:
     from typing import Concatenate
 
+    from databay_bus._pulls import PullRetries
     from databay_bus.delivery.base import Delivery
     from databay_bus.queue.base import RecordQueue
+    from databay_bus.queue.retry import RetryPolicy
 
 __all__ = ["Grouper", "Link", "Processor", "Update", "shutdown_links"]
 
@@ -121,6 +124,10 @@ class Link:
             outlet sees them (see docs/queue.md).
         router: a :class:`~databay_bus.routing.Router` choosing which outlets get each
             record (see docs/routing.md); outlet names must then be unique.
+        pull_retry: a :class:`~databay_bus.queue.RetryPolicy` for every inlet's pulls: a
+            failed pull is retried with backoff (within the transfer, or at a later tick)
+            instead of failing the transfer (see docs/production.md). None: Databay's way.
+        inlet_retry: ``{inlet name: RetryPolicy}`` overriding ``pull_retry`` per inlet.
         name, catch_exceptions: deprecated Databay spellings of ``tags`` and
             ``ignore_exceptions``.
 
@@ -146,6 +153,7 @@ class Link:
         "_listeners",
         "_nodes_lock",
         "_outlets",
+        "_pulls",
         "_release_after_transfer",
         "_slow_outlets",
         "_started",
@@ -179,6 +187,8 @@ class Link:
         name: str | None = None,
         queue: RecordQueue | None = None,
         router: Router | None = None,
+        pull_retry: RetryPolicy | None = None,
+        inlet_retry: Mapping[str, RetryPolicy] | None = None,
         **delivery_options: Any,
     ) -> None:
         if name is not None:
@@ -233,6 +243,11 @@ class Link:
                 f"{self}: router must be a databay_bus.routing.Router, got {describe(router)}"
             )
         self.router = router
+        self._pulls: PullRetries | None = None
+        if pull_retry is not None or inlet_retry:
+            from databay_bus._pulls import PullRetries
+
+            self._pulls = PullRetries(self, pull_retry, inlet_retry)
         self._delivery: Delivery = DirectDelivery(self)
         self.add_inlets(inlets)
         self.add_outlets(outlets)
@@ -578,7 +593,15 @@ class Link:
             records: list[Record] = []
             if delivery.may_pull(run.update):
                 source = SourceSide(run.update, delivery)
-                calls = [functools.partial(_pull_sync, inlet, source) for inlet in inlets]
+                calls: list[Callable[[], list[Record]]] = [
+                    functools.partial(_pull_sync, inlet, source) for inlet in inlets
+                ]
+                pulls = self._pulls
+                if pulls is not None:
+                    calls = [
+                        functools.partial(pulls.pull_sync, inlet, run.update, call)
+                        for inlet, call in zip(inlets, calls, strict=True)
+                    ]
                 pulled = run_parallel(calls, self.inlet_concurrency)
                 for inlet, result in zip(inlets, pulled, strict=True):
                     source.done(inlet, result)
@@ -634,9 +657,12 @@ class Link:
                 may_pull = await loop.run_in_executor(io_pool(), delivery.may_pull, run.update)
             else:
                 may_pull = delivery.may_pull(run.update)
+            results: list[list[Record] | BaseException] = []
             if may_pull:
                 source = SourceSide(run.update, delivery)
-                results: list[list[Record] | BaseException]
+            if source is not None and self._pulls is not None:
+                results = await self._pull_retrying(inlets, source, loop)
+            elif source is not None:
                 if len(inlets) == 1:
                     try:
                         pulled = await _pull_value(inlets[0], source, loop)
@@ -652,6 +678,7 @@ class Link:
                     results = await gather_results(
                         [_pull_gated(inlet, source, gate, loop) for inlet in inlets]
                     )
+            if source is not None:
                 for inlet, result in zip(inlets, results, strict=True):
                     source.done(inlet, result)
                     self._collect(inlet, result, records, run)
@@ -692,6 +719,28 @@ class Link:
                 error = self._commit_source(source, run)
             await source.notify_async(error)
         self._finish(run)
+
+    async def _pull_retrying(
+        self, inlets: Sequence[Inlet], source: SourceSide, loop: asyncio.AbstractEventLoop
+    ) -> list[list[Record] | BaseException]:
+        """Every inlet's pull under the link's pull retry policies (``_pulls``)."""
+        pulls = self._pulls
+        assert pulls is not None
+        gate = (
+            asyncio.Semaphore(self.inlet_concurrency)
+            if self.inlet_concurrency < len(inlets)
+            else None
+        )
+        return await gather_results(
+            [
+                pulls.pull_async(
+                    inlet,
+                    source.update,
+                    functools.partial(_pull_gated, inlet, source, gate, loop),
+                )
+                for inlet in inlets
+            ]
+        )
 
     def _collect(
         self,
@@ -774,32 +823,48 @@ class Link:
         return value
 
     def _push_lane_sync(self, lane: Lane, run: _Run) -> None:
-        outlet, pushed, failures = lane.outlet, 0, 0
-        for batch in lane.batches:
+        # Index loop: a delivery may insert batches (e.g. halves of a failed one) at lane.done.
+        outlet, pushed, failures, batches = lane.outlet, 0, 0, lane.batches
+        progress = self._progress(lane, run)
+        while lane.done < len(batches):
+            batch = batches[lane.done]
+            lane.done += 1
             try:
-                pushed += _push_sync(outlet, batch, run.update)
+                count = _push_sync(outlet, batch, run.update)
             except Exception as exc:
                 failures += len(batch)
                 if self._settle_failure(lane, batch, exc, run):
                     break
             else:
+                pushed += count
                 self._delivery.settle(lane, batch, None)
+                if progress is not None:
+                    progress.batch_done(count, lane)
         run.lane_done(outlet.name, pushed, failures)
+
+    def _progress(self, lane: Lane, run: _Run) -> LaneProgress | None:
+        """Progress lines for a lane of several batches (see ``databay_bus._progress``)."""
+        if len(lane.batches) < 2:
+            return None
+        return LaneProgress(run.update, lane.outlet.name, self._delivery.waiting)
 
     async def _push_lane_async(
         self, lane: Lane, run: _Run, loop: asyncio.AbstractEventLoop
     ) -> None:
-        outlet, pushed, failures = lane.outlet, 0, 0
+        outlet, pushed, failures, batches = lane.outlet, 0, 0, lane.batches
         settle, blocking = self._delivery.settle, self._delivery.blocking
-        for batch in lane.batches:
+        progress = self._progress(lane, run)
+        while lane.done < len(batches):
+            batch = batches[lane.done]
+            lane.done += 1
             try:
                 if outlet._push_is_async:
                     processed = outlet._process(batch)
                     await outlet.push(processed, run.update)
-                    pushed += len(processed)
+                    count = len(processed)
                 else:
                     push = functools.partial(_push_sync, outlet, batch, run.update)
-                    pushed += await loop.run_in_executor(io_pool(), push)
+                    count = await loop.run_in_executor(io_pool(), push)
             except Exception as exc:
                 failures += len(batch)
                 settle_failure = functools.partial(self._settle_failure, lane, batch, exc, run)
@@ -811,10 +876,13 @@ class Link:
                 if stop:
                     break
             else:
+                pushed += count
                 if blocking:
                     await loop.run_in_executor(io_pool(), settle, lane, batch, None)
                 else:
                     settle(lane, batch, None)
+                if progress is not None:
+                    progress.batch_done(count, lane)
         run.lane_done(outlet.name, pushed, failures)
 
     def _settle_failure(self, lane: Lane, batch: list[Record], exc: Exception, run: _Run) -> bool:

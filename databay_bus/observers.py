@@ -33,6 +33,7 @@ __all__ = [
     "ObserverDispatcher",
     "PlannerStarted",
     "PlannerStopped",
+    "PullFailed",
     "RecordDeadLettered",
     "TransferCompleted",
     "TransferFailed",
@@ -131,6 +132,22 @@ class RecordDeadLettered(Event):
     record_id: str
 
 
+@dataclass(frozen=True)
+class PullFailed(Event):
+    """A pull of a link with a pull retry policy failed (see docs/production.md).
+
+    ``failures`` counts that inlet's failures in a row; ``retrying`` tells whether it is tried
+    again within this transfer (else at a later tick, once its backoff delay has passed).
+    """
+
+    link: Link
+    update: Update
+    inlet: str
+    failures: int
+    exception: BaseException
+    retrying: bool
+
+
 class Observer:
     """Subclass and override :meth:`notify`, or pass any callable taking one event."""
 
@@ -224,6 +241,8 @@ class LogObserver(Observer):
             "link",
             "update",
             "outlet",
+            "inlet",
+            "failures",
             "count",
             "pulled",
             "pushed",

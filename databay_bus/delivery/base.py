@@ -58,10 +58,18 @@ class DeliveryLink(Protocol):
 
 @dataclass(slots=True)
 class Lane:
-    """The batches one outlet pushes in one transfer, in order."""
+    """The batches one outlet pushes in one transfer, in order.
+
+    ``done`` counts the batches the link has taken so far: a delivery handling a failure may
+    insert batches at ``lane.batches[lane.done:lane.done]`` (e.g. the halves of a failed
+    batch) and return :attr:`Outcome.CONTINUE`, so they are pushed next. ``state`` is the
+    delivery's own per-lane scratch space.
+    """
 
     outlet: Outlet
     batches: list[list[Record]]
+    done: int = 0
+    state: Any = None
 
 
 class Outcome(enum.Enum):
@@ -72,6 +80,8 @@ class Outcome(enum.Enum):
     ESCALATE = "escalate"
     #: Handled (e.g. a retry is scheduled): stop this lane, raise nothing.
     STOP = "stop"
+    #: Handled: go on with the lane's next batch (which the delivery may have inserted).
+    CONTINUE = "continue"
 
 
 class Delivery(abc.ABC):
@@ -106,6 +116,11 @@ class Delivery(abc.ABC):
             router.check(names)
         else:
             unique_names(outlets, self.link, given_only=True)
+
+    def waiting(self) -> int | None:
+        """Records still waiting for delivery beyond this transfer (for progress logs), or
+        None when the delivery keeps no backlog."""
+        return None
 
     @abc.abstractmethod
     def admit(

@@ -12,6 +12,17 @@
    records and is scheduled again (or dead-lettered) by the outlet's RetryPolicy. The
    failure is logged and handled here (``Outcome.STOP``): it never fails the transfer, and
    the other outlets' lanes are not affected.
+
+Poison records (``isolate_poison``, on by default): a failed batch of several records is
+split and its parts pushed at once, down to single records, so the good records are
+delivered and only the records that fail on their own are retried and dead-lettered, each
+with its own error. While nothing has reached the outlet in this transfer, the split starts
+with a probe: the first record alone, then the rest; if both fail the outlet is presumed
+down and the batch fails as a whole (3 pushes). Once the outlet has taken something, failed
+parts are halved: one poison record among n costs at most 2 + 2·log2(n) extra pushes. At most
+``max_isolation_pushes`` extra pushes per outlet per transfer; parts beyond that fail as
+they are and are split again when they are retried. An outlet may also raise
+:class:`~databay_bus.errors.PartialPushError` naming the records it could not write.
 """
 
 from __future__ import annotations
@@ -19,12 +30,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from databay_bus._validation import optional_positive_int, positive_int
 from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome, unique_names
 from databay_bus.errors import (
     ConfigurationError,
+    PartialPushError,
     QueueIdentityError,
     RecordEncodeError,
     describe,
@@ -46,6 +59,15 @@ __all__ = ["QueueDelivery"]
 _LOGGER = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Isolation:
+    """One lane's poison-record search in one transfer (``Lane.state``)."""
+
+    alive: bool = False  # the outlet took a push in this transfer
+    probed: bool = False  # the single-record probe was tried
+    extra: int = 0  # pushes added by splitting
+
+
 class QueueDelivery(Delivery):
     """Stores a link's records in a RecordQueue and delivers them per outlet, at least once.
 
@@ -58,6 +80,9 @@ class QueueDelivery(Delivery):
         outlet_retry: ``{outlet name: RetryPolicy}`` overriding ``retry`` per outlet.
         max_pending: stop pulling while this many records wait for an outlet; None: no bound.
         batch_size: at most this many due records per outlet per transfer.
+        isolate_poison: split a failed batch to find the records that fail on their own
+            (see above); False fails and retries the batch as a whole.
+        max_isolation_pushes: the most extra pushes splitting may add per outlet and transfer.
 
     Raises:
         ConfigurationError: no queue, or a bad option.
@@ -79,14 +104,23 @@ class QueueDelivery(Delivery):
         outlet_retry: Mapping[str, RetryPolicy] | None = None,
         max_pending: int | None = None,
         batch_size: int = 1000,
+        isolate_poison: bool = True,
+        max_isolation_pushes: int = 100,
         **unknown: Any,
     ) -> None:
         super().__init__(link)
         if unknown:
             raise ConfigurationError(
                 f"{link}: unknown option(s) {sorted(unknown)}; queued links take key, retry, "
-                f"outlet_retry, max_pending and batch_size"
+                f"outlet_retry, max_pending, batch_size, isolate_poison and "
+                f"max_isolation_pushes"
             )
+        if not isinstance(isolate_poison, bool):
+            raise ConfigurationError(
+                f"{link}: isolate_poison must be True or False, got {describe(isolate_poison)}"
+            )
+        self.isolate_poison = isolate_poison
+        self.max_isolation_pushes = positive_int(max_isolation_pushes, "max_isolation_pushes", link)
         if not isinstance(queue, RecordQueue):
             raise ConfigurationError(
                 f"{link}: queue must be a databay_bus.queue.RecordQueue, got {describe(queue)}"
@@ -218,12 +252,81 @@ class QueueDelivery(Delivery):
                 lanes.append(Lane(outlet, self.link.group(due, update)))
         return lanes
 
+    def waiting(self) -> int | None:
+        return self.queue.waiting(self.key)
+
     def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
         name = lane.outlet.name
-        ids = [record.id for record in batch]
+        state: _Isolation | None = lane.state
         if error is None:
-            self.queue.ack(self.key, name, ids)
+            self.queue.ack(self.key, name, [record.id for record in batch])
+            if state is not None:
+                state.alive = True
             return None
+        if isinstance(error, PartialPushError) and self._settle_partial(lane, batch, error):
+            return Outcome.CONTINUE
+        if self.isolate_poison and len(batch) > 1 and self._split(lane, batch, error):
+            return Outcome.CONTINUE
+        self._fail(name, [record.id for record in batch], error)
+        # A part of a split batch failing alone: go on with the other parts.
+        isolating = state is not None and (state.alive or not state.probed or len(batch) == 1)
+        return Outcome.CONTINUE if isolating else Outcome.STOP
+
+    def _split(self, lane: Lane, batch: list[Record], error: Exception) -> bool:
+        """Queue the parts of a failed batch to be pushed next; False to fail it whole."""
+        state: _Isolation | None = lane.state
+        if state is None:
+            state = lane.state = _Isolation()
+        if state.alive:
+            middle = len(batch) // 2
+            parts = [batch[:middle], batch[middle:]]
+        elif not state.probed:
+            state.probed = True
+            parts = [batch[:1], batch[1:]]
+        else:
+            return False  # the probe and the rest failed: the outlet looks down
+        if state.extra + len(parts) > self.max_isolation_pushes:
+            return False
+        state.extra += len(parts)
+        lane.batches[lane.done : lane.done] = parts
+        _LOGGER.info(
+            "%s: outlet %r failed on a batch of %d record(s) (%s: %s); pushing it in parts of "
+            "%d and %d to isolate the records that fail",
+            self._name(),
+            lane.outlet.name,
+            len(batch),
+            type(error).__name__,
+            error,
+            len(parts[0]),
+            len(parts[1]),
+            extra={"outlet": lane.outlet.name},
+        )
+        return True
+
+    def _settle_partial(self, lane: Lane, batch: list[Record], error: PartialPushError) -> bool:
+        """Ack what an outlet says it wrote and fail the rest, each with its own error.
+        False when the failed records cannot be matched to the batch (then all failed)."""
+        ids = {record.id for record in batch}
+        failed: dict[str, BaseException] = {}
+        for record, own_error in error.failed:
+            record_id = getattr(record, "id", None)
+            if record_id is None or record_id not in ids:
+                return False
+            failed[record_id] = own_error
+        name = lane.outlet.name
+        self.queue.ack(self.key, name, [i for i in ids if i not in failed])
+        if lane.state is None:
+            lane.state = _Isolation()
+        lane.state.alive = True
+        by_error: dict[int, tuple[BaseException, list[str]]] = {}
+        for record_id, own_error in failed.items():
+            by_error.setdefault(id(own_error), (own_error, []))[1].append(record_id)
+        for own_error, group in by_error.values():
+            self._fail(name, group, own_error)
+        return True
+
+    def _fail(self, name: str, ids: Sequence[str | None], error: BaseException) -> None:
+        """Count a failed attempt of ``ids`` on outlet ``name``: retry later, or dead-letter."""
         policy = self.outlet_retry.get(name, self.retry)
         failed = self.queue.fail(self.key, name, ids, error, policy.next_delay)
         retrying, dead = failed
@@ -250,7 +353,9 @@ class QueueDelivery(Delivery):
                 type(error).__name__,
                 error,
             )
-        return Outcome.STOP
+
+    def _name(self) -> str:
+        return ".".join(self.link.tags) or self.key
 
     # -- helpers ---------------------------------------------------------------------------
 

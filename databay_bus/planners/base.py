@@ -690,6 +690,9 @@ class BasePlanner(abc.ABC):
             queue_stats = getattr(link._delivery, "metrics", None)
             if callable(queue_stats):
                 entry["queue"] = queue_stats()
+            pulls = getattr(link, "_pulls", None)
+            if pulls is not None:
+                entry["pulls"] = pulls.metrics()
             links.append(entry)
         return {"planner": type(self).__name__, "state": self._state.value, "links": links}
 
