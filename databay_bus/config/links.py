@@ -28,6 +28,7 @@ from databay_bus.config.queues import Queues
 from databay_bus.config.routers import make_router
 from databay_bus.config.source import key_path
 from databay_bus.errors import ConfigurationError, describe
+from databay_bus.inlets.base import Inlet
 from databay_bus.link import Link
 from databay_bus.outlets.base import Outlet
 from databay_bus.routing import Router
@@ -51,10 +52,12 @@ LINK_KEYS = (
     "queue",
     "retry",
     "outlet_retry",
+    "pull_retry",
+    "inlet_retry",
     "delivery",
 )
 #: Keys of a link's ``delivery`` table (options of the queued delivery).
-DELIVERY_KEYS = ("key", "max_pending", "batch_size")
+DELIVERY_KEYS = ("key", "max_pending", "batch_size", "isolate_poison", "max_isolation_pushes")
 #: Link options that must be true or false.
 BOOLEAN_KEYS = ("ignore_exceptions", "copy_records", "immediate_transfer")
 
@@ -179,6 +182,7 @@ class LinkReader:
                     key_path(path, "inlet_concurrency"),
                     f"must be an integer >= 1, got {describe(value_)}",
                 )
+        options.update(self._pull_retry(data, path, inlets))
         spec.options = dict(options)
         delivery = self.delivery_options(data, path, spec, outlets)
         if isinstance(router, Router) and built(outlets):
@@ -246,6 +250,28 @@ class LinkReader:
             )
             self.problems.add(where, f"{name}{exc}")
             return FAILED
+
+    def _pull_retry(self, data: dict[str, Any], path: str, inlets: list[Any]) -> dict[str, Any]:
+        """``pull_retry`` (every inlet) and ``inlet_retry`` ({inlet name: policy})."""
+        options: dict[str, Any] = {}
+        if "pull_retry" in data:
+            options["pull_retry"] = self.queues.retry_policy(
+                data["pull_retry"], key_path(path, "pull_retry")
+            )
+        if "inlet_retry" in data:
+            where = key_path(path, "inlet_retry")
+            names = [i.name for i in inlets if isinstance(i, Inlet)]
+            policies = {}
+            for name, value in self.problems.table(data["inlet_retry"], where).items():
+                if name not in names:
+                    self.problems.add(
+                        key_path(where, name),
+                        f"the link has no inlet named {name!r} (inlet names: "
+                        f"{', '.join(names)}; set name = ... on an inlet to name it)",
+                    )
+                policies[name] = self.queues.retry_policy(value, key_path(where, name))
+            options["inlet_retry"] = policies
+        return options
 
     def _prepare_outlet(self, target: Any, kwargs: Arguments, path: str) -> Arguments | None:
         """An outlet's own ``processors`` are named like the link's."""

@@ -187,7 +187,8 @@ CASES = [
     (
         "delivery-key",
         QUEUE + link(delivery="{batchsize = 3}"),
-        "links[0].delivery.batchsize: unknown key (known keys: key, max_pending, batch_size)",
+        "links[0].delivery.batchsize: unknown key (known keys: key, max_pending, batch_size, "
+        "isolate_poison, max_isolation_pushes)",
     ),
     (
         "delivery-value",
