@@ -111,9 +111,10 @@ def raise_on_signals() -> Iterator[SignalGate | None]:
 
 
 @contextlib.contextmanager
-def stop_event_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on the first SIGINT/SIGTERM during the block; a second one acts as the
-    handlers in place before the block would (by default: stop at once)."""
+def stop_event_on_signals(stop: threading.Event, at_once: Handler | None = None) -> Iterator[None]:
+    """Set ``stop`` on the first SIGINT/SIGTERM during the block; a second one calls
+    ``at_once(signum, frame)``, or, without it, acts as the handlers in place before the
+    block would (by default: stop at once)."""
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -123,7 +124,7 @@ def stop_event_on_signals(stop: threading.Event) -> Iterator[None]:
         )
         stop.set()
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            signal.signal(sig, old if at_once is None else at_once)
 
     with _handling(handler, only_defaults=False):
         yield

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+from databay_bus import logs
 from databay_bus._signals import stop_event_on_signals
 from databay_bus.cli._common import (
     EXIT_OK,
@@ -70,6 +75,27 @@ def register(commands: Any) -> None:
         metavar="HOST:PORT",
         help="serve the web interface there (overrides the file's [web] listen; docs/web.md)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="'text' (default) or 'json': one JSON object per line with link, outlet and "
+        "transfer fields",
+    )
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop (exit 1) at the first failed transfer, for batch jobs; by default a "
+        "failed transfer is logged and the pipeline keeps running",
+    )
+    run.add_argument(
+        "--shutdown-timeout",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="wait at most S seconds for transfers in flight when stopping (default 30); "
+        "records of a transfer still hung then stay queued",
+    )
     run.set_defaults(handler=_run)
 
 
@@ -81,19 +107,22 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandFailure(" ".join(str(exc).split())) from None
     chosen = args.log_level or pipeline.log_level or logging.INFO
     pipeline.configure_logging(chosen)
+    logs.enable(chosen, format=args.log_format)
+    _unattended(args, pipeline)
     stop = threading.Event()
     _LOGGER.info("running %s (%d links)", args.pipeline, len(pipeline.links))
     web = _web_interface(args, pipeline)
     if web is None:
-        with stop_event_on_signals(stop):
+        with stop_event_on_signals(stop, at_once=_exit_at_once):
             reason = pipeline.run(
                 duration=args.duration,
                 transfers=args.transfers,
                 stop=stop,
                 status_interval=args.status_interval,
+                shutdown_timeout=args.shutdown_timeout,
             )
     else:
-        with stop_event_on_signals(stop):
+        with stop_event_on_signals(stop, at_once=_exit_at_once):
             pipeline, reason = _run_served(args, pipeline, web, stop)
     for line in _final_status(pipeline):
         print(line)
@@ -101,6 +130,32 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandFailure("the pipeline stopped after an error (see the log above)")
     print(f"stopped ({_REASONS[reason]})")
     return EXIT_OK
+
+
+def _unattended(args: argparse.Namespace, pipeline: Any) -> None:
+    """A service keeps running through failed transfers unless ``--fail-fast`` or the file's
+    ``[planner]`` says otherwise; its shutdown waits at most ``--shutdown-timeout``."""
+    planner = pipeline.planner
+    if args.fail_fast:
+        planner.ignore_exceptions = False
+    elif "ignore_exceptions" not in pipeline.planner_spec[1]:
+        planner.ignore_exceptions = True
+    planner.shutdown_timeout = args.shutdown_timeout
+
+
+def _exit_at_once(signum: int, frame: FrameType | None) -> None:
+    """A second SIGINT/SIGTERM: leave now, without waiting for transfers or closing queues.
+
+    What a queued link pulled is committed in its queue already; a transfer cut short is
+    redone (at least once) by the next run.
+    """
+    _LOGGER.warning(
+        "%s received again: exiting at once; records not yet delivered stay queued",
+        signal.Signals(signum).name,
+    )
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(128 + signum)
 
 
 class _Reload:
@@ -185,6 +240,7 @@ def _run_served(
                 transfers=args.transfers,
                 stop=own_stop,
                 status_interval=args.status_interval,
+                shutdown_timeout=args.shutdown_timeout,
             )
             if not reload.requested.is_set() or stop.is_set():
                 return pipeline, reason
@@ -197,6 +253,7 @@ def _run_served(
                     "reloading %s failed; running the previous version: %s", args.pipeline, exc
                 )
                 pipeline = load_pipeline(str(web.pipeline_file.previous_path))
+            _unattended(args, pipeline)
             web.set_planner(pipeline.planner)
             _LOGGER.info("reloaded %s (%d links)", args.pipeline, len(pipeline.links))
     finally:

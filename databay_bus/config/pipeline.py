@@ -33,6 +33,9 @@ def status_line(entry: dict[str, Any]) -> str:
         f"pulled={entry.get('records_pulled', 0)}",
         f"pushed={entry.get('records_pushed', 0)}",
     ]
+    pulls = entry.get("pulls")
+    if isinstance(pulls, dict) and pulls.get("pull_failures"):
+        parts.append(f"pull_failures={pulls['pull_failures']}")
     queue = entry.get("queue")
     if isinstance(queue, dict):
         parts.append(f"pending={queue.get('pending', 0)}")
@@ -95,6 +98,7 @@ class Pipeline:
         stop: threading.Event | None = None,
         status_interval: float | None = None,
         status: Callable[[str], None] | None = None,
+        shutdown_timeout: float | None = None,
     ) -> str:
         """Start the planner, wait, shut it down gracefully and close the queues.
 
@@ -104,6 +108,8 @@ class Pipeline:
             stop: set it (from a signal handler, another thread) to stop.
             status_interval: every so many seconds, report one status line per link.
             status: where status lines go; INFO on this module's logger by default.
+            shutdown_timeout: wait at most this many seconds for transfers in flight when
+                stopping (see ``BasePlanner.shutdown``); None waits as long as they take.
 
         Returns:
             Why it stopped: ``'duration'``, ``'transfers'``, ``'stopped'`` (``stop`` was set)
@@ -137,7 +143,7 @@ class Pipeline:
                     next_status = now + (status_interval or 0)
                 stop.wait(0.05)
         finally:
-            self.planner.shutdown(wait=True)
+            self.planner.shutdown(wait=True, timeout=shutdown_timeout)
             self.planner.flush_observers(timeout=10)
             if counter is not None:
                 self.planner.remove_observer(counter)

@@ -41,9 +41,7 @@ async def _wait(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def for_each(
-    attribute: str, current: str
-) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def for_each(attribute: str, current: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Decorate a test to run once per node in ``self.<attribute>``, each in a subtest.
 
     Before each run the node is set as ``self.<current>`` (Databay's style: ``self.inlet``).

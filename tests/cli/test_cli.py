@@ -212,7 +212,7 @@ def test_run_exits_1_when_the_pipeline_fails(work: Path) -> None:
         encoding="utf-8",
     )
     (work / "broken").touch()  # unqueued: the failing outlet fails the transfer and the planner
-    done = cli(work, "run", str(failing), "--duration", "60")
+    done = cli(work, "run", str(failing), "--duration", "60", "--fail-fast")
     assert done.returncode == 1
     assert "the pipeline stopped after an error" in done.stderr
 
