@@ -37,6 +37,7 @@ from databay_bus._concurrency import (
 )
 from databay_bus._node import Node
 from databay_bus._progress import LaneProgress
+from databay_bus._streaks import FailureStreaks
 from databay_bus._validation import (
     as_bool,
     as_callables,
@@ -77,6 +78,8 @@ if TYPE_CHECKING:
 __all__ = ["Grouper", "Link", "Processor", "Update", "shutdown_links"]
 
 _LOGGER = logging.getLogger(__name__)
+#: Ignored node failures that repeat: one traceback per streak (see databay_bus._streaks).
+_NODE_STREAKS = FailureStreaks(_LOGGER)
 
 P = ParamSpec("P")
 
@@ -145,6 +148,7 @@ class Link:
         "__weakref__",
         "_all_sync",
         "_delivery",
+        "_failing",
         "_home",
         "_in_flight",
         "_inlets",
@@ -243,6 +247,7 @@ class Link:
                 f"{self}: router must be a databay_bus.routing.Router, got {describe(router)}"
             )
         self.router = router
+        self._failing: dict[int, str] | None = None  # ignored nodes failing: id -> name
         self._pulls: PullRetries | None = None
         if pull_retry is not None or inlet_retry:
             from databay_bus._pulls import PullRetries
@@ -751,6 +756,8 @@ class Link:
     ) -> None:
         if isinstance(result, list):
             records.extend(result)
+            if self._failing is not None:
+                self._node_ok(inlet, run)
         elif isinstance(result, Exception):
             self._failed(run, result, "inlet", inlet)
         else:
@@ -758,6 +765,14 @@ class Link:
 
     def _failed(self, run: _Run, exc: Exception, kind: str, node: Node) -> None:
         if self.ignore_exceptions:
+            # The same node failing transfer after transfer is one streak: its first failure
+            # (and one of a new exception type) in full, then a line a minute, then its end.
+            what = f"{'.'.join(self._tags) or 'link'}: {kind} {node!r}"
+            with self._state_lock:
+                failing = self._failing = self._failing or {}
+                failing[id(node)] = what
+            if not _NODE_STREAKS.failed((id(self), id(node)), what, exc, log_first=False):
+                return
             # Ends with Databay's wording ('Outlet exception: "..."'), which users grep for.
             _LOGGER.error(
                 '%s: %s %r failed; ignored. %s exception: "%s"',
@@ -770,6 +785,16 @@ class Link:
             )
         else:
             run.errors.append(exc)
+
+    def _node_ok(self, node: Node, run: _Run) -> None:
+        """A node that was failing (ignored) worked again: log the end of its streak."""
+        with self._state_lock:
+            failing = self._failing
+            what = None if failing is None else failing.pop(id(node), None)
+            if failing is not None and not failing:
+                self._failing = None
+        if what is not None:
+            _NODE_STREAKS.succeeded((id(self), id(node)), what)
 
     def _process(self, records: list[Record], update: Update) -> list[Record]:
         if not self.processors:
@@ -838,6 +863,8 @@ class Link:
             else:
                 pushed += count
                 self._delivery.settle(lane, batch, None)
+                if self._failing is not None:
+                    self._node_ok(outlet, run)
                 if progress is not None:
                     progress.batch_done(count, lane)
         run.lane_done(outlet.name, pushed, failures)
@@ -877,6 +904,8 @@ class Link:
                     break
             else:
                 pushed += count
+                if self._failing is not None:
+                    self._node_ok(outlet, run)
                 if blocking:
                     await loop.run_in_executor(io_pool(), settle, lane, batch, None)
                 else:

@@ -196,3 +196,32 @@ class TestBoundedShutdown:
         assert planner.state is PlannerState.STOPPED  # left the block with the outlet hung
         outlet.release.set()
         worker.join(10)
+
+
+class FlakyOutlet(Outlet):
+    def __init__(self) -> None:
+        super().__init__(name="flaky")
+        self.broken = True
+
+    def push(self, records: list[Any], update: Update) -> None:
+        if self.broken:
+            raise ConnectionError("sink unreachable")
+
+
+def test_an_ignored_node_failing_again_and_again_is_one_streak(
+    databay_logs: pytest.LogCaptureFixture,
+) -> None:
+    outlet = FlakyOutlet()
+    link = Link(ListInlet([1]), outlet, 60, tags="sink", ignore_exceptions=True)
+    for _ in range(3):
+        link.transfer()
+    outlet.broken = False
+    link.transfer()
+    link.transfer()
+    tracebacks = [r for r in databay_logs.records if r.exc_info is not None]
+    assert len(tracebacks) == 1
+    assert 'Outlet exception: "sink unreachable"' in tracebacks[0].getMessage()
+    recovered = [r.getMessage() for r in databay_logs.records if "back after" in r.getMessage()]
+    assert len(recovered) == 1
+    assert recovered[0].startswith("sink: outlet ")
+    assert "back after 3 failures (failing for " in recovered[0]
