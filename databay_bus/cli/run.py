@@ -255,6 +255,8 @@ def _run_served(
                 pipeline = load_pipeline(str(web.pipeline_file.previous_path))
             _unattended(args, pipeline)
             web.set_planner(pipeline.planner)
+            if pipeline.web is not None:  # listen and tls need a restart; these do not
+                web.update(alias=pipeline.web.alias, users=pipeline.web.users)
             _LOGGER.info("reloaded %s (%d links)", args.pipeline, len(pipeline.links))
     finally:
         stop.set()  # ends the forwarding thread

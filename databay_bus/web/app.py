@@ -156,6 +156,20 @@ class WebInterface:
         self.control = Control(planner)
         self.view = PipelineView(planner, self.history, self.status, self.control, self.alias)
 
+    def update(
+        self,
+        *,
+        alias: str | None = None,
+        users: Sequence[User] | Mapping[str, Any] | None = None,
+    ) -> None:
+        """Take a new alias and/or users (a reloaded pipeline file's); sessions of users
+        that are gone end at their next request."""
+        if users is not None:
+            self.users = Users(users)
+        if alias is not None:
+            self.alias = alias
+            self.view.alias = alias
+
     # -- the application --------------------------------------------------------------------
 
     @property

@@ -160,6 +160,18 @@ class Users:
             return None
         return user if verify_password(password, user.password_hash) else None
 
+    def listing(self) -> list[dict[str, Any]]:
+        """Every user's name, role and how they log in (never a hash), sorted by name."""
+        return [
+            {
+                "name": user.name,
+                "role": user.role.label,
+                "password": user.password_hash is not None,
+                "tokens": len(user.tokens),
+            }
+            for user in sorted(self._by_name.values(), key=lambda u: u.name)
+        ]
+
     def by_token(self, token: str) -> User | None:
         """The user holding API ``token``, or None."""
         return self._by_token.get(hash_token(token))

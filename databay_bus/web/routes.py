@@ -563,7 +563,12 @@ class Routes:
             row = entry.as_dict()
             row["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at))
             entries.append(row)
-        return self._page(request, "audit.html", {"entries": entries})
+        users = self.web.users.listing()
+        return self._page(request, "audit.html", {"entries": entries, "users": users})
+
+    @needs(Role.ADMINISTRATOR)
+    async def api_users(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"users": self.web.users.listing()})
 
     @needs(Role.ADMINISTRATOR)
     async def api_audit(self, request: web.Request) -> web.StreamResponse:
@@ -611,6 +616,7 @@ class Routes:
         r.add_get("/api/pipeline", self.api_pipeline)
         r.add_put("/api/pipeline", self.api_pipeline_save)
         r.add_get("/api/audit", self.api_audit)
+        r.add_get("/api/users", self.api_users)
 
 
 _COLUMNS = ["id", "link", "outlet", "attempts", "last_error", "failed_at", "payload", "metadata"]

@@ -179,6 +179,16 @@ def test_a_viewer_cannot_replay_and_an_operator_can(setup: Setup) -> None:
     assert setup.queue.dead_letters() == []
 
 
+def test_administrators_see_the_users_without_their_hashes(setup: Setup) -> None:
+    assert setup.client.api("GET", "/api/users", "olga").status == 403
+    users = setup.client.api("GET", "/api/users", "ada").json()["users"]
+    assert users[0] == {"name": "ada", "role": "administrator", "password": True, "tokens": 1}
+    assert [u["role"] for u in users] == ["administrator", "operator", "viewer"]
+    setup.client.login("ada")
+    page = setup.client.get("/audit").text
+    assert "<td>olga</td><td>operator</td>" in page and "scrypt$" not in page
+
+
 def test_an_operator_cannot_edit_the_pipeline_or_read_the_audit(setup: Setup) -> None:
     before = setup.pipeline.read_text()
     reply = setup.client.api("PUT", "/api/pipeline", "olga", {"text": before + "\n# x\n"})

@@ -90,7 +90,8 @@ def test_run_serves_the_web_interface_and_reloads_an_edited_file(
                 time.sleep(0.05)
             seen["first"] = _call(base + "/api/overview")[1]
             seen["bad"] = _call(base + "/api/pipeline", "PUT", {"text": "links = 3"})
-            seen["good"] = _call(base + "/api/pipeline", "PUT", {"text": _pipeline("second", port)})
+            second = _pipeline("second", port).replace('alias = "CLI"', 'alias = "CLI-2"')
+            seen["good"] = _call(base + "/api/pipeline", "PUT", {"text": second})
             while time.monotonic() < deadline:
                 status, data = _call(base + "/api/overview")
                 if status == 200 and data["links"][0]["id"] == "second":
@@ -110,6 +111,7 @@ def test_run_serves_the_web_interface_and_reloads_an_edited_file(
     assert seen["bad"][0] == 422 and seen["bad"][1]["problems"]
     assert seen["good"] == (200, {"saved": True, "reloaded": True})
     assert [link["id"] for link in seen["second"]["links"]] == ["second"]
+    assert seen["second"]["alias"] == "CLI-2"  # the reloaded [web] table's alias
     assert 'tags = ["first"]' in path.with_name("pipeline.toml.prev").read_text()
     assert "stopped (signal received)" in capsys.readouterr().out
     assert _call(base + "/healthz")[0] == 0  # no longer listening
