@@ -1,9 +1,10 @@
 """The web interface beside a running planner: pages, JSON API, health and metrics.
 
-What it shows: two queued links, one of whose outlets (the "warehouse") fails every third
-push, so dead letters pile up. A ``WebInterface`` serves the planner on its own thread, with
-an administrator who logs in on the pages and a viewer token for the JSON API and
-``/metrics``. At the end the example reads its own API, as a script or a scraper would.
+What it shows: two queued links, one of whose outlets (the "warehouse") refuses every third
+order, so dead letters pile up (the queue isolates the refused order: the rest of its batch
+is delivered, only that order is dead-lettered). A ``WebInterface`` serves the planner on its
+own thread, with an administrator who logs in on the pages and a viewer token for the JSON
+API and ``/metrics``. At the end the example reads its own API, as a script or a scraper would.
 
 Run::
 
@@ -65,17 +66,16 @@ class SensorInlet(Inlet):
 
 
 class Warehouse(Outlet):
-    """Takes orders, but fails every third push (its records are dead-lettered)."""
+    """Takes orders, but refuses every third one (a push holding it fails)."""
 
     def __init__(self) -> None:
         super().__init__(name="warehouse")
-        self.pushes = 0
         self.received: list[Any] = []
 
     def push(self, records: list[Record], update: Update) -> None:
-        self.pushes += 1
-        if self.pushes % 3 == 1:
-            raise ConnectionError("warehouse API answered 503")
+        for record in records:
+            if record.payload["order"] % 3 == 0:
+                raise ValueError(f"warehouse API refused order {record.payload['order']}")
         self.received.extend(r.payload for r in records)
 
 
@@ -99,7 +99,7 @@ def build(
 ) -> tuple[ApsPlanner, WebInterface, SqliteQueue]:
     """The demo planner, its queue, and a web interface for it (not started)."""
     queue = SqliteQueue(queue_path)
-    no_retry = RetryPolicy(max_attempts=1)  # a failed push dies at once: dead letters to see
+    no_retry = RetryPolicy(max_attempts=1)  # a refused order dies at once: dead letters to see
     orders = Link(
         [OrdersInlet()],
         [Warehouse(), Archive("archive")],
