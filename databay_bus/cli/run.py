@@ -248,7 +248,7 @@ def _run_served(
             own_stop.clear()
             try:
                 pipeline = load_pipeline(args.pipeline)
-            except (CommandFailure, ConfigError) as exc:
+            except (CommandFailure, ConfigError, QueueError) as exc:
                 _LOGGER.error(
                     "reloading %s failed; running the previous version: %s", args.pipeline, exc
                 )

@@ -140,3 +140,42 @@ def test_hash_password_reads_stdin_and_makes_tokens(
     assert hash_line == f'tokens = ["{hash_token(token)}"]'
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert main(["hash-password", "--stdin"]) == 2
+
+
+def test_a_saved_file_that_cannot_load_after_all_runs_the_previous_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = _free_port()
+    path = tmp_path / "pipeline.toml"
+    path.write_text(_pipeline("first", port))
+    base = f"http://127.0.0.1:{port}"
+    # Valid (a dry run opens no queue), but its queue cannot be opened for real.
+    broken = _pipeline("second", port).replace(
+        "${PIPELINE_DIR}/queue.sqlite3", "${PIPELINE_DIR}/missing/dir/queue.sqlite3"
+    )
+    seen: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while _call(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen["saved"] = _call(base + "/api/pipeline", "PUT", {"text": broken})
+            time.sleep(0.5)  # the reload happens on the main thread
+            while time.monotonic() < deadline:
+                status, data = _call(base + "/api/overview")
+                if status == 200 and data["state"] == "running":
+                    seen["after"] = data
+                    break
+                time.sleep(0.05)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=drive, daemon=True)
+    helper.start()
+    code = main(["run", str(path), "--duration", "60"])
+    helper.join(10)
+    assert code == 0
+    assert seen["saved"] == (200, {"saved": True, "reloaded": True})
+    assert [link["id"] for link in seen["after"]["links"]] == ["first"]
+    assert "missing/dir" in path.read_text()  # the file keeps the edit; the old one runs
