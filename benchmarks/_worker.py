@@ -28,6 +28,7 @@ SCENARIO_MODULES = {
     4: "benchmarks.scenario_4_many_links",
     5: "benchmarks.scenario_5_queue",
     6: "benchmarks.scenario_6_http",
+    7: "benchmarks.scenario_7_postgres",
 }
 
 

@@ -446,16 +446,24 @@ class PostgresQueue(RecordQueue):
             )
         return str(row[0])
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run ``work`` in one transaction; retry it on a new connection if the old one fails."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], single: bool = False) -> T:
+        """Run ``work`` in one transaction; retry it on a new connection if the old one fails.
+
+        ``single``: ``work`` is one statement (atomic on its own in autocommit) or statements
+        that need not be atomic together: no BEGIN/COMMIT round trips around it.
+        """
         delay = _FIRST_DELAY
         started: float | None = None
         while True:
             if self._closed:
                 raise QueueError(f"{self!r} is closed")
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    result = work(conn)
+                with self._pool.connection() as conn:
+                    if single:
+                        result = work(conn)
+                    else:
+                        with conn.transaction():
+                            result = work(conn)
             except psycopg.OperationalError as exc:
                 if self._closed:
                     raise QueueError(f"{self!r} is closed") from None
@@ -554,12 +562,12 @@ class PostgresQueue(RecordQueue):
             )
             return conn.execute(q.renew, {"node": node, "lease": lease}).rowcount
 
-        return self._run(work)
+        return self._run(work, single=True)
 
     def reap(self) -> int:
         """Take back deliveries whose lease expired (database clock); return how many."""
         q = self._q
-        return self._run(lambda conn: conn.execute(q.reap).rowcount)
+        return self._run(lambda conn: conn.execute(q.reap).rowcount, single=True)
 
     def nodes(self) -> list[NodeInfo]:
         """The node registry: processes that used this queue lately, newest heartbeat first."""
@@ -666,7 +674,7 @@ class PostgresQueue(RecordQueue):
             row = conn.execute(q.claim_tick, {"link": link, "tick": tick, "node": node})
             return row.fetchone() is not None
 
-        return self._run(work)
+        return self._run(work, single=True)
 
     # -- the delivery cycle -----------------------------------------------------------------
 
@@ -795,7 +803,7 @@ class PostgresQueue(RecordQueue):
             return conn.execute(q.claim, params).fetchall()
 
         runs: list[StoredRun] = []
-        for number, codec, data in self._run(work):
+        for number, codec, data in self._run(work, single=True):
             last = runs[-1] if runs else None
             if last and last.first + len(last.encoded) == number and last.codec == codec:
                 last.encoded.append(data)
@@ -814,7 +822,7 @@ class PostgresQueue(RecordQueue):
                 lost = _scalar(conn, q.leased_elsewhere, params)
             return acked, lost
 
-        acked, lost = self._run(work)
+        acked, lost = self._run(work, single=True)
         if lost:
             _LOGGER.warning(
                 "%r: late ack refused for %d record(s) of link %r, outlet %r: this process "
@@ -872,7 +880,7 @@ class PostgresQueue(RecordQueue):
 
     def _do_waiting(self, link: str) -> int:
         q = self._q
-        return self._run(lambda conn: _scalar(conn, q.waiting, [link]))
+        return self._run(lambda conn: _scalar(conn, q.waiting, [link]), single=True)
 
     def _do_waiting_outlets(self, link: str) -> list[str]:
         q = self._q
