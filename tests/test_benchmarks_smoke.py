@@ -37,7 +37,7 @@ def test_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
     rows = report["rows"]
-    assert {row["scenario"] for row in rows} == {1, 2, 3, 4, 5, 6}
+    assert {row["scenario"] for row in rows} == {1, 2, 3, 4, 5, 6, 7}
     assert not [row for row in rows if row["bus"] == "error"], done.stdout
     # Scenarios on the core always have a databay_bus figure; queue and HTTP may still be absent.
     for row in rows:
