@@ -55,11 +55,11 @@ def _from_url(args: argparse.Namespace) -> int:
 
     from databay_bus.status import PipelineStatus
 
-    request = urllib.request.Request(args.url, headers={"Accept": "application/json"})
     token = args.token or os.environ.get("DATABAY_BUS_TOKEN")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
+        request = urllib.request.Request(args.url, headers={"Accept": "application/json"})
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(request, timeout=10) as reply:
             data = json.loads(reply.read().decode("utf-8"))
         status = PipelineStatus.from_dict(data, source=args.url)

@@ -349,3 +349,14 @@ def test_status_from_a_running_process_status_endpoint() -> None:
     header, _, line = shown.stdout.splitlines()
     assert "pid 7 on web-1" in header and "ApsPlanner running" in header
     assert line.split()[:2] == ["prices", "ok"]
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp//x", "http://"])
+def test_status_of_a_malformed_url_is_one_line(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from databay_bus.cli import main
+
+    assert main(["status", "--url", url]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"databay-bus status: {url}: "), err
