@@ -162,12 +162,15 @@ def open_queue(
     open it or later, is a one-line CommandFailure (exit 1; the DSN's password masked).
 
     ``read_only``: a SqliteQueue file is opened read-only (inspection beside its running
-    pipeline); a PostgresQueue is shared by design and opened as it is.
+    pipeline); a PostgresQueue is shared by design and opened as it is. Neither is ever
+    created here: a missing file or a schema without a queue is an error.
     """
     if is_dsn(target):
         from databay_bus.queue import PostgresQueue
 
-        opener: Any = lambda: PostgresQueue(target, schema=schema, max_connections=2, **options)  # noqa: E731
+        opener: Any = lambda: PostgresQueue(  # noqa: E731 - never creates a schema
+            target, schema=schema, max_connections=2, create_schema=False, **options
+        )
     else:
         try:
             exists = Path(target).exists()

@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from databay_bus._clock import Clock
+from databay_bus._validation import as_bool
 from databay_bus.errors import (
     ArgumentTypeError,
     ConfigurationError,
@@ -155,6 +156,9 @@ class PostgresQueue(RecordQueue):
         poll_interval: seconds between polls for due, unclaimed deliveries.
         codec, clock, retention, purge_interval: as for
             :class:`~databay_bus.queue.RecordQueue`.
+        create_schema: False refuses (``QueueSchemaError``) a schema that holds no queue
+            yet instead of creating it; the CLI opens queues so, to inspect a mistyped
+            schema without making it.
 
     Raises:
         QueueDependencyError: psycopg is not installed (``pip install 'databay_bus[postgres]'``).
@@ -183,10 +187,12 @@ class PostgresQueue(RecordQueue):
         clock: Clock | None = None,
         retention: float | timedelta | None = 86400.0,
         purge_interval: float | timedelta | None = 60.0,
+        create_schema: bool = True,
     ) -> None:
         super().__init__(
             codec=codec, clock=clock, retention=retention, purge_interval=purge_interval
         )
+        self._create_schema = as_bool(create_schema, "create_schema", "PostgresQueue")
         timings = self.check_arguments(
             dsn,
             schema=schema,
@@ -388,6 +394,13 @@ class PostgresQueue(RecordQueue):
         finally:
             conn.close()
 
+    def _refuse_to_create(self) -> None:
+        if not self._create_schema:
+            raise QueueSchemaError(
+                f"PostgresQueue: no databay_bus queue in schema {self.schema!r} on {self.dsn!r} "
+                f"(nothing was created: create_schema=False)"
+            )
+
     def _migrate(self, conn: psycopg.Connection[Any]) -> str:
         s = self._quoted
         # One process at a time creates or migrates a schema; the others then see it done.
@@ -397,6 +410,7 @@ class PostgresQueue(RecordQueue):
         ).fetchone()
         version = 0
         if exists is None:
+            self._refuse_to_create()
             conn.execute(f"CREATE SCHEMA {s}")
         else:
             meta = conn.execute("SELECT to_regclass(%s)", [f"{s}.meta"]).fetchone()
@@ -416,6 +430,8 @@ class PostgresQueue(RecordQueue):
                         f"PostgresQueue: schema {self.schema!r} on {self.dsn!r} holds tables but "
                         f"no databay_bus queue; choose another schema="
                     )
+        if version == 0:
+            self._refuse_to_create()  # an empty schema: the tables would be created
         if version > SCHEMA_VERSION:
             raise QueueSchemaError(
                 f"PostgresQueue: schema {self.schema!r} on {self.dsn!r} has version {version}, "

@@ -55,3 +55,20 @@ def test_an_unreachable_dsn_is_reported_with_the_password_masked(
     assert main(["queue", "stats", "--queue", dsn]) == 1
     err = capsys.readouterr().err
     assert "cannot connect" in err and "hunter2" not in err and "bus:***@" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["queue", "stats"], ["queue", "dead"], ["queue", "export"], ["cursor", "list"]]
+)
+def test_inspecting_a_schema_that_holds_no_queue_creates_nothing(
+    postgres_dsn: str, pg_schema: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --schema is an error, not a new empty queue made by a read-only command."""
+    import psycopg
+
+    assert main([*command, "--queue", postgres_dsn, "--schema", pg_schema]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no databay_bus queue in schema {pg_schema!r}" in err[0], err
+    with psycopg.connect(postgres_dsn) as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [pg_schema])
+        assert found.fetchone() is None
