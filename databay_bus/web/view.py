@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from databay_bus.link import Link
@@ -24,6 +23,7 @@ from databay_bus.observers import (
     TransferFailed,
     TransferStarted,
 )
+from databay_bus.status import PipelineStatus, planner_status
 from databay_bus.web.control import Control
 from databay_bus.web.history import RunHistory, link_label
 
@@ -108,14 +108,17 @@ class PipelineView:
     # -- links ------------------------------------------------------------------------------
 
     def link_ids(self) -> list[tuple[str, Link]]:
-        """Each link with its id in URLs: its tags joined by dots, made unique."""
+        """Each link with its id in URLs: as ``PipelineStatus`` names it (its queue key, else
+        its tags joined by dots), made unique with ``~2``, ``~3``... for repeated tags."""
         seen: dict[str, int] = {}
         result = []
         for link in self.planner.links:
-            base = link_label(link) if link.tags else "link"
-            count = seen.get(base, 0)
-            seen[base] = count + 1
-            result.append((base if count == 0 else f"{base}~{count}", link))
+            key = getattr(link._delivery, "key", None)
+            base = key if isinstance(key, str) and link.queue is not None else link_label(link)
+            base = base if link.tags or isinstance(key, str) else "link"
+            count = seen.get(base, 0) + 1
+            seen[base] = count
+            result.append((base if count == 1 else f"{base}~{count}", link))
         return result
 
     def find(self, link_id: str) -> Link | None:
@@ -133,30 +136,29 @@ class PipelineView:
                 seen.add(id(queue))
                 yield queue
 
-    def _link_state(self, link: Link) -> str:
-        if not self.planner.running:
-            return str(self.planner.state.value)
-        if self.control.planner_paused:
-            return "paused"
-        if self.control.is_paused(link):
-            return "paused"
-        return "failing" if self.status.of(link).failing else "ok"
+    def _link_statuses(self) -> tuple[PipelineStatus, list[tuple[str, Link, dict[str, Any]]]]:
+        """``planner_status()`` (databay_bus.status, the shape ``databay-bus status`` reads)
+        and, per link, its URL id, the Link and its status entry."""
+        for _ in range(3):  # links added or removed between the two reads: read again
+            ids = self.link_ids()
+            status = planner_status(self.planner)
+            entries = status.as_dict()["links"]
+            if [tuple(link.tags) for _, link in ids] == [tuple(e["tags"]) for e in entries]:
+                break
+        return status, [(i, link, e) for (i, link), e in zip(ids, entries, strict=False)]
 
     def overview(self) -> dict[str, Any]:
-        """The overview page: planner state, and one summary per link."""
-        metrics = self.planner.metrics()
-        links = []
-        for (link_id, link), entry in zip(self.link_ids(), metrics["links"], strict=False):
-            links.append(self._summary(link_id, link, entry))
-        return {
-            "alias": self.alias,
-            "process": self.process,
-            "nodes": self.nodes(),
-            "planner": metrics["planner"],
-            "state": metrics["state"],
-            "paused": self.control.planner_paused,
-            "links": links,
-        }
+        """The overview page: ``PipelineStatus.as_dict()`` with what the pages add (alias,
+        pauses, last errors, processes sharing the queue)."""
+        status, links = self._link_statuses()
+        data: dict[str, Any] = status.as_dict()
+        data.update(
+            alias=self.alias,
+            nodes=self.nodes(),
+            paused=self.control.planner_paused,
+            links=[self._summary(link_id, link, entry) for link_id, link, entry in links],
+        )
+        return data
 
     def nodes(self) -> list[dict[str, Any]]:
         """The processes sharing this pipeline's queues (a PostgresQueue's node registry:
@@ -184,62 +186,37 @@ class PipelineView:
         return found
 
     def _summary(self, link_id: str, link: Link, entry: dict[str, Any]) -> dict[str, Any]:
-        status = self.status.of(link)
+        """A status entry of ``planner_status()`` with the pages' additions."""
+        observed = self.status.of(link)
         schedule = link.interval
-        interval = schedule.total_seconds() if isinstance(schedule, timedelta) else None
-        every = f"every {interval:g}s" if interval is not None else str(schedule)
-        last = entry.get("last_transfer_at")
-        scheduled = self.planner.running and link.job is not None
-        next_at = None
-        if scheduled:
-            next_at = (last + interval) if last is not None and interval is not None else None
-            job_next = getattr(link.job, "next_run_time", None)
-            if job_next is not None and hasattr(job_next, "timestamp"):
-                next_at = job_next.timestamp()
-        queue = entry.get("queue")
-        outlets = []
-        for outlet in link.outlets:
-            counts = (entry.get("outlets") or {}).get(outlet.name, {})
-            depth = (queue or {}).get("outlets", {}).get(outlet.name, {}) if queue else {}
-            outlets.append(
-                {
-                    "name": outlet.name,
-                    "pushed": counts.get("pushed", 0),
-                    "failures": counts.get("failures", 0),
-                    "pending": depth.get("pending") if queue else None,
-                    "retrying": depth.get("retrying") if queue else None,
-                    "dead": depth.get("dead") if queue else None,
-                }
-            )
+        interval = entry.get("interval")
+        state = entry["state"]
+        if self.planner.running:
+            if self.control.planner_paused or self.control.is_paused(link):
+                state = "paused"
+            elif observed.failing:  # the last transfer, or an outlet of it, failed
+                state = "failing"
+        last, next_at = entry.get("last_transfer_at"), entry.get("next_transfer_at")
+        if link.job is None:
+            next_at = None
         return {
+            **entry,
             "id": link_id,
             "tags": link.tags,
-            "state": self._link_state(link),
-            "interval": interval,
-            "schedule": every,
-            "queued": queue is not None,
-            "transfers": entry.get("transfers", 0),
-            "failures": entry.get("failures", 0),
-            "skipped": entry.get("skipped", 0),
-            "records_pulled": entry.get("records_pulled", 0),
-            "records_pushed": entry.get("records_pushed", 0),
-            "last_duration": entry.get("last_duration"),
-            "last_transfer_at": last,
+            "state": state,
+            "schedule": f"every {interval:g}s" if interval is not None else str(schedule),
+            "queued": link.queue is not None,
+            "last_duration": link.metrics.last_duration,
             "last_transfer": _when(last),
             "next_transfer_at": next_at,
             "next_transfer": _when(next_at),
-            "last_error": status.last_error,
-            "last_error_at": status.last_error_at,
-            "pending": (queue or {}).get("pending"),
-            "dead": (queue or {}).get("dead"),
-            "outlets": outlets,
+            "last_error": observed.last_error,
+            "last_error_at": observed.last_error_at,
         }
 
     def link_detail(self, link_id: str) -> dict[str, Any] | None:
         """The link page: summary, nodes, router, recent transfers; None if unknown."""
-        for (candidate, link), entry in zip(
-            self.link_ids(), self.planner.metrics()["links"], strict=False
-        ):
+        for candidate, link, entry in self._link_statuses()[1]:
             if candidate != link_id:
                 continue
             summary = self._summary(candidate, link, entry)

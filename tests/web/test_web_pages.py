@@ -381,3 +381,14 @@ def test_a_queue_that_cannot_list_waiting_records_is_a_clear_error(
     reply = setup.client.api("GET", "/api/export?what=pending", "vic")
     assert reply.status == 501
     assert "cannot list waiting records" in reply.json()["error"]
+
+
+def test_the_overview_is_a_pipeline_status(setup: Setup) -> None:
+    from databay_bus.status import PipelineStatus
+
+    setup.link.transfer()
+    data = setup.client.api("GET", "/api/overview", "vic").json()
+    status = PipelineStatus.from_dict(data, source="test")  # what `databay-bus status --url` does
+    (link,) = status.links
+    assert (status.state, link.id, link.state, link.transfers) == ("running", "numbers", "ok", 1)
+    assert (link.outlets[0].name, link.outlets[0].pushed, link.pending) == ("sink", 2, 0)
