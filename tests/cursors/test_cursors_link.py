@@ -298,7 +298,8 @@ def test_operators_set_and_reset_through_the_link_only_while_it_does_not_run(que
     def during_pull(update: Update) -> None:
         links[0].reset_cursor("PageInlet")  # its own link, in the middle of a transfer
 
-    busy = make_link(PageInlet(during_pull=during_pull), Sink(), queue)
+    # Another key: the first link still owns 'pages' on this queue.
+    busy = Link(PageInlet(during_pull=during_pull), Sink(), 1, tags="busy", queue=queue)
     links.append(busy)
     with pytest.raises(CursorError, match="while the link runs"):
         busy.transfer()
