@@ -50,6 +50,7 @@ from databay_bus.cursors import SourceSide, enter_pull, leave_pull
 from databay_bus.delivery.base import Lane, Outcome
 from databay_bus.delivery.direct import DirectDelivery
 from databay_bus.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     CursorError,
     InvalidNodeError,
@@ -315,8 +316,26 @@ class Link:
     # -- inlet cursors (docs/cursors.md) ----------------------------------------------------
 
     def cursor(self, inlet: str) -> StoredCursor | None:
-        """The committed cursor of this link's inlet named ``inlet``, or None."""
-        return self._delivery.read_cursor(inlet)
+        """The committed cursor of this link's inlet named ``inlet``, or None.
+
+        Raises:
+            MissingNodeError: the link has no inlet of that name (ArgumentTypeError: not a str).
+        """
+        return self._delivery.read_cursor(self._inlet_name(inlet))
+
+    def _inlet_name(self, inlet: Any) -> str:
+        """``inlet`` if it names one of this link's inlets (cursors are kept by inlet name)."""
+        if not isinstance(inlet, str):
+            raise ArgumentTypeError(
+                f"{self}: an inlet name must be a string, got {describe(inlet)}"
+            )
+        names = [node.name for node in self._inlets]
+        if inlet not in names:
+            raise MissingNodeError(
+                f"{self}: no inlet named {describe(inlet)}; its inlets: "
+                f"{', '.join(map(repr, names)) or 'none'}"
+            )
+        return inlet
 
     def set_cursor(self, inlet: str, value: Any) -> None:
         """Set the cursor of the inlet named ``inlet`` (an operator's override).
@@ -324,7 +343,9 @@ class Link:
         Raises:
             CursorError: ``value`` is not JSON-storable, or the link runs (it is scheduled or
                 transferring): pause it first, so no pull overwrites the change.
+            MissingNodeError: the link has no inlet of that name (ArgumentTypeError: not a str).
         """
+        inlet = self._inlet_name(inlet)
         text = encode_cursor(value, f"{self}: inlet {inlet!r}")
         self._write_cursor(inlet, text, f"set the cursor of inlet {inlet!r} to {describe(value)}")
 
@@ -333,7 +354,9 @@ class Link:
 
         Raises:
             CursorError: the link runs (scheduled or transferring); pause it first.
+            MissingNodeError: the link has no inlet of that name (ArgumentTypeError: not a str).
         """
+        inlet = self._inlet_name(inlet)
         self._write_cursor(inlet, None, f"reset the cursor of inlet {inlet!r}")
 
     def _write_cursor(self, inlet: str, text: str | None, what: str) -> None:

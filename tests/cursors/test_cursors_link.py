@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
-from databay_bus.errors import CursorConflictError, CursorError, InvalidNodeError
+from databay_bus.errors import (
+    ArgumentTypeError,
+    CursorConflictError,
+    CursorError,
+    InvalidNodeError,
+    MissingNodeError,
+)
 from databay_bus.queue import MemoryQueue, RecordQueue, SqliteQueue
 
 SOURCE = list(range(10))
@@ -303,3 +309,16 @@ def test_operators_set_and_reset_through_the_link_only_while_it_does_not_run(que
     links.append(busy)
     with pytest.raises(CursorError, match="while the link runs"):
         busy.transfer()
+
+
+@pytest.mark.parametrize("method", ["cursor", "set_cursor", "reset_cursor"])
+def test_operators_name_an_inlet_of_the_link(method: str, queue: Any) -> None:
+    """A typo or a non-name is an error naming the link and the value, never a cursor stored
+    (or read) for an inlet the link does not have."""
+    link = make_link(PageInlet(), Sink(), queue)
+    args: tuple[Any, ...] = (1,) if method == "set_cursor" else ()
+    with pytest.raises(MissingNodeError, match=r"no inlet named 'Pagelnet' \(str\).*'PageInlet'"):
+        getattr(link, method)("Pagelnet", *args)
+    with pytest.raises(ArgumentTypeError, match=r"inlet name must be a string, got 5 \(int\)"):
+        getattr(link, method)(5, *args)
+    assert queue is None or queue.cursors() == {}
