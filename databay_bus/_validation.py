@@ -31,8 +31,12 @@ __all__ = [
     "optional_positive_int",
     "optional_positive_seconds",
     "optional_seconds",
+    "optional_text",
     "positive_int",
+    "positive_seconds",
     "seconds",
+    "text",
+    "url",
 ]
 
 T = TypeVar("T")
@@ -141,14 +145,59 @@ def optional_positive_seconds(value: Any, what: str, owner: object) -> float | N
     return result
 
 
+def positive_seconds(value: Any, what: str, owner: object) -> float:
+    """Return ``value`` (finite seconds > 0 or a timedelta) as float seconds (a timeout)."""
+    expected = "finite seconds > 0 or a timedelta"
+    result = _seconds(value, what, owner, expected)
+    if result == 0:
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return result
+
+
+def text(value: Any, what: str, owner: object, empty: bool = False) -> str:
+    """Return ``value`` if it is a string, non-empty unless ``empty``."""
+    expected = "a str" if empty else "a non-empty str"
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    if not value and not empty:
+        raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    return value
+
+
+def optional_text(value: Any, what: str, owner: object) -> str | None:
+    """Return ``value`` if it is None or a non-empty string."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        error = ConfigurationError if isinstance(value, str) else ArgumentTypeError
+        raise error(f"{owner}: {what} must be a non-empty str or None, got {describe(value)}")
+    return value
+
+
+def url(value: Any, what: str, owner: object, schemes: Sequence[str]) -> str:
+    """Return ``value`` if it is a string starting with one of ``schemes`` (``'redis'`` ...).
+
+    The message shows only the scheme part of a bad URL, never a password it may hold.
+    """
+    checked = text(value, what, owner)
+    scheme, found, _ = checked.partition("://")
+    if not found or scheme.lower() not in schemes:
+        names = [f"{name}://" for name in schemes]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        article = "an" if listed[0] in "aeiou" else "a"
+        raise ConfigurationError(
+            f"{owner}: {what} must be {article} {listed} URL, got one starting "
+            f"{checked[: len(scheme) + 3]!r}"
+        )
+    return checked
+
+
 def optional_callable(value: Any, what: str, owner: object) -> Callable[..., Any] | None:
     """Return ``value`` if it is None or callable."""
     if value is None:
         return None
     if not callable(value):
-        raise ArgumentTypeError(
-            f"{owner}: {what} must be callable or None, got {describe(value)}"
-        )
+        raise ArgumentTypeError(f"{owner}: {what} must be callable or None, got {describe(value)}")
     checked: Callable[..., Any] = value
     return checked
 

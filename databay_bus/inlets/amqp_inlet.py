@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from databay_bus._concurrency import _shared_background_loop
 from databay_bus._lazy import require_extra
-from databay_bus._validation import positive_int
+from databay_bus._validation import as_bool, positive_int, positive_seconds, text
+from databay_bus._validation import url as valid_url
 from databay_bus.errors import ConfigurationError, describe
 from databay_bus.inlets.base import Inlet
 from databay_bus.records import Record
@@ -80,19 +81,19 @@ class AmqpInlet(Inlet):
         name: str | None = None,
     ) -> None:
         super().__init__(metadata=metadata, name=name)
-        if not isinstance(queue, str) or not queue:
-            raise ConfigurationError(
-                f"AmqpInlet: queue must be a non-empty str, got {describe(queue)}"
-            )
+        owner = "AmqpInlet"
+        self.queue = text(queue, "queue", owner)
+        self.url = valid_url(url, "url", owner, ("amqp", "amqps"))
         if decode not in ("auto", "json", "text", "bytes"):
             raise ConfigurationError(
                 "AmqpInlet: decode must be 'auto', 'json', 'text' or 'bytes', got "
                 f"{describe(decode)}"
             )
-        self.queue, self.url, self.declare, self.decode = queue, url, declare, decode
-        self.count = positive_int(count, "count", "AmqpInlet")
-        self.timeout = timeout
-        self._amqp = AmqpConnection(self, url, timeout, confirms=False, prefetch=self.count)
+        self.declare = as_bool(declare, "declare", owner)
+        self.decode = decode
+        self.count = positive_int(count, "count", owner)
+        self.timeout = positive_seconds(timeout, "timeout", owner)
+        self._amqp = AmqpConnection(self, url, self.timeout, confirms=False, prefetch=self.count)
         self._queue: aio_pika.abc.AbstractQueue | None = None
         # Messages taken and not yet settled, by delivery tag, with the channel they came on.
         self._unsettled: dict[int, tuple[object, aio_pika.abc.AbstractIncomingMessage]] = {}

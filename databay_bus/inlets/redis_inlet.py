@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from databay_bus._lazy import require_extra
 from databay_bus._secrets import mask_url
-from databay_bus._validation import positive_int
-from databay_bus.errors import BrokerError, ConfigurationError, NodeInactiveError, describe
+from databay_bus._validation import optional_text, positive_int, text
+from databay_bus._validation import url as valid_url
+from databay_bus.errors import BrokerError, NodeInactiveError
 from databay_bus.inlets.base import Inlet
 from databay_bus.records import Record
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from databay_bus.update import Update
 
 __all__ = ["RedisStreamInlet"]
+
+_SCHEMES = ("redis", "rediss", "unix")  # what redis.Redis.from_url takes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,15 +74,15 @@ class RedisStreamInlet(Inlet):
         **client_options: Any,
     ) -> None:
         super().__init__(metadata=metadata, name=name)
-        for what, value in (("stream", stream), ("group", group), ("url", url)):
-            if not isinstance(value, str) or not value:
-                raise ConfigurationError(
-                    f"RedisStreamInlet: {what} must be a non-empty str, got {describe(value)}"
-                )
-        self.stream, self.group, self.url = stream, group, url
-        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
-        self.count = positive_int(count, "count", "RedisStreamInlet")
-        self.start_id = start_id
+        owner = "RedisStreamInlet"
+        self.stream = text(stream, "stream", owner)
+        self.group = text(group, "group", owner)
+        self.url = valid_url(url, "url", owner, _SCHEMES)
+        self.consumer = (
+            optional_text(consumer, "consumer", owner) or f"{socket.gethostname()}-{os.getpid()}"
+        )
+        self.count = positive_int(count, "count", owner)
+        self.start_id = text(start_id, "start_id", owner)
         self.client_options = {"socket_connect_timeout": 5.0, **client_options}
         self._client: redis.Redis | None = None
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from databay_bus._concurrency import _shared_background_loop
 from databay_bus._lazy import require_extra
+from databay_bus._validation import optional_text, positive_seconds, text
+from databay_bus._validation import url as valid_url
 from databay_bus.errors import PayloadError, describe
 from databay_bus.outlets.base import Outlet, Processor
 
@@ -63,9 +65,13 @@ class AmqpOutlet(Outlet):
         name: str | None = None,
     ) -> None:
         super().__init__(processors=processors, name=name)
-        self.routing_key, self.exchange, self.url = routing_key, exchange, url
-        self.declare_queue, self.timeout = declare_queue, timeout
-        self._amqp = AmqpConnection(self, url, timeout, confirms=True, prefetch=None)
+        owner = "AmqpOutlet"
+        self.routing_key = text(routing_key, "routing_key", owner, empty=True)
+        self.exchange = text(exchange, "exchange", owner, empty=True)
+        self.url = valid_url(url, "url", owner, ("amqp", "amqps"))
+        self.declare_queue = optional_text(declare_queue, "declare_queue", owner)
+        self.timeout = positive_seconds(timeout, "timeout", owner)
+        self._amqp = AmqpConnection(self, url, self.timeout, confirms=True, prefetch=None)
 
     def on_start(self) -> None:
         run_on_home(self._exchange(), self.timeout + 5)

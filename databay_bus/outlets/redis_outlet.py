@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from databay_bus._lazy import require_extra
 from databay_bus._secrets import mask_url
-from databay_bus.errors import BrokerError, ConfigurationError, NodeInactiveError, describe
+from databay_bus._validation import optional_positive_int, text
+from databay_bus._validation import url as valid_url
+from databay_bus.errors import BrokerError, NodeInactiveError
 from databay_bus.outlets.base import Outlet, Processor
 
 require_extra("RedisStreamOutlet", "redis", "redis")
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from databay_bus.update import Update
 
 __all__ = ["RedisStreamOutlet"]
+
+_SCHEMES = ("redis", "rediss", "unix")  # what redis.Redis.from_url takes
 
 #: The entry field holding ``record.id`` (queued records), for consumers that deduplicate.
 ID_FIELD = "databay_id"
@@ -54,11 +58,10 @@ class RedisStreamOutlet(Outlet):
         **client_options: Any,
     ) -> None:
         super().__init__(processors=processors, name=name)
-        if not isinstance(stream, str) or not stream:
-            raise ConfigurationError(
-                f"RedisStreamOutlet: stream must be a non-empty str, got {describe(stream)}"
-            )
-        self.stream, self.url, self.maxlen = stream, url, maxlen
+        owner = "RedisStreamOutlet"
+        self.stream = text(stream, "stream", owner)
+        self.url = valid_url(url, "url", owner, _SCHEMES)
+        self.maxlen = optional_positive_int(maxlen, "maxlen", owner)
         self.client_options = {"socket_connect_timeout": 5.0, **client_options}
         self._client: redis.Redis | None = None
 
