@@ -360,3 +360,49 @@ def test_status_of_a_malformed_url_is_one_line(
     assert main(["status", "--url", url]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"databay-bus status: {url}: "), err
+
+
+FULL_PIPELINE = """
+[planner]
+type = "aps"
+
+[queue]
+path = "{path}"
+
+[[links]]
+tags = ["big"]
+interval = "50ms"
+inlets = [{{ type = "pipeline_nodes.CountingInlet", per_pull = 400 }}]
+outlets = ["null"]
+"""
+
+
+def test_run_past_a_file_size_limit_stops_with_a_named_error(tmp_path: Path) -> None:
+    """A file size limit set inside the process (ulimit -f): the queue's write fails with
+    QueueFullError naming the file (Python ignores SIGXFSZ, so the write gets EFBIG), the
+    --fail-fast pipeline stops, exit 1, and the records stored before are intact."""
+    import resource
+
+    path = tmp_path / "q.sqlite3"
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(FULL_PIPELINE.format(path=path), encoding="utf-8")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(NODES_DIR)]))
+    done = subprocess.run(
+        [sys.executable, "-m", "databay_bus", "run", str(pipeline), "--fail-fast", "--duration=60"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        check=False,
+        preexec_fn=limit,
+    )
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert "QueueFullError" in done.stderr and "file size limit reached" in done.stderr
+    assert str(path) in done.stderr or "q.sqlite3" in done.stderr
+    with SqliteQueue(path) as queue:
+        assert queue.integrity_check() == "ok"
+        assert queue.stats().records % 400 == 0  # whole transfers only
