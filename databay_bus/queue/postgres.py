@@ -816,7 +816,7 @@ class PostgresQueue(RecordQueue):
         }
 
         def work(conn: psycopg.Connection[Any]) -> list[Any]:
-            return conn.execute(q.claim, params).fetchall()
+            return conn.execute(q.claim, params, binary=True).fetchall()
 
         runs: list[StoredRun] = []
         for number, codec, data in self._run(work, single=True):
@@ -1050,12 +1050,12 @@ class _Statements:
         self.insert_records = (
             f"INSERT INTO {s}.records (number, link, codec, enqueued_at, data) "
             "SELECT number, %(link)s, %(codec)s, %(now)s, data "
-            "FROM unnest(%(numbers)s::bigint[], %(encoded)s::bytea[]) AS t(number, data)"
+            "FROM unnest(%(numbers)b::bigint[], %(encoded)b::bytea[]) AS t(number, data)"
         ).encode()
         self.insert_deliveries = (
             f"INSERT INTO {s}.deliveries (number, outlet, link, state, due_at, updated_at) "
             f"SELECT number, outlet, %(link)s, {_PENDING}, %(now)s, %(now)s "
-            "FROM unnest(%(numbers)s::bigint[], %(outlets)s::text[]) AS t(number, outlet)"
+            "FROM unnest(%(numbers)b::bigint[], %(outlets)b::text[]) AS t(number, outlet)"
         ).encode()
         # The claim: due rows not leased by another node, in order, skipping rows another
         # transaction holds; leased to this node on the database clock. Expired leases are
@@ -1082,7 +1082,7 @@ class _Statements:
         self.ack = (
             f"UPDATE {s}.deliveries SET state = {_DELIVERED}, updated_at = %(now)s, "
             "lease_until = NULL "
-            "WHERE number = ANY(%(numbers)s) AND outlet = %(outlet)s AND link = %(link)s "
+            "WHERE number = ANY(%(numbers)b::bigint[]) AND outlet = %(outlet)s AND link = %(link)s "
             f"AND state < 2 AND {fence}"
         ).encode()
         self.leased_elsewhere = (
