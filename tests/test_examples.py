@@ -216,6 +216,14 @@ def check_scaling_out(out: str, tmp: Path) -> None:
     assert summary.group(2) == summary.group(3)
 
 
+def check_unattended(out: str, tmp: Path) -> None:
+    assert out.splitlines() == [
+        "source: 2 failed pulls, retried with backoff",
+        "rows.jsonl: every row but the poison one, each written once",
+        "dead letter: 'n/a' after 2 attempts: TypeError: row must be a dict, got 'n/a'",
+    ]
+
+
 CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "basic_inlet.py": (["--transfers", "3"], check_basic_inlet),
     "basic_outlet.py": (["--transfers", "3"], check_basic_outlet),
@@ -241,6 +249,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     ),
     "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
     "cron_schedules.py": (["--transfers", "2"], check_cron_schedules),
+    "unattended.py": (["--transfers", "4", "--output-dir", "{tmp}"], check_unattended),
     "redis_streams.py": (["--transfers", "2"], check_redis_streams),
     "incremental_cursor.py": (
         ["--transfers", "2", "--path", "{tmp}/changes.db"],
