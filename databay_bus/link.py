@@ -558,21 +558,6 @@ class Link:
         finally:
             self._transfer_lock.release()
 
-    def _transfer_if_idle(self) -> bool:
-        """Transfer unless one is already running; False (and a WARNING) if it was skipped."""
-        if not self._transfer_lock.acquire(blocking=False):
-            self.metrics.add_skipped()
-            _LOGGER.warning(
-                "%s: transfer skipped, the previous transfer of this link is still running",
-                ".".join(self._tags) or self,
-            )
-            return False
-        try:
-            self._transfer_locked()
-        finally:
-            self._transfer_lock.release()
-        return True
-
     def _transfer_locked(self) -> None:
         if self._all_sync:
             self._run_guarded(self._run_sync)
