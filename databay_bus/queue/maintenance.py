@@ -117,8 +117,9 @@ class QueueMaintenance:
             wait = min(wait, max(0.0, self._status_at + STATUS_INTERVAL - now))
         return wait
 
-    def record_status(self) -> None:
-        """Record the owner's status in each queue that keeps one (errors are logged)."""
+    def record_status(self, final: bool = False) -> None:
+        """Record the owner's status in each queue that keeps one (errors are logged; the
+        ``final`` record, as the owner stops, may find a queue already closed: DEBUG)."""
         if self._status is None:
             return
         queues = [
@@ -129,13 +130,18 @@ class QueueMaintenance:
         try:
             text = self._status().to_json()
         except Exception as exc:
-            _LOGGER.warning("recording the pipeline's status failed", exc_info=exc)
+            if final:
+                _LOGGER.debug("the pipeline's last status failed: %s", exc)
+            else:
+                _LOGGER.warning("recording the pipeline's status failed", exc_info=exc)
             return
         for queue in queues:
             try:
                 queue.record_status(self._owner, text)
             except Exception as exc:
-                if id(queue) not in self._status_failed:  # once per queue, not every 5 s
+                if final:
+                    _LOGGER.debug("%r: recording the last status failed: %s", queue, exc)
+                elif id(queue) not in self._status_failed:  # once per queue, not every 5 s
                     self._status_failed.add(id(queue))
                     _LOGGER.warning("%r: recording the status failed: %s", queue, exc)
             else:
@@ -146,4 +152,4 @@ class QueueMaintenance:
         while not self._stop.is_set() and self._alive():
             wait = self.run_once()
             self._stop.wait(max(wait, 0.01))
-        self.record_status()  # the last word: the planner is stopping
+        self.record_status(final=True)  # the last word: the planner is stopping

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from queue_fakes import CountingInlet, FlakyOutlet, ListOutlet
 
@@ -72,3 +73,25 @@ def test_a_running_planner_records_its_status_in_its_queue(
     assert PipelineStatus.from_dict(json.loads(last)).state != "running"
     reader.close()
     queue.close()
+
+
+def test_the_last_record_into_a_closed_queue_is_not_a_warning(
+    tmp_path: Path, databay_logs: Any
+) -> None:
+    """As a planner stops, its queue may be closed already: the last record fails quietly."""
+    from databay_bus.queue.maintenance import QueueMaintenance
+    from databay_bus.status import planner_status
+
+    queue = SqliteQueue(tmp_path / "q.db")
+    link = Link(CountingInlet(1), ListOutlet("out"), 3600, tags="t", queue=queue)
+    planner = ApsPlanner([link], threads=1)
+    maintenance = QueueMaintenance(lambda: [link], status=lambda: planner_status(planner))
+    maintenance.record_status()
+    with SqliteQueue(tmp_path / "q.db", read_only=True) as reader:
+        assert len(reader.recorded_status()) == 1
+    queue.close()
+    maintenance.record_status(final=True)
+    logged = [r for r in databay_logs.records if r.name == "databay_bus.queue.maintenance"]
+    assert logged and all(r.levelname == "DEBUG" for r in logged)
+    maintenance.record_status()  # not the last one: a closed queue is worth a warning
+    assert databay_logs.records[-1].levelname == "WARNING"
