@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from databay_bus._clock import Clock, SystemClock
 from databay_bus._streaks import FailureStreaks
 from databay_bus.errors import ConfigurationError, describe
 from databay_bus.observers import PullFailed
-from databay_bus.queue.retry import RetryPolicy
+from databay_bus.queue.retry import RetryPolicy, optional_policy, policies_by_name
 
 if TYPE_CHECKING:
     from databay_bus.inlets.base import Inlet
@@ -64,20 +64,9 @@ class PullRetries:
         clock: Clock | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        if policy is not None and not isinstance(policy, RetryPolicy):
-            raise ConfigurationError(
-                f"{link}: pull_retry must be a RetryPolicy, got {describe(policy)}"
-            )
-        policies = dict(per_inlet or {})
-        for name, value in policies.items():
-            if not isinstance(name, str) or not isinstance(value, RetryPolicy):
-                raise ConfigurationError(
-                    f"{link}: inlet_retry must map inlet names to RetryPolicy, got "
-                    f"{describe(name)}: {describe(value)}"
-                )
         self._link = link
-        self.policy = policy
-        self.per_inlet = policies
+        self.policy = optional_policy(policy, "pull_retry", link)
+        self.per_inlet = policies_by_name(per_inlet, "inlet_retry", "inlet", link)
         self.clock = clock or SystemClock()
         self.sleep = sleep or time.sleep
         self._states: dict[int, _InletState] = {}
@@ -86,6 +75,16 @@ class PullRetries:
         self.failures = 0
         self.retries = 0
         self.skips = 0
+
+    def check_inlets(self, inlets: Sequence[Inlet]) -> None:
+        """Refuse an ``inlet_retry`` name that is no inlet's (a typo would go unretried)."""
+        names = [inlet.name for inlet in inlets]
+        for name in self.per_inlet:
+            if name not in names:
+                raise ConfigurationError(
+                    f"{self._link}: inlet_retry names {describe(name)}, not an inlet of this "
+                    f"link (its inlets: {', '.join(map(repr, names)) or 'none'})"
+                )
 
     def use_clock(self, clock: Clock, sleep: Callable[[float], None]) -> None:
         """Read time from ``clock`` and wait with ``sleep`` (tests: a FakeClock and its

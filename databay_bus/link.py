@@ -256,6 +256,8 @@ class Link:
             self._pulls = PullRetries(self, pull_retry, inlet_retry)
         self._delivery: Delivery = DirectDelivery(self)
         self.add_inlets(inlets)
+        if self._pulls is not None:
+            self._pulls.check_inlets(self._inlets)
         self.add_outlets(outlets)
         if queue is not None or delivery_options:
             from databay_bus.delivery.queued import QueueDelivery

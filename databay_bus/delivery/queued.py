@@ -45,7 +45,7 @@ from databay_bus.errors import (
 from databay_bus.observers import DeliveryFailed, RecordDeadLettered
 from databay_bus.queue.base import RecordQueue
 from databay_bus.queue.cursors import CursorWrite, StoredCursor
-from databay_bus.queue.retry import RetryPolicy
+from databay_bus.queue.retry import RetryPolicy, optional_policy, policies_by_name
 from databay_bus.records import Record
 from databay_bus.routing import route_records
 
@@ -136,16 +136,8 @@ class QueueDelivery(Delivery):
             raise QueueIdentityError(f"{link}: key must be a non-empty str, got {describe(key)}")
         self.queue = queue
         self.key = key
-        self.retry = RetryPolicy() if retry is None else retry
-        if not isinstance(self.retry, RetryPolicy):
-            raise ConfigurationError(f"{link}: retry must be a RetryPolicy, got {describe(retry)}")
-        self.outlet_retry = dict(outlet_retry or {})
-        for name, policy in self.outlet_retry.items():
-            if not isinstance(name, str) or not isinstance(policy, RetryPolicy):
-                raise ConfigurationError(
-                    f"{link}: outlet_retry must map outlet names to RetryPolicy, got "
-                    f"{describe(name)}: {describe(policy)}"
-                )
+        self.retry = optional_policy(retry, "retry", link) or RetryPolicy()
+        self.outlet_retry = policies_by_name(outlet_retry, "outlet_retry", "outlet", link)
         self.max_pending = optional_positive_int(max_pending, "max_pending", link)
         self.batch_size = positive_int(batch_size, "batch_size", link)
         self.backpressure_skips = 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from databay_bus._validation import number, optional_positive_int, seconds
+from databay_bus.errors import ArgumentTypeError, describe
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "optional_policy", "policies_by_name"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,27 @@ class RetryPolicy:
         if self.max_attempts is not None and attempts >= self.max_attempts:
             return None
         return self.delay(attempts)
+
+
+def optional_policy(value: Any, what: str, owner: object) -> RetryPolicy | None:
+    """Return ``value`` if it is None or a RetryPolicy."""
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise ArgumentTypeError(
+            f"{owner}: {what} must be a RetryPolicy or None, got {describe(value)}"
+        )
+    return value
+
+
+def policies_by_name(value: Any, what: str, kind: str, owner: object) -> dict[str, RetryPolicy]:
+    """Return ``value`` (None or ``{name of a kind: RetryPolicy}``) as a new dict."""
+    expected = f"a dict of {kind} name -> RetryPolicy"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
+    for name, policy in value.items():
+        if not isinstance(name, str) or not isinstance(policy, RetryPolicy):
+            raise ArgumentTypeError(
+                f"{owner}: {what} must be {expected}, got {describe(name)}: {describe(policy)}"
+            )
+    return dict(value)

@@ -4,13 +4,14 @@ streak, and never fails the transfer or stops the planner."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
 from core_fakes import ListInlet, ManualPlanner, RecordingOutlet
 
 from databay_bus import Inlet, Link, Update
-from databay_bus.errors import ConfigurationError
+from databay_bus.errors import ArgumentTypeError, ConfigurationError
 from databay_bus.observers import Event, PullFailed
 from databay_bus.queue import MemoryQueue, RetryPolicy
 from databay_bus.testing import FakeClock
@@ -160,5 +161,25 @@ def test_the_planner_keeps_running(databay_logs: pytest.LogCaptureFixture) -> No
 def test_bad_policies_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="pull_retry must be a RetryPolicy"):
         Link(ListInlet([1]), RecordingOutlet(), 1, pull_retry=3)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="inlet_retry must map inlet names"):
+    with pytest.raises(ConfigurationError, match="inlet_retry must be a dict of inlet name"):
         Link(ListInlet([1]), RecordingOutlet(), 1, inlet_retry={"a": 3})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pull_retry": "yes"}, "pull_retry must be a RetryPolicy or None, got 'yes' (str)"),
+        ({"inlet_retry": [RetryPolicy()]}, "inlet_retry must be a dict of inlet name"),
+        ({"inlet_retry": {5: RetryPolicy()}}, "inlet_retry must be a dict of inlet name"),
+        ({"inlet_retry": {"a": 3}}, "got 'a' (str): 3 (int)"),
+    ],
+)
+def test_a_wrong_type_is_a_type_error(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ArgumentTypeError, match=re.escape(message)):
+        Link(ListInlet([1], name="a"), RecordingOutlet(), 1, **kwargs)
+
+
+def test_a_policy_for_an_inlet_the_link_lacks_is_refused() -> None:
+    """A typo in inlet_retry would silently leave the inlet without its policy."""
+    with pytest.raises(ConfigurationError, match=r"inlet_retry names 'feeed' \(str\).*'feed'"):
+        Link(ListInlet([1], name="feed"), RecordingOutlet(), 1, inlet_retry={"feeed": POLICY})

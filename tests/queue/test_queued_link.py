@@ -13,6 +13,7 @@ from queue_fakes import CountingInlet, FlakyOutlet, ListOutlet, ValuesInlet
 
 from databay_bus import Link, Outlet, Record, Update
 from databay_bus.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     InvalidNodeError,
     QueueIdentityError,
@@ -254,6 +255,10 @@ class TestIdentityAndOutlets:
             make_link(queue, CountingInlet(), ListOutlet(), max_pending=0)
         with pytest.raises(ConfigurationError, match="outlet_retry"):
             make_link(queue, CountingInlet(), ListOutlet(), outlet_retry={"a": 3})
+        with pytest.raises(ArgumentTypeError, match="retry must be a RetryPolicy or None"):
+            make_link(queue, CountingInlet(), ListOutlet(), retry=5)
+        with pytest.raises(ArgumentTypeError, match="outlet_retry must be a dict of outlet name"):
+            make_link(queue, CountingInlet(), ListOutlet(), outlet_retry=[RetryPolicy()])
 
     def test_removed_outlet_deliveries_kept_and_reported(
         self, queue: RecordQueue, databay_logs: pytest.LogCaptureFixture
