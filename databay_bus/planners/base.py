@@ -34,7 +34,7 @@ from typing import Any
 from databay_bus._concurrency import io_pool
 from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
 from databay_bus._streaks import FailureStreaks
-from databay_bus._validation import as_bool, as_list
+from databay_bus._validation import as_bool, as_list, optional_seconds
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link, shutdown_links
 from databay_bus.observers import (
@@ -114,9 +114,7 @@ class BasePlanner(abc.ABC):
         self._transferring: set[int] = set()  # ids of links in a transfer this planner runs
         self._unstarted: set[int] = set()  # ids of links whose on_start failed (ignored)
         self._streaks = FailureStreaks(_LOGGER)  # repeated failures: one traceback per streak
-        #: Seconds ``with planner:``, a signal and the exit hook wait for transfers in flight
-        #: when shutting down; None waits as long as they take.
-        self.shutdown_timeout: float | None = None
+        self._shutdown_timeout: float | None = None
         owner = type(self).__name__
         self.ignore_exceptions = as_bool(ignore_exceptions, "ignore_exceptions", owner)
         self.immediate_transfer = as_bool(immediate_transfer, "immediate_transfer", owner)
@@ -150,6 +148,16 @@ class BasePlanner(abc.ABC):
             if not _exit_hook_registered:
                 atexit.register(_shutdown_planners_at_exit)
                 _exit_hook_registered = True
+
+    @property
+    def shutdown_timeout(self) -> float | None:
+        """Seconds ``with planner:``, a signal and the exit hook wait for transfers in flight
+        when shutting down; None (the default) waits as long as they take."""
+        return self._shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, value: float | None) -> None:
+        self._shutdown_timeout = optional_seconds(value, "shutdown_timeout", type(self).__name__)
 
     @property
     def links(self) -> list[Link]:
@@ -469,7 +477,14 @@ class BasePlanner(abc.ABC):
                 still transferring (WARNING) and return as ``wait=False`` would. Records a
                 hung transfer had queued stay in its link's queue and are delivered by a
                 later transfer (after a restart, too).
+
+        Raises:
+            ConfigurationError: a negative, NaN or infinite ``timeout`` (ArgumentTypeError, also
+                a TypeError, for a ``timeout`` or ``wait`` of the wrong type); nothing stops.
         """
+        owner = type(self).__name__
+        wait = as_bool(wait, "wait", owner)
+        timeout = optional_seconds(timeout, "timeout", owner)
         self._await_pending_start()
         with self._state_lock:
             state = self._state

@@ -139,9 +139,7 @@ class Cron:
         end: datetime | None = None,
     ) -> None:
         if not isinstance(expression, str):
-            raise ArgumentTypeError(
-                f"cron expression must be a string, got {describe(expression)}"
-            )
+            raise ArgumentTypeError(f"cron expression must be a string, got {describe(expression)}")
         self._expression = " ".join(expression.split())
         where = f"cron expression {self._expression!r}"
         self._tz, self._zone = _zone(tz, where)

@@ -12,6 +12,7 @@ from core_fakes import GateOutlet, ListInlet, ManualPlanner, RecordingOutlet
 
 from databay_bus import Link, Outlet, Update
 from databay_bus._streaks import FailureStreaks
+from databay_bus.errors import ArgumentTypeError, ConfigurationError
 from databay_bus.planners import PlannerState
 from databay_bus.planners.base import _LOGGER as PLANNER_LOGGER
 from databay_bus.testing import FakeClock
@@ -182,6 +183,34 @@ class TestBoundedShutdown:
         planner.shutdown(timeout=30)
         assert planner.state is PlannerState.STOPPED
         assert "timed out" not in databay_logs.text
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "message"),
+        [
+            ({"timeout": -1}, ConfigurationError, "timeout must be finite seconds >= 0"),
+            ({"timeout": float("nan")}, ConfigurationError, "timeout must be finite seconds"),
+            ({"timeout": "30"}, ArgumentTypeError, "timeout must be finite seconds >= 0"),
+            ({"wait": "yes"}, ArgumentTypeError, "wait must be True or False, got 'yes'"),
+        ],
+    )
+    def test_bad_arguments_are_refused_before_anything_stops(
+        self, kwargs: dict[str, Any], error: type[Exception], message: str
+    ) -> None:
+        planner = ManualPlanner(Link(ListInlet([1]), RecordingOutlet(), 60))
+        planner.start()
+        with pytest.raises(error, match=f"ManualPlanner.*{message}"):
+            planner.shutdown(**kwargs)
+        assert planner.state is PlannerState.RUNNING
+        planner.shutdown()
+
+    def test_shutdown_timeout_is_checked_when_set(self) -> None:
+        planner = ManualPlanner()
+        with pytest.raises(ArgumentTypeError, match="shutdown_timeout must be finite seconds"):
+            planner.shutdown_timeout = "30"  # type: ignore[assignment]
+        with pytest.raises(ConfigurationError, match="shutdown_timeout must be finite seconds"):
+            planner.shutdown_timeout = -5
+        planner.shutdown_timeout = 2
+        assert planner.shutdown_timeout == 2.0
 
     def test_context_manager_uses_shutdown_timeout(self) -> None:
         outlet = GateOutlet()
