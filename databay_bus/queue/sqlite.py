@@ -161,14 +161,19 @@ _CHUNK_OF = "(SELECT MAX(first) FROM chunks WHERE first <= ?)"
 
 # Due spans of (link, outlet) in order, each with its chunk's first number; the first span
 # of each chunk also brings the chunk (count, codec, sizes, data), the others NULLs, so a
-# chunk's bytes are read once however many of its spans are due. One statement: one snapshot.
+# chunk's bytes are read once however many of its spans are due. Only the spans that hold
+# the first ? records are kept (a running count): a backlog's later chunks are never read.
+# One statement: one snapshot. Parameters: link, outlet, now, limit, limit.
 _DUE = """
 SELECT d.first, d.last, d.chunk, c.count, c.codec, c.sizes, c.data
 FROM (SELECT first, last, chunk, LAG(chunk) OVER (ORDER BY first) AS previous
-      FROM (SELECT s.first, s.last,
-                   (SELECT MAX(k.first) FROM chunks k WHERE k.first <= s.first) AS chunk
-            FROM waiting s WHERE s.link = ? AND s.outlet = ? AND s.due_at <= ?
-            ORDER BY s.first LIMIT ?)) d
+      FROM (SELECT first, last,
+                   (SELECT MAX(k.first) FROM chunks k WHERE k.first <= w.first) AS chunk
+            FROM (SELECT s.first, s.last,
+                         SUM(s.last - s.first + 1) OVER (ORDER BY s.first) AS reach
+                  FROM waiting s WHERE s.link = ? AND s.outlet = ? AND s.due_at <= ?
+                  ORDER BY s.first LIMIT ?) w
+            WHERE reach - (last - first + 1) < ?)) d
 LEFT JOIN chunks c ON c.first = d.chunk AND d.previous IS NOT d.chunk
 ORDER BY d.first
 """
@@ -980,7 +985,7 @@ class SqliteQueue(RecordQueue):
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
         try:
-            rows = self._conn().execute(_DUE, (link, outlet, now, limit)).fetchall()
+            rows = self._conn().execute(_DUE, (link, outlet, now, limit, limit)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._sqlite_error(exc, "reading due records") from exc
         found: list[StoredRun] = []
