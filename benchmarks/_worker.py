@@ -29,6 +29,7 @@ SCENARIO_MODULES = {
     5: "benchmarks.scenario_5_queue",
     6: "benchmarks.scenario_6_http",
     7: "benchmarks.scenario_7_postgres",
+    8: "benchmarks.scenario_8_backlog",
 }
 
 

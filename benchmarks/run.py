@@ -319,7 +319,7 @@ def main(argv: list[str]) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="about a minute in all")
     size.add_argument("--smoke", action="store_true", help="a few seconds (for the test suite)")
-    parser.add_argument("--only", metavar="N,M", help="run only these scenarios (1-6)")
+    parser.add_argument("--only", metavar="N,M", help="run only these scenarios (1-8)")
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--databay-only", action="store_true", help="measure Databay only")
     side.add_argument("--bus-only", action="store_true", help="measure databay_bus only")

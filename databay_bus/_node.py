@@ -71,7 +71,7 @@ class Node:
 
     def _release(self, holders: Iterable[Any]) -> bool:
         """:meth:`try_shutdown` for several holders in one step (a planner stopping)."""
-        return self._release_keys({id(holder) for holder in holders})
+        return self._release_keys(set(map(id, holders)))
 
     def _release_keys(self, keys: set[int]) -> bool:
         with self._lifecycle_lock:

@@ -187,6 +187,11 @@ class ObserverDispatcher:
         with self._lock:
             self._observers = [o for o in self._observers if o != observer]
 
+    @property
+    def listening(self) -> bool:
+        """True when some observer is registered (so an event is worth building)."""
+        return bool(self._observers)
+
     def emit(self, event: Event) -> None:
         """Queue ``event`` for every observer; returns at once."""
         if not self._observers:

@@ -37,12 +37,14 @@ def test_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text(encoding="utf-8"))
     rows = report["rows"]
-    assert {row["scenario"] for row in rows} == {1, 2, 3, 4, 5, 6, 7}
+    assert {row["scenario"] for row in rows} == {1, 2, 3, 4, 5, 6, 7, 8}
     assert not [row for row in rows if row["bus"] == "error"], done.stdout
     # Scenarios on the core always have a databay_bus figure; queue and HTTP may still be absent.
     for row in rows:
         if row["scenario"] in (1, 2, 3, 4):
             assert row["bus"][0].isdigit() or row["bus"][0] in "+-", row
+    backlog = report["results"]["8"]["backlog n=20000"]["databay_bus"]
+    assert backlog["drain_records_per_s"] > 0 and backlog["drain_transfers"] > 1
     transfer = report["results"]["1"]["sync nodes"]["databay_bus"]
     assert transfer["s_per_transfer"] > 0
     assert "databay" not in report["results"]["1"]["sync nodes"]  # --bus-only

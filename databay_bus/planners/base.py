@@ -204,9 +204,11 @@ class BasePlanner(abc.ABC):
                     continue
                 added.append(link)
             self._schedule_many(added)
+            observed = self._observers.listening  # no event built per link unless observed
             for link in added:
                 _LOGGER.info("Added link: %s", link)
-                self._observers.emit(LinkAdded(self, link))
+                if observed:
+                    self._observers.emit(LinkAdded(self, link))
 
     def remove_links(self, links: Link | Sequence[Link]) -> None:
         """Unschedule and remove links, also while running; their nodes are shut down once
