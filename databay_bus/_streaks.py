@@ -20,7 +20,7 @@ from typing import Any
 
 from databay_bus._clock import Clock, SystemClock
 
-__all__ = ["FailureStreaks"]
+__all__ = ["FailureStreaks", "Repeats"]
 
 
 @dataclass
@@ -121,3 +121,44 @@ class FailureStreaks:
         """Drop ``key``'s streak without logging (its object is gone)."""
         with self._lock:
             self._streaks.pop(key, None)
+
+
+class Repeats:
+    """A notice that repeats (a tick skipped because a transfer hangs): logged the first
+    time, then at most once per ``every`` seconds with how many were not shown, until
+    :meth:`clear` says the condition is over.
+
+    Args:
+        logger: where the lines go.
+        every: seconds between two lines for one key.
+        clock: time source (tests pass a FakeClock).
+    """
+
+    def __init__(
+        self, logger: logging.Logger, every: float = 60.0, clock: Clock | None = None
+    ) -> None:
+        self._logger = logger
+        self._every = every
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._seen: dict[Hashable, tuple[float | None, int]] = {}  # key -> (logged at, hidden)
+
+    def note(self, key: Hashable, level: int, message: str, *args: object) -> None:
+        """Log ``message % args`` for ``key`` unless it was logged less than ``every`` s ago."""
+        now = self._clock.monotonic()
+        with self._lock:
+            last, hidden = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self._every:
+                self._seen[key] = (last, hidden + 1)
+                return
+            self._seen[key] = (now, 0)
+        if hidden and last is not None:
+            message += " (%d more like it in the last %.0f s)"
+            args = (*args, hidden, now - last)
+        self._logger.log(level, message, *args)
+
+    def clear(self, key: Hashable) -> None:
+        """The condition of ``key`` is over: its next notice is logged at once."""
+        if self._seen:  # the common case: nothing repeating, no lock
+            with self._lock:
+                self._seen.pop(key, None)

@@ -152,9 +152,7 @@ class Delivery(abc.ABC):
         """Record the outcome of pushing ``batch``; for a failure, say what happens next."""
 
 
-def unique_names(
-    outlets: Sequence[Outlet], link: object, *, given_only: bool = False
-) -> list[str]:
+def unique_names(outlets: Sequence[Outlet], link: object, *, given_only: bool = False) -> list[str]:
     """Return the outlets' names, raising InvalidNodeError if two outlets share one.
 
     With ``given_only``, a shared name is refused only when at least one of the outlets was

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from databay_bus._concurrency import WorkerPool
+from databay_bus._streaks import Repeats
 from databay_bus.link import Link
 from databay_bus.schedules import Cron
 
@@ -24,6 +25,8 @@ __all__ = ["Group", "LinkGroups", "link_name"]
 
 _LOGGER = logging.getLogger(__name__)
 _NAMED_IN_LOGS = 3  # links named when a group's tick is reported; the rest are counted
+#: A hung link skips every tick: one WARNING, then at most one a minute (with a count).
+SKIPS = Repeats(_LOGGER)
 
 
 class Group:
@@ -135,11 +138,14 @@ class LinkGroups:
             key = id(link)
             if key in pending:
                 link.metrics.add_skipped()
-                _LOGGER.warning(
+                SKIPS.note(
+                    key,
+                    logging.WARNING,
                     "%s: transfer skipped, the previous transfer of this link is still running",
                     link_name(link),
                 )
                 continue
+            SKIPS.clear(key)
             pending.add(key)
             try:
                 pool.submit(self._run_pooled, link, group)

@@ -33,7 +33,7 @@ from typing import Any
 
 from databay_bus._concurrency import io_pool
 from databay_bus._signals import SignalGate, StopSignal, raise_on_signals
-from databay_bus._streaks import FailureStreaks
+from databay_bus._streaks import FailureStreaks, Repeats
 from databay_bus._validation import as_bool, as_list, optional_seconds
 from databay_bus.errors import InvalidLinkError, MissingLinkError, PlannerStateError, describe
 from databay_bus.link import Link, shutdown_links
@@ -115,6 +115,7 @@ class BasePlanner(abc.ABC):
         self._unstarted: set[int] = set()  # ids of links whose on_start failed (ignored)
         self._streaks = FailureStreaks(_LOGGER)  # repeated failures: one traceback per streak
         self._shutdown_timeout: float | None = None
+        self._skips = Repeats(_LOGGER)  # ticks skipped behind a hung transfer: a line a minute
         owner = type(self).__name__
         self.ignore_exceptions = as_bool(ignore_exceptions, "ignore_exceptions", owner)
         self.immediate_transfer = as_bool(immediate_transfer, "immediate_transfer", owner)
@@ -607,11 +608,14 @@ class BasePlanner(abc.ABC):
                 _LOGGER.debug("%s: tick skipped while a wake-up delivers", _name(link))
                 return
             link.metrics.add_skipped()
-            _LOGGER.warning(
+            self._skips.note(
+                key,
+                logging.WARNING,
                 "%s: transfer skipped, the previous transfer of this link is still running",
                 _name(link),
             )
             return
+        self._skips.clear(key)
         try:
             if key in self._unstarted and not self._retry_start(link):
                 return

@@ -11,7 +11,7 @@ import pytest
 from core_fakes import GateOutlet, ListInlet, ManualPlanner, RecordingOutlet
 
 from databay_bus import Link, Outlet, Update
-from databay_bus._streaks import FailureStreaks
+from databay_bus._streaks import FailureStreaks, Repeats
 from databay_bus.errors import ArgumentTypeError, ConfigurationError
 from databay_bus.planners import PlannerState
 from databay_bus.planners.base import _LOGGER as PLANNER_LOGGER
@@ -254,3 +254,33 @@ def test_an_ignored_node_failing_again_and_again_is_one_streak(
     assert len(recovered) == 1
     assert recovered[0].startswith("sink: outlet ")
     assert "back after 3 failures (failing for " in recovered[0]
+
+
+def test_ticks_skipped_behind_a_hung_transfer_are_a_line_a_minute(
+    databay_logs: pytest.LogCaptureFixture,
+) -> None:
+    outlet = GateOutlet()
+    link = Link(ListInlet([1]), outlet, 60, tags="stuck")
+    planner = ManualPlanner(link, immediate_transfer=False)
+    clock = FakeClock()
+    planner._skips = Repeats(PLANNER_LOGGER, clock=clock)
+    planner.start()
+    worker = threading.Thread(target=planner.tick, args=(link,), daemon=True)
+    try:
+        worker.start()
+        assert outlet.entered.wait(10)
+        for _ in range(5):
+            planner.tick(link)
+        clock.advance(61)
+        planner.tick(link)
+        assert link.metrics.skipped == 6
+    finally:
+        outlet.release.set()
+        worker.join(10)
+        planner.shutdown()
+    skips = [r.getMessage() for r in databay_logs.records if "transfer skipped" in r.getMessage()]
+    assert skips == [
+        "stuck: transfer skipped, the previous transfer of this link is still running",
+        "stuck: transfer skipped, the previous transfer of this link is still running "
+        "(4 more like it in the last 61 s)",
+    ]
