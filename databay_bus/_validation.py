@@ -101,9 +101,11 @@ def as_callables(value: Any, what: str, owner: object) -> list[Callable[..., Any
     return items
 
 
-def integer(value: Any, what: str, owner: object, low: int | None = None) -> int:
-    """Return ``value`` if it is an int (not a bool), at least ``low`` when given."""
-    return _integer(value, what, owner, low, "")
+def integer(
+    value: Any, what: str, owner: object, low: int | None = None, high: int | None = None
+) -> int:
+    """Return ``value`` if it is an int (not a bool), within ``low`` and ``high`` when given."""
+    return _integer(value, what, owner, low, "", high)
 
 
 def optional_integer(value: Any, what: str, owner: object, low: int | None = None) -> int | None:
@@ -260,11 +262,16 @@ def _range_text(low: float | None, high: float | None) -> str:
     return "a finite number"
 
 
-def _integer(value: Any, what: str, owner: object, low: int | None, suffix: str) -> int:
-    expected = ("an int" if low is None else f"an int >= {low}") + suffix
+def _integer(
+    value: Any, what: str, owner: object, low: int | None, suffix: str, high: int | None = None
+) -> int:
+    if low is not None and high is not None:
+        expected = f"an int in [{low}, {high}]" + suffix
+    else:
+        expected = ("an int" if low is None else f"an int >= {low}") + suffix
     if isinstance(value, bool) or not isinstance(value, int):
         raise ArgumentTypeError(f"{owner}: {what} must be {expected}, got {describe(value)}")
-    if low is not None and value < low:
+    if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigurationError(f"{owner}: {what} must be {expected}, got {describe(value)}")
     return value
 

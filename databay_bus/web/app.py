@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,9 @@ import jinja2
 from aiohttp import web
 
 from databay_bus._clock import Clock
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus._validation import integer, optional_callable, optional_positive_seconds, text
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
+from databay_bus.planners.base import BasePlanner
 from databay_bus.web.audit import AuditTrail
 from databay_bus.web.auth import LoginLimiter, Role, Session, Sessions, User, Users
 from databay_bus.web.control import Control
@@ -110,14 +113,25 @@ class WebInterface:
         prefix: str = "",
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(alias, str):
-            raise ConfigurationError(f"WebInterface: alias must be a str, got {describe(alias)}")
+        owner = "WebInterface"
+        if not isinstance(planner, BasePlanner):
+            raise ArgumentTypeError(
+                f"{owner}: planner must be a databay_bus planner, got {describe(planner)}"
+            )
+        self.host = text(host, "host", owner)
+        self._port = integer(port, "port", owner, low=0, high=65535)
+        alias = text(alias, "alias", owner, empty=True)
+        prefix = text(prefix, "prefix", owner, empty=True)
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ConfigurationError(
                 f"WebInterface: prefix must start with '/' and not end with one, got {prefix!r}"
             )
-        self.host = host
-        self._port = port
+        history_life_span = optional_positive_seconds(history_life_span, "history_life_span", owner)
+        if pipeline_file is not None and not isinstance(pipeline_file, (str, os.PathLike)):
+            raise ArgumentTypeError(
+                f"{owner}: pipeline_file must be a path or None, got {describe(pipeline_file)}"
+            )
+        reload = optional_callable(reload, "reload", owner)
         self.alias = alias
         self.prefix = prefix
         self.users = Users(users)

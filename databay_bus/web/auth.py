@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databay_bus._clock import Clock, SystemClock
-from databay_bus.errors import ConfigurationError, describe
+from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
 
 __all__ = [
     "LoginLimiter",
@@ -110,6 +110,9 @@ def new_token() -> str:
 
 def hash_token(token: str) -> str:
     """The configured form of an API token: ``'sha256$<hex>'``."""
+    if not isinstance(token, str) or not token:
+        error = ConfigurationError if isinstance(token, str) else ArgumentTypeError
+        raise error(f"token must be a non-empty str, got {describe(token)}")
     return "sha256$" + hashlib.sha256(token.encode()).hexdigest()
 
 

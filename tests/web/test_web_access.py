@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +13,9 @@ from prometheus_client import REGISTRY
 from web_fakes import TOKENS, Client, Setup, dead_letter, make_setup
 
 from databay_bus import Link, Outlet
+from databay_bus.errors import ArgumentTypeError, ConfigurationError
 from databay_bus.planners import ApsPlanner
-from databay_bus.web import WebInterface
+from databay_bus.web import WebInterface, hash_token
 
 
 def test_healthz_needs_no_login(setup: Setup) -> None:
@@ -301,3 +303,31 @@ def test_mounted_in_an_application_of_its_own(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         interface.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"port": -1}, ConfigurationError, "port must be an int in [0, 65535], got -1"),
+        ({"port": 70000}, ConfigurationError, "port must be an int in [0, 65535], got 70000"),
+        ({"port": "80"}, ArgumentTypeError, "port must be an int in [0, 65535], got '80'"),
+        ({"host": 5}, ArgumentTypeError, "host must be a non-empty str, got 5"),
+        ({"history_life_span": -1}, ConfigurationError, "history_life_span must be"),
+        ({"pipeline_file": 5}, ArgumentTypeError, "pipeline_file must be a path or None, got 5"),
+        ({"reload": "x"}, ArgumentTypeError, "reload must be callable or None, got 'x'"),
+        ({"prefix": 5}, ArgumentTypeError, "prefix must be a str, got 5"),
+        ({"alias": 5}, ArgumentTypeError, "alias must be a str, got 5"),
+    ],
+)
+def test_bad_constructor_arguments_are_named(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(f"WebInterface: {message}")):
+        WebInterface(ApsPlanner(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_planner_is_needed_and_tokens_are_strings() -> None:
+    with pytest.raises(ArgumentTypeError, match=r"planner must be a databay_bus planner, got 5"):
+        WebInterface(5)
+    with pytest.raises(ArgumentTypeError, match=r"token must be a non-empty str, got 5 \(int\)"):
+        hash_token(5)  # type: ignore[arg-type]
