@@ -26,7 +26,7 @@ from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.planners import ApsPlanner
 from databay_bus.queue import PostgresQueue, RetryPolicy
 
-__all__ = ["BATCH", "BATCH_SIZE", "PER_PULL", "main"]
+__all__ = ["BATCH", "BATCH_SIZE", "PER_PULL", "forked", "main"]
 
 PER_PULL = 5  # records per claimed tick
 BATCH = 4  # records per pushed batch (the grouper)
@@ -77,7 +77,9 @@ def batches(groups: list[list[Record]]) -> list[list[Record]]:
     return [g[i : i + BATCH] for g in groups for i in range(0, len(g), BATCH)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, ready: Any = None) -> int:
+    """Run the worker; ``ready`` (an Event, for a forked worker) is set where the command
+    line version prints 'ready'."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dsn")
     parser.add_argument("schema")
@@ -112,13 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     inlet.link = link
     planner = ApsPlanner(link, threads=4, ignore_exceptions=True)
     planner.start(block=False)
-    print("ready", flush=True)
+    if ready is not None:
+        ready.set()
+    else:
+        print("ready", flush=True)
     exit_file = args.folder / "exit"
     while not exit_file.exists():
         time.sleep(0.05)
     planner.shutdown(wait=True)
     queue.close()
     return 0
+
+
+def forked(argv: list[str], stderr_path: str, ready: Any) -> None:
+    """The worker in a process forked by the tests' forkserver: its stderr to ``stderr_path``
+    (as the command line version's is redirected), then :func:`main`."""
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.exit(main(argv, ready))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import random
 import secrets
@@ -31,11 +32,44 @@ from typing import IO, Any
 import psycopg
 import pytest
 
-from tests.queue import pg_server
+from tests.queue import pg_server, pg_worker
 from tests.queue.pg_worker import BATCH_SIZE
 
 WORKER = Path(__file__).with_name("pg_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
+
+
+_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+
+
+class _Forked:
+    """A pg_worker forked by a multiprocessing forkserver, with the part of Popen's interface
+    Cluster uses (``pid``, ``stdout``, ``send_signal``, ``kill``, ``wait``)."""
+
+    stdout = None
+
+    def __init__(self, argv: list[str], stderr_path: str) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["databay_bus", "tests.queue.pg_worker"])
+        self.ready = context.Event()
+        self.process = context.Process(
+            target=pg_worker.forked, args=(argv, stderr_path, self.ready), daemon=True
+        )
+        self.process.start()
+        self.pid = self.process.pid
+
+    def send_signal(self, signum: int) -> None:
+        assert self.pid is not None
+        os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"pg_worker {self.pid}", timeout or 0)
+        return self.process.exitcode
 
 
 class Cluster:
@@ -64,6 +98,14 @@ class Cluster:
     ) -> None:
         log = open(self.folder / f"stderr-{name}-{len(self.logs)}.txt", "w")  # noqa: SIM115
         self.logs.append(log)
+        if not prefix and _FORKSERVER:
+            # Forked from a server that imported databay_bus once: a start costs a fork, not
+            # an interpreter start (most of this test's time when workers are restarted).
+            argv = [dsn or self.dsn, self.schema, str(self.folder), name, *options]
+            forked = _Forked(argv, log.name)
+            assert forked.ready.wait(60), f"worker {name} did not start: {self.stderr()}"
+            self.procs[name] = forked  # type: ignore[assignment]
+            return
         proc = subprocess.Popen(
             [
                 *prefix,
@@ -183,7 +225,7 @@ def test_sigkill_one_of_three_workers_mid_push_repeatedly(
     for name in names:
         cluster.start(name)
     rng = random.Random(16)
-    for _ in range(6):
+    for _ in range(10):
         time.sleep(rng.uniform(0.5, 1.2))
         victim = rng.choice(names)
         cluster.kill(victim)
