@@ -17,8 +17,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from databay_bus.cli._common import EXIT_OK, CommandFailure
-from databay_bus.cli.queue import open_queue
+from databay_bus.cli._common import EXIT_OK, EXIT_USAGE, CommandFailure
+from databay_bus.cli.queue import is_dsn, open_queue
 
 __all__ = ["ORDER", "describe_status", "register"]
 
@@ -80,6 +80,12 @@ def _status(args: argparse.Namespace) -> int:
 
     if args.url:
         return _from_url(args)
+    if is_dsn(args.queue):
+        raise CommandFailure(
+            "--queue takes the SqliteQueue file a pipeline records its status in; for a "
+            "PostgresQueue pipeline use --url with its web interface's /api/overview",
+            EXIT_USAGE,
+        )
     with open_queue(args.queue, read_only=True) as queue:
         texts = queue.recorded_status()
         stats = queue.stats()

@@ -72,3 +72,12 @@ def test_inspecting_a_schema_that_holds_no_queue_creates_nothing(
     with psycopg.connect(postgres_dsn) as conn:
         found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [pg_schema])
         assert found.fetchone() is None
+
+
+def test_status_of_a_dsn_points_at_the_web_interface(
+    postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PostgresQueue records no status: saying 'no pipeline recorded one' would mislead."""
+    assert main(["status", "--queue", postgres_dsn]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--url" in err[0] and "SqliteQueue" in err[0], err
