@@ -10,7 +10,9 @@ on the same disk (the temp directory):
 * persist-queue's ``SQLiteAckQueue`` (its defaults: WAL, a commit per call), ``put`` rate and
   ``get`` + ``ack`` rate, one record per call (runs in the Databay venv, where it is installed);
 * raw ``os.fsync`` per second (write 64 bytes, fsync, repeat);
-* raw SQLite inserts/s in WAL mode with ``synchronous=FULL``, one insert per transaction.
+* raw SQLite inserts/s in WAL mode with ``synchronous=FULL``, one insert per transaction,
+  and rows/s with 1,000 rows of the same 100-byte blob per transaction (issue 19's anchor for
+  B = 1 000: the queue should reach >= 0.5x it).
 
 Targets: B = 1 000: >= 50 000 records/s and >= 40x persist-queue's get + ack rate;
 B = 1: transfers/s >= 0.3x the raw fsync rate.
@@ -59,6 +61,7 @@ RECORDS_TARGET = 50_000.0
 PQ_RATIO_TARGET = 40.0
 FSYNC_RATIO_TARGET = 0.3
 MANY_LINKS = 20
+RAW_ROWS_TARGET = 0.5  # B = 1 000 records/s vs raw SQLite 1,000-row commits (issue 19)
 MANY_LINKS_TARGET = 1.0  # x the raw fsync rate, all links together
 _SIZES = {"full": (1, 100, 1_000), "quick": (1, 100, 1_000), "smoke": (1, 100)}
 _MIN_TIME = {"full": 1.0, "quick": 0.3, "smoke": 0.05}
@@ -77,6 +80,7 @@ def cases(mode: str) -> list[dict[str, Any]]:
         {"id": "persist-queue", "kind": "persistqueue", "libs": [DATABAY], "repeats": repeats},
         {"id": "fsync", "kind": "fsync", "libs": [BUS], "repeats": repeats},
         {"id": "sqlite", "kind": "sqlite", "libs": [BUS], "repeats": repeats},
+        {"id": "sqlite 1000", "kind": "sqlite1000", "libs": [BUS], "repeats": repeats},
     ]
     return found
 
@@ -101,6 +105,8 @@ def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
             return _many_links(lib, folder, max(min_time, 0.5))
         if kind == "persistqueue":
             return _persist_queue(folder, min_time)
+        if kind == "sqlite1000":
+            return _sqlite(folder, min_time, rows=1_000)
         if kind == "fsync":
             return _fsync(folder, min_time)
         return _sqlite(folder, min_time)
@@ -212,7 +218,7 @@ def _fsync(folder: Path, min_time: float) -> dict[str, Any]:
     return {"fsync_per_s": count / seconds}
 
 
-def _sqlite(folder: Path, min_time: float) -> dict[str, Any]:
+def _sqlite(folder: Path, min_time: float, rows: int = 1) -> dict[str, Any]:
     conn = sqlite3.connect(folder / "raw.sqlite3", isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -220,15 +226,17 @@ def _sqlite(folder: Path, min_time: float) -> dict[str, Any]:
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
         blob = b"x" * 100
 
+        batch = [(blob,)] * rows
+
         def insert() -> None:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO t (data) VALUES (?)", (blob,))
+            conn.executemany("INSERT INTO t (data) VALUES (?)", batch)
             conn.execute("COMMIT")
 
-        count, seconds = timed_loop(insert, min_time, min_count=20)
+        count, seconds = timed_loop(insert, min_time, min_count=20 if rows == 1 else 3)
     finally:
         conn.close()
-    return {"inserts_per_s": count / seconds}
+    return {"inserts_per_s": count * rows / seconds}
 
 
 def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
@@ -261,7 +269,13 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
             "anchor: raw SQLite WAL insert, synchronous=FULL, commit each",
             cell("sqlite", BUS, "inserts_per_s", "inserts/s"),
         ),
+        Row(
+            ID,
+            "anchor: raw SQLite WAL insert, synchronous=FULL, 1,000 rows per commit",
+            cell("sqlite 1000", BUS, "inserts_per_s", "rows/s"),
+        ),
     ]
+    raw_rows = figure("sqlite 1000", BUS, "inserts_per_s")
     many = figure(f"{MANY_LINKS} links B=1", BUS, "transfers_per_s")
     rows.append(
         Row(
@@ -313,6 +327,23 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                     f"{GE} {PQ_RATIO_TARGET:g}{TIMES} persist-queue",
                     verdict(
                         None if not (records and pq_get) else records / pq_get >= PQ_RATIO_TARGET
+                    ),
+                )
+            )
+            rows.append(
+                Row(
+                    ID,
+                    label + ": vs raw SQLite 1,000-row commits",
+                    "—",
+                    "—",
+                    fmt_ratio(records / raw_rows, "raw SQLite rows/s")
+                    if records and raw_rows
+                    else "—",
+                    f"{GE} {RAW_ROWS_TARGET:g}{TIMES} raw SQLite rows/s",
+                    verdict(
+                        None
+                        if not (records and raw_rows)
+                        else records / raw_rows >= RAW_ROWS_TARGET
                     ),
                 )
             )
