@@ -7,7 +7,9 @@
 2. ``admit``: decide each record's outlets (:meth:`QueueDelivery.targets`), encode and
    store them all in one transaction, then hand each outlet its due records (PENDING, or
    FAILED whose retry time has come) in enqueue order, at most ``batch_size``, grouped by
-   the link's groupers. Every outlet gets its own decoded copy carrying ``record.id``.
+   the link's groupers. Every outlet gets its own copy carrying ``record.id``, decoded from
+   storage; the last outlet gets the records just stored instead when nothing older is
+   due for it (the same values, without decoding them again).
 3. ``settle``: a pushed batch is acked; a failed one counts an attempt for each of its
    records and is scheduled again (or dead-lettered) by the outlet's RetryPolicy. The
    failure is logged and handled here (``Outcome.STOP``): it never fails the transfer, and
@@ -47,6 +49,7 @@ from databay_bus.queue.base import RecordQueue
 from databay_bus.queue.cursors import CursorWrite, StoredCursor
 from databay_bus.queue.retry import RetryPolicy, optional_policy, policies_by_name
 from databay_bus.records import Record
+from databay_bus.records.record import queued_records
 from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
@@ -230,16 +233,21 @@ class QueueDelivery(Delivery):
         source: SourceSide | None = None,
     ) -> list[Lane]:
         names = [outlet.name for outlet in outlets]
+        known: dict[str, Record] = {}
         if source is not None:
-            self._enqueue(records, names, update, source)
+            known = self._enqueue(records, names, update, source)
         elif records:
-            self._enqueue(records, names, update)
+            known = self._enqueue(records, names, update)
         if self._outlets_changed:
             self._outlets_changed = False
             self._report_missing(names)
         lanes = []
+        last = outlets[-1] if outlets else None
         for outlet in outlets:
-            due = self.queue.due(self.key, outlet.name, self.batch_size)
+            # The last outlet may get the records just stored instead of copies decoded
+            # back from storage, when nothing older is due for it; the others need their own.
+            mine = known if outlet is last else None
+            due = self.queue.due(self.key, outlet.name, self.batch_size, mine)
             if due:
                 lanes.append(Lane(outlet, self.link.group(due, update)))
         return lanes
@@ -357,26 +365,29 @@ class QueueDelivery(Delivery):
         names: list[str],
         update: Update,
         source: SourceSide | None = None,
-    ) -> None:
-        """Store the routed records, and the inlets' staged cursors, in one transaction."""
+    ) -> dict[str, Record]:
+        """Store the routed records, and the inlets' staged cursors, in one transaction;
+        return the records stored, by id, as ``due()`` would give them back."""
         decided = self.targets(records, names, update) if records else []
         kept = [(r, t) for r, t in zip(records, decided, strict=True) if t]
         cursors = source.cursors() if source is not None else None
         if not kept and not cursors:
-            return
+            return {}
 
         def skip(record: Record, exc: RecordEncodeError) -> None:
             _LOGGER.error("%s: record not queued: %s", update, exc, exc_info=exc)
             if source is not None:
                 source.not_stored(record, exc)
 
-        self.queue.enqueue(
+        stored = [r for r, _ in kept]
+        ids = self.queue.enqueue(
             self.key,
-            [r for r, _ in kept],
+            stored,
             [t for _, t in kept],
             on_encode_error=skip if self.link.ignore_exceptions else None,
             cursors=cursors,
         )
+        return queued_records(stored, ids)
 
     def _report_missing(self, names: list[str]) -> None:
         """Warn (once per outlet) about waiting deliveries for outlets the link lacks."""

@@ -488,12 +488,23 @@ class RecordQueue(abc.ABC):
                 )
             checked.add(id(names))
 
-    def due(self, link: str, outlet: str, limit: int) -> list[Record]:
+    def due(
+        self,
+        link: str,
+        outlet: str,
+        limit: int,
+        known: Mapping[str, Record] | None = None,
+    ) -> list[Record]:
         """Up to ``limit`` records whose delivery to ``outlet`` is due now, in enqueue order.
 
         Each is a fresh :class:`Record` (decoded from storage) carrying its ``id``. A stored
         record this queue's codec cannot decode is dead-lettered at once (logged as ERROR)
         rather than blocking the outlet.
+
+        Args:
+            known: records the caller holds already, by id (those it just enqueued): when
+                every due record is among them, they are returned instead of being decoded
+                again (the queued delivery's fast path; decoding is most of a large batch).
         """
         self._check_writable("due (it dead-letters what it cannot decode)")
         if limit < 1:
@@ -502,6 +513,14 @@ class RecordQueue(abc.ABC):
         if not runs:
             return []
         name, prefix = self.codec.name, self.queue_id + "-"
+        if known:
+            numbers = [n for run in runs for n in range(run.first, run.first + len(run.encoded))]
+            ids = [prefix + str(number) for number in numbers]
+            if all(record_id in known for record_id in ids):
+                if len(self._handed_out) > _HANDED_OUT_MAX:
+                    self._handed_out.clear()
+                self._handed_out.update(zip(ids, numbers, strict=True))
+                return [known[record_id] for record_id in ids]
         decode_many = getattr(self.codec, "decode_many", None)
         if decode_many is not None and all(run.codec == name for run in runs):
             try:  # the fast path: every record decodes

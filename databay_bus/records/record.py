@@ -8,7 +8,7 @@ from typing import Any
 
 from databay_bus._validation import optional_mapping
 
-__all__ = ["Record", "SharedMetadata", "pulled_records", "stored_records"]
+__all__ = ["Record", "SharedMetadata", "pulled_records", "queued_records", "stored_records"]
 
 _materialize = threading.Lock()
 
@@ -134,3 +134,18 @@ def stored_records(pairs: Iterable[Sequence[Any]], ids: Iterable[str]) -> list[R
         record._inlet_name = None
         append(record)
     return records
+
+
+def queued_records(records: Iterable[Record], ids: Iterable[str | None]) -> dict[str, Record]:
+    """By id, what a queue would give back for ``records`` just stored under ``ids`` (None:
+    not stored): new Records sharing each one's payload and metadata, carrying the id."""
+    new = object.__new__
+    found: dict[str, Record] = {}
+    for source, record_id in zip(records, ids, strict=True):
+        if record_id is None:
+            continue
+        record = new(Record)  # as in pulled_records
+        record.payload, record._metadata, record._id = source.payload, source._metadata, record_id
+        record._inlet_name = source._inlet_name
+        found[record_id] = record
+    return found

@@ -54,6 +54,16 @@ class TestEnqueueAndDue:
         assert payloads(queue.due("L", "a", 2)) == [0, 1]
         assert queue.due("L", "a", 0) == []
 
+    def test_due_hands_back_known_records_only_when_all_are_known(self, queue: RecordQueue) -> None:
+        """due(known=...) returns the caller's records for what it just stored, untouched;
+        if anything else is due, everything is decoded as usual. Acks work either way."""
+        ids = queue.enqueue("L", recs(1, 2), [["a"]] * 2)
+        assert all(i is not None for i in ids)
+        known = {str(i): Record(f"known {n}", id=i) for n, i in enumerate(ids)}
+        assert payloads(queue.due("L", "a", 10, known)) == ["known 0", "known 1"]
+        assert payloads(queue.due("L", "a", 10, {str(ids[0]): known[str(ids[0])]})) == [1, 2]
+        assert queue.ack("L", "a", ids) == 2
+
     def test_records_round_trip_through_the_codec(self, queue: RecordQueue) -> None:
         """Payload and metadata come back equal, tagged types included."""
         payload = {

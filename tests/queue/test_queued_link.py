@@ -52,6 +52,31 @@ class TestDelivery:
         assert a.records[0] is not b.records[0]  # each outlet its own copy
         assert queue.stats().pending() == 0
 
+    def test_last_outlet_gets_the_stored_records_without_decoding_them(
+        self, queue: RecordQueue, clock: FakeClock
+    ) -> None:
+        """Fresh records reach the last outlet as pulled (same payload objects, with ids);
+        the other outlets, and any redelivery, get copies decoded from storage."""
+        payload_a, payload_b = {"n": 1}, {"n": 2}
+        failing = [True]
+        first = ListOutlet("first")
+        last = ListOutlet("last", fail=lambda: failing[0])
+        link = make_link(queue, ValuesInlet([payload_a], [payload_b]), [first, last])
+        link.transfer()  # last fails: its record waits for a retry
+        assert first.records[0].payload == payload_a
+        assert first.records[0].payload is not payload_a
+        failing[0] = False
+        clock.advance(3600)
+        link.transfer()  # last: the retried record (decoded) and the new one, decoded too
+        assert [r.payload for r in last.records] == [payload_a, payload_b]
+        assert last.records[0].payload is not payload_a
+        assert last.records[1].payload is not payload_b
+        link.add_inlets(ValuesInlet([payload_a]))
+        link.transfer()  # nothing older waits: the last outlet gets the pulled object
+        assert last.records[-1].payload is payload_a
+        assert last.records[-1].id == first.records[-1].id is not None
+        assert first.records[-1].payload is not payload_a
+
     def test_transfers_deliver_in_enqueue_order_bounded_by_batch_size(
         self, queue: RecordQueue
     ) -> None:
