@@ -485,6 +485,7 @@ class _InlineRun:
         """Nothing more starts here (after an interrupt, the rest are dropped)."""
         with self.lock:
             self.next = len(self.order)
+            self.calls = ()  # the calls hold their link: let it go with the transfer
 
 
 class _Watchdog:
@@ -527,11 +528,15 @@ class _Watchdog:
                     while self._asleep:
                         self._cond.wait()
                     idle_since = time.monotonic()
-                runs = list(self._runs.values())
-            now = time.monotonic()
-            for run in runs:
-                run.hand_off_if_late(now)
+            self._check()  # a call of its own: no run (nor its link) stays referenced
             time.sleep(self._period)
+
+    def _check(self) -> None:
+        with self._cond:
+            runs = list(self._runs.values())
+        now = time.monotonic()
+        for run in runs:
+            run.hand_off_if_late(now)
 
 
 _watchdog_instance: _Watchdog | None = None
