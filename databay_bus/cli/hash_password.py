@@ -41,8 +41,14 @@ def _hash_password(args: argparse.Namespace) -> int:
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Again: ")
+        except EOFError:
+            raise CommandFailure(
+                "no password: the input ended (to pipe one in, use --stdin)", EXIT_USAGE
+            ) from None
+        if again != password:
             raise CommandFailure("the passwords differ", EXIT_USAGE)
     if not password:
         raise CommandFailure("the password is empty", EXIT_USAGE)

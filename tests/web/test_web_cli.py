@@ -179,3 +179,17 @@ def test_a_saved_file_that_cannot_load_after_all_runs_the_previous_version(
     assert seen["saved"] == (200, {"saved": True, "reloaded": True})
     assert [link["id"] for link in seen["after"]["links"]] == ["first"]
     assert "missing/dir" in path.read_text()  # the file keeps the edit; the old one runs
+
+
+def test_hash_password_at_the_end_of_input_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No terminal and nothing to read (``< /dev/null``): a usage error, not an EOFError."""
+
+    def no_input(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", no_input)
+    assert main(["hash-password"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stdin" in err[0], err
