@@ -178,3 +178,14 @@ def test_sqlite_answers_like_the_reference(seed: int, tmp_path: object, clock: F
         assert sqlite.integrity_check() == "ok"
     finally:
         sqlite.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_postgres_answers_like_the_reference(
+    seed: int, make_postgres: Callable[..., RecordQueue], clock: FakeClock
+) -> None:
+    """PostgresQueue (one node: due() leases, and asking again returns its own leases)."""
+    memory = MemoryQueue(clock=clock, retention=20)
+    run = _Run(seed, [memory, make_postgres(retention=20)], clock)
+    for _ in range(250):
+        run.step()
