@@ -36,10 +36,11 @@ from aiohttp import web
 from databay_bus._clock import Clock
 from databay_bus._validation import integer, optional_callable, optional_positive_seconds, text
 from databay_bus.errors import ArgumentTypeError, ConfigurationError, describe
+from databay_bus.observers import Event, Observer, PlannerStarted, PlannerStopped
 from databay_bus.planners.base import BasePlanner
 from databay_bus.web.audit import AuditTrail
 from databay_bus.web.auth import LoginLimiter, Role, Session, Sessions, User, Users
-from databay_bus.web.control import Control
+from databay_bus.web.control import Control, PipelineClosed
 from databay_bus.web.csrf import cross_site_reason, token_matches
 from databay_bus.web.history import HistoryObserver, RunHistory, history_for
 from databay_bus.web.metrics import PlannerMetrics
@@ -146,6 +147,11 @@ class WebInterface:
         self.status = StatusObserver()
         self.metrics = PlannerMetrics(planner.metrics)
         self._history_observer = HistoryObserver(self.history)
+        # Held while a request reads the planner's queues; a stopped planner's queues are
+        # about to be closed (a SQLite connection closed under a reader crashes the process).
+        self._open_lock = threading.Lock()
+        self._closed_planner = False
+        self._lifecycle = _Lifecycle(self)
         self.planner: Any = None
         self.set_planner(planner)
         self._app: web.Application | None = None
@@ -156,7 +162,21 @@ class WebInterface:
     # -- the planner ------------------------------------------------------------------------
 
     def _observers(self) -> tuple[Any, ...]:
-        return (self._history_observer, self.status, self.metrics)
+        return (self._history_observer, self.status, self.metrics, self._lifecycle)
+
+    def while_open(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(*args)`` unless the planner stopped (its queues may be closing): then
+        :class:`PipelineClosed`. Runs on the executor, never on the event loop."""
+        with self._open_lock:
+            if self._closed_planner:
+                raise PipelineClosed(
+                    "the pipeline is not running (stopped, or reloading): try again in a moment"
+                )
+            return func(*args)
+
+    def _planner_closed(self, closed: bool) -> None:
+        with self._open_lock:  # waits for a request reading the queues to finish
+            self._closed_planner = closed
 
     def set_planner(self, planner: Any) -> None:
         """Show and operate ``planner`` from now on (after a reload built a new one)."""
@@ -164,6 +184,7 @@ class WebInterface:
             for observer in self._observers():
                 self.planner.remove_observer(observer)
         self.planner = planner
+        self._planner_closed(False)
         self.metrics.planner_metrics = planner.metrics
         for observer in self._observers():
             planner.add_observer(observer)
@@ -252,6 +273,10 @@ class WebInterface:
             if exc.status == 401:
                 raise
             return self._error_page(request, exc.status, exc.reason, exc.text or "")
+        except PipelineClosed as exc:
+            if self._is_api(request):
+                return web.json_response({"error": str(exc)}, status=503)
+            return self._error_page(request, 503, "Service Unavailable", str(exc))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -560,6 +585,20 @@ class WebInterface:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Lifecycle(Observer):
+    """Stops the interface reading a planner's queues once it stopped (before
+    ``Pipeline.run`` closes them: it flushes the observers first), and resumes on start."""
+
+    def __init__(self, interface: WebInterface) -> None:
+        self.interface = interface
+
+    def notify(self, event: Event) -> None:
+        if isinstance(event, PlannerStopped):
+            self.interface._planner_closed(True)
+        elif isinstance(event, PlannerStarted):
+            self.interface._planner_closed(False)
 
 
 def see_other(location: str) -> web.Response:

@@ -15,7 +15,12 @@ from typing import Any
 from databay_bus.errors import PlannerStateError
 from databay_bus.link import Link
 
-__all__ = ["Control"]
+__all__ = ["Control", "PipelineClosed"]
+
+
+class PipelineClosed(PlannerStateError):
+    """The planner stopped and its queues may be closing: nothing reads them until it starts
+    again (or a reload hands the interface a new planner)."""
 
 
 class Control:

@@ -26,6 +26,8 @@ from databay_bus.web.auth import Role
 if TYPE_CHECKING:
     from databay_bus.web.app import Principal, WebInterface
 
+from databay_bus.web.control import PipelineClosed
+
 __all__ = ["Handler", "Routes", "json_error", "needs"]
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,7 +81,10 @@ class Routes:
     # -- helpers ----------------------------------------------------------------------------
 
     async def _run(self, func: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+        """``func(*args)`` on the executor, while the planner's queues are open (else 503)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.web.while_open, func, *args
+        )
 
     @staticmethod
     def _principal(request: web.Request) -> Principal:
@@ -149,7 +154,10 @@ class Routes:
     async def readyz(self, request: web.Request) -> web.StreamResponse:
         from databay_bus.web.health import readiness_problems
 
-        problems = await self._run(readiness_problems, self.web.planner)
+        try:
+            problems = await self._run(readiness_problems, self.web.planner)
+        except PipelineClosed as exc:
+            problems = [str(exc)]
         if problems:
             return web.json_response({"status": "not ready", "problems": problems}, status=503)
         return web.json_response({"status": "ready"})

@@ -331,3 +331,18 @@ def test_a_planner_is_needed_and_tokens_are_strings() -> None:
         WebInterface(5)
     with pytest.raises(ArgumentTypeError, match=r"token must be a non-empty str, got 5 \(int\)"):
         hash_token(5)  # type: ignore[arg-type]
+
+
+def test_a_stopped_planner_s_queues_are_not_read_any_more(setup: Setup) -> None:
+    setup.planner.shutdown()
+    setup.planner.flush_observers(10)  # what Pipeline.run does before closing the queues
+    setup.queue.close()
+    for path in ("/api/overview", "/api/dead", "/metrics"):
+        reply = setup.client.api("GET", path, "vic")
+        assert reply.status == 503, path
+        assert "not running" in reply.json()["error"]
+    ready = setup.client.get("/readyz")
+    assert ready.status == 503 and "not running" in ready.json()["problems"][0]
+    setup.planner.start(block=False)  # a started planner is read again
+    setup.planner.flush_observers(10)
+    assert setup.client.api("GET", "/api/history", "vic").status == 200
