@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 
 from databay_bus._clock import Clock, SystemClock
 from databay_bus._validation import optional_seconds
+from databay_bus._validation import text as checked_text
 from databay_bus.errors import (
     ConfigurationError,
     QueueError,
@@ -728,6 +729,7 @@ class RecordQueue(abc.ABC):
 
     def cursor(self, link: str, inlet: str) -> StoredCursor | None:
         """The committed cursor of ``inlet`` in ``link``, or None if none was committed."""
+        self._cursor_key(link, inlet)
         for _, _, text, version, updated_at in self._do_read_cursors(link, inlet):
             return StoredCursor(decode_cursor(text), version, updated_at)
         return None
@@ -750,15 +752,21 @@ class RecordQueue(abc.ABC):
             CursorError: ``value`` is not JSON-storable.
             CursorConflictError: ``expected`` is given and the stored version differs.
         """
+        self._cursor_key(link, inlet)
         text = encode_cursor(value, f"{link}/{inlet}")
         self._do_write_cursors(link, {inlet: CursorWrite(text, expected)}, self.clock.time())
+
+    def _cursor_key(self, link: object, inlet: object) -> None:
+        """Refuse a link key or inlet name that is not a non-empty string."""
+        checked_text(link, "the link key of a cursor", self)
+        checked_text(inlet, "the inlet name of a cursor", self)
 
     def reset_cursor(self, link: str, inlet: str, *, expected: int = ANY_VERSION) -> bool:
         """Forget the cursor of ``inlet`` in ``link`` (its next pull starts from None).
 
         Returns whether there was one.
         """
-        existed = self.cursor(link, inlet) is not None
+        existed = self.cursor(link, inlet) is not None  # checks the names
         self._do_write_cursors(link, {inlet: CursorWrite(None, expected)}, self.clock.time())
         return existed
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from databay_bus import Record
-from databay_bus.errors import CursorConflictError, CursorError
+from databay_bus.errors import ConfigurationError, CursorConflictError, CursorError
 from databay_bus.queue import RecordQueue, SqliteQueue
 from databay_bus.queue.cursors import ANY_VERSION, CursorWrite, encode_cursor
 
@@ -95,3 +95,21 @@ def test_cursors_survive_a_reopen(make_sqlite: Callable[..., SqliteQueue]) -> No
     second = make_sqlite()
     stored = second.cursor("l", "in")
     assert stored is not None and stored.value == {"page": 4} and stored.version == 1
+
+
+@pytest.mark.parametrize(
+    ("link", "inlet", "error"),
+    [("", "feed", ConfigurationError), ("prices", "", ConfigurationError), (5, "feed", TypeError)],
+)
+def test_an_operator_names_a_link_and_an_inlet(
+    queue: RecordQueue, link: object, inlet: object, error: type[Exception]
+) -> None:
+    """An empty or non-string key is refused, not stored as a cursor nothing reads."""
+    for call in (
+        lambda: queue.set_cursor(link, inlet, 1),  # type: ignore[arg-type]
+        lambda: queue.reset_cursor(link, inlet),  # type: ignore[arg-type]
+        lambda: queue.cursor(link, inlet),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(error, match="must be a non-empty str"):
+            call()
+    assert queue.cursors() == {}
