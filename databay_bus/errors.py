@@ -22,6 +22,7 @@ written for Databay keeps working)::
     │   └── ResponseDecodeError (ValueError)  a response body that is not valid JSON / text
     ├── PayloadError (TypeError)              a payload an outlet cannot write (e.g. not a dict)
     ├── CursorError (ValueError)              an inlet cursor misused (not JSON, committed twice)
+    │   └── CursorTypeError (TypeError)       a cursor value of a type JSON cannot give back
     ├── BrokerError (ConnectionError)         a message broker unreachable or refusing
     ├── CodecError (TypeError)                a codec's encode met a value it cannot store
     └── QueueError (RuntimeError)             persistent record queue problems
@@ -57,6 +58,7 @@ __all__ = [
     "ConfigurationError",
     "CursorConflictError",
     "CursorError",
+    "CursorTypeError",
     "DatabayBusError",
     "HttpInletError",
     "ImplementationError",
@@ -302,6 +304,10 @@ class QueueDependencyError(MissingDependencyError, QueueError):
 class CursorError(DatabayBusError, ValueError):
     """An inlet cursor was misused: a value JSON cannot store, ``commit_cursor`` outside a
     pull or twice in one pull, or a cursor changed while its link runs."""
+
+
+class CursorTypeError(CursorError, TypeError):
+    """A cursor value of a type JSON cannot store and give back equal (a set, bytes, a tuple)."""
 
 
 class CursorConflictError(QueueError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from databay_bus.errors import CursorConflictError, CursorError, describe
+from databay_bus.errors import CursorConflictError, CursorError, CursorTypeError, describe
 
 __all__ = [
     "ANY_VERSION",
@@ -53,12 +53,13 @@ def encode_cursor(value: object, owner: object) -> str:
     try:
         text = json.dumps(value, allow_nan=False, separators=(",", ":"), sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise CursorError(
+        error = CursorTypeError if isinstance(exc, TypeError) else CursorError
+        raise error(
             f"{owner}: a cursor must be JSON-storable (None, bool, int, float, str, list, dict "
             f"with str keys), got {describe(value)}: {exc}"
         ) from None
     if json.loads(text) != value:
-        raise CursorError(
+        raise CursorTypeError(
             f"{owner}: a cursor must come back equal from JSON (no tuples, no non-str keys), "
             f"got {describe(value)}"
         )

@@ -8,7 +8,12 @@ from collections.abc import Callable
 import pytest
 
 from databay_bus import Record
-from databay_bus.errors import ConfigurationError, CursorConflictError, CursorError
+from databay_bus.errors import (
+    ConfigurationError,
+    CursorConflictError,
+    CursorError,
+    CursorTypeError,
+)
 from databay_bus.queue import RecordQueue, SqliteQueue
 from databay_bus.queue.cursors import ANY_VERSION, CursorWrite, encode_cursor
 
@@ -113,3 +118,13 @@ def test_an_operator_names_a_link_and_an_inlet(
         with pytest.raises(error, match="must be a non-empty str"):
             call()
     assert queue.cursors() == {}
+
+
+@pytest.mark.parametrize("value", [{1, 2}, b"x", (1, 2), {1: "a"}, object()])
+def test_a_cursor_of_the_wrong_type_is_also_a_type_error(queue: RecordQueue, value: object) -> None:
+    with pytest.raises(CursorTypeError, match="a cursor must") as caught:
+        queue.set_cursor("L", "feed", value)
+    assert isinstance(caught.value, CursorError) and isinstance(caught.value, TypeError)
+    with pytest.raises(CursorError) as nan:
+        queue.set_cursor("L", "feed", math.nan)
+    assert not isinstance(nan.value, TypeError)  # a float, of a value JSON cannot hold
