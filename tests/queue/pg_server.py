@@ -23,6 +23,7 @@ import psycopg
 __all__ = ["LOCAL_DSN", "PrivateServer", "find_binaries", "reachable", "required"]
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+_WATCHERS: list[subprocess.Popen[bytes]] = []
 
 
 def required() -> bool:
@@ -107,6 +108,28 @@ class PrivateServer:
             "--no-sync",
         )
         self.pg_ctl("start")
+        self._watch(os.getpid())
+
+    def _watch(self, owner: int) -> None:
+        """A detached shell that stops the server and removes its directory once ``owner``
+        (the test session) has exited, however it ended (killed by a timeout, SIGKILL):
+        a private server never outlives the session that started it."""
+        stop = " ".join(
+            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        )
+        script = (
+            f"while kill -0 {owner} 2>/dev/null; do sleep 2; done; "
+            f"{stop} >/dev/null 2>&1; rm -rf {self.dir}"
+        )
+        _WATCHERS.append(  # kept: a Popen collected while its process runs warns
+            subprocess.Popen(
+                ["sh", "-c", script],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     def pg_ctl(self, action: str, *extra: str) -> None:
         """Run ``pg_ctl action`` (start, stop, restart) on this cluster, waiting for it."""
