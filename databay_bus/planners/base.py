@@ -111,7 +111,9 @@ class BasePlanner(abc.ABC):
         self._start_aborted = False  # a failure or shutdown() arrived while starting
         self._starting_thread: threading.Thread | None = None
         self._paused = False  # pause() asked for; applied by _enter_running if asked early
-        self._transferring: set[int] = set()  # ids of links in a transfer this planner runs
+        # Links in a transfer this planner runs: link id -> the running thread's ident.
+        self._transferring: dict[int, int] = {}
+        self._winding_down: int | None = None  # ident of the thread in _wind_down
         self._unstarted: set[int] = set()  # ids of links whose on_start failed (ignored)
         self._streaks = FailureStreaks(_LOGGER)  # repeated failures: one traceback per streak
         self._shutdown_timeout: float | None = None
@@ -386,7 +388,7 @@ class BasePlanner(abc.ABC):
                 or _transfer_running(link)
             ):
                 return
-            self._transferring.add(key)
+            self._transferring[key] = threading.get_ident()
             self._waking.add(key)
         try:
             link._delivery.announce_tick(None, pull=False)  # type: ignore[attr-defined]
@@ -395,7 +397,7 @@ class BasePlanner(abc.ABC):
             self._on_exception(exc, link)
         finally:
             with self._state_lock:
-                self._transferring.discard(key)
+                self._transferring.pop(key, None)
                 self._waking.discard(key)
                 self._state_changed.notify_all()
 
@@ -430,6 +432,20 @@ class BasePlanner(abc.ABC):
         to finish (or hang) on their daemon threads.
         """
         bounded = wait and timeout is not None
+        self._winding_down = threading.get_ident()
+        try:
+            self._wind_down_steps(wait, stop_scheduler, announce, timeout, bounded)
+        finally:
+            self._winding_down = None
+
+    def _wind_down_steps(
+        self,
+        wait: bool,
+        stop_scheduler: bool,
+        announce: bool,
+        timeout: float | None,
+        bounded: bool,
+    ) -> None:
         while self._unwatch:
             self._unwatch.pop()()
         if self._maintenance is not None:
@@ -442,8 +458,7 @@ class BasePlanner(abc.ABC):
                 self._shutdown_planner(wait and not bounded)
             except Exception as exc:
                 _LOGGER.error("%s: stopping the scheduler failed", self, exc_info=exc)
-        if bounded:
-            assert timeout is not None
+        if wait:  # also transfers a scheduler hook does not know of, or left running earlier
             self._await_transfers(timeout)
         self._unstarted.clear()
         shutdown_links(self.links)  # nodes shared by many links are released in one step
@@ -502,23 +517,44 @@ class BasePlanner(abc.ABC):
                 self._stopped.wait(timeout)
             return
         if state is PlannerState.STOPPING:
+            # Another thread (e.g. the planner's own shutdown after an error) is stopping it:
+            # wait for that, and for the transfers it did not wait for, unless this thread is
+            # part of it (a transfer or a node's on_shutdown calling shutdown()).
+            if wait and not self._inside_shutdown():
+                started = time.monotonic()
+                if self._stopped.wait(timeout):
+                    left = None if timeout is None else timeout - (time.monotonic() - started)
+                    self._await_transfers(left if left is None else max(0.0, left))
             return
         _LOGGER.info("Shutting down %s", self)
         self._wind_down(
             wait, stop_scheduler=True, announce=state is PlannerState.RUNNING, timeout=timeout
         )
 
-    def _await_transfers(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for this planner's transfers in flight; False (and a
-        WARNING naming them) if some still run."""
-        deadline = time.monotonic() + timeout
+    def _inside_shutdown(self) -> bool:
+        """True on a thread that a shutdown in progress may be waiting for: one running a
+        transfer of this planner, or the one winding the planner down."""
+        me = threading.get_ident()
         with self._state_lock:
-            while self._transferring:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            return me in self._transferring.values() or me == self._winding_down
+
+    def _await_transfers(self, timeout: float | None) -> bool:
+        """Wait (up to ``timeout`` s; None: as long as it takes) for this planner's transfers
+        in flight, except one running on this very thread; False (and a WARNING naming them)
+        if some still run."""
+        me = threading.get_ident()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def others() -> set[int]:
+            return {link for link, thread in self._transferring.items() if thread != me}
+
+        with self._state_lock:
+            while others():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     break
                 self._state_changed.wait(left)
-            hung = set(self._transferring)
+            hung = others()
         if not hung:
             return True
         names = [_name(link) for link in self.links if id(link) in hung]
@@ -602,7 +638,7 @@ class BasePlanner(abc.ABC):
         with self._state_lock:
             busy = key in self._transferring or _transfer_running(link)
             if not busy:
-                self._transferring.add(key)
+                self._transferring[key] = threading.get_ident()
         if busy:
             if key in self._waking:  # a wake-up delivers (it pulls nothing): not a backlog
                 _LOGGER.debug("%s: tick skipped while a wake-up delivers", _name(link))
@@ -629,7 +665,7 @@ class BasePlanner(abc.ABC):
             self._streaks.succeeded(("transfer", key), f"{_name(link)}: transfer")
         finally:
             with self._state_lock:
-                self._transferring.discard(key)
+                self._transferring.pop(key, None)
                 self._state_changed.notify_all()
 
     def _on_exception(self, exception: BaseException, link: Link | None = None) -> None:

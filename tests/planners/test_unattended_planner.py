@@ -284,3 +284,26 @@ def test_ticks_skipped_behind_a_hung_transfer_are_a_line_a_minute(
         "stuck: transfer skipped, the previous transfer of this link is still running "
         "(4 more like it in the last 61 s)",
     ]
+
+
+def test_a_later_waiting_shutdown_waits_for_what_an_earlier_one_left_running() -> None:
+    """shutdown(wait=False) (as a planner does after an error) leaves a transfer running; a
+    shutdown(wait=True) afterwards (e.g. before closing the queues) waits for it."""
+    outlet = GateOutlet()
+    link = Link(ListInlet([1]), outlet, 60, tags="late")
+    planner = ManualPlanner(link, immediate_transfer=False)
+    planner.start()
+    worker = threading.Thread(target=planner.tick, args=(link,), daemon=True)
+    worker.start()
+    assert outlet.entered.wait(10)
+    planner.shutdown(wait=False)
+    assert planner.state is PlannerState.STOPPED
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (planner.shutdown(wait=True), done.set()))
+    waiter.start()
+    assert not done.wait(0.05)  # still waiting for the transfer in the outlet
+    outlet.release.set()
+    assert done.wait(10)
+    waiter.join(10)
+    worker.join(10)
+    assert outlet.payloads == [[1]]
