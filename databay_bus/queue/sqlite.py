@@ -395,6 +395,10 @@ class SqliteQueue(RecordQueue):
         self._local = threading.local()
         self._connections: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
         self._connections_lock = threading.Lock()
+        # id(connection) -> statements under way on it: close() never closes a connection
+        # while another thread runs a statement on it (that crashes the interpreter)
+        self._busy: dict[int, int] = {}
+        self._idle = threading.Condition(self._connections_lock)
         self._full: dict[int, bool] = {}  # id(connection) -> its synchronous is FULL
         self._unsynced_since: float | None = None  # first NORMAL commit after the last FULL
         # The last record number handed out. This process is the file's only writer (the
@@ -639,6 +643,27 @@ class SqliteQueue(RecordQueue):
         return conn
 
     @contextlib.contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, marked busy until the block ends (see ``_busy``)."""
+        conn = self._conn()
+        key = id(conn)
+        with self._connections_lock:
+            if self._closed:
+                raise QueueError(f"{self!r} is closed")
+            self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            yield conn
+        finally:
+            with self._connections_lock:
+                left = self._busy.pop(key) - 1
+                if left:
+                    self._busy[key] = left
+                elif self._closed and self._connections.pop(key, None) is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()  # close() left it to this thread
+                self._idle.notify_all()
+
+    @contextlib.contextmanager
     def _write(self, durable: bool = True, doing: str = "writing") -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK.
 
@@ -648,9 +673,8 @@ class SqliteQueue(RecordQueue):
         """
         if self.read_only:
             raise QueueReadOnlyError(f"{self!r} is open read-only; {doing} changes the queue")
-        conn = self._conn()
-        key = id(conn)
-        with self._lock:
+        with self._using() as conn, self._lock:
+            key = id(conn)
             try:
                 full = (
                     durable
@@ -683,19 +707,19 @@ class SqliteQueue(RecordQueue):
     @contextlib.contextmanager
     def _read(self, doing: str = "reading") -> Iterator[sqlite3.Connection]:
         """A consistent read (one snapshot) on this thread's connection."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN")
+        with self._using() as conn:
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise self._sqlite_error(exc, doing) from exc
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self._sqlite_error(exc, doing) from exc
 
     def _quick_check(self, conn: sqlite3.Connection) -> None:
         """``PRAGMA quick_check`` for files up to ``_QUICK_CHECK_BYTES``; larger files are
@@ -985,7 +1009,8 @@ class SqliteQueue(RecordQueue):
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
         try:
-            rows = self._conn().execute(_DUE, (link, outlet, now, limit, limit)).fetchall()
+            with self._using() as conn:
+                rows = conn.execute(_DUE, (link, outlet, now, limit, limit)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._sqlite_error(exc, "reading due records") from exc
         found: list[StoredRun] = []
@@ -1331,12 +1356,17 @@ class SqliteQueue(RecordQueue):
                 )
 
     def _do_close(self) -> None:
+        own = id(getattr(self._local, "conn", None))
         with self._connections_lock:
             self._closed = True
-            for _, conn in self._connections.values():
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()  # the last one checkpoints, which fsyncs NORMAL commits
-            self._connections.clear()
+            # wait (bounded) for statements of other threads; a connection still busy then
+            # is closed by its thread when its statement ends (_using)
+            self._idle.wait_for(lambda: set(self._busy) <= {own}, self.busy_timeout + 5.0)
+            for key, (_, conn) in list(self._connections.items()):
+                if key not in self._busy:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()  # the last one checkpoints, which fsyncs NORMAL commits
+                    del self._connections[key]
             self._full.clear()
         if self._file_lock is not None:
             self._file_lock.release()

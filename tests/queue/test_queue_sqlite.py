@@ -423,3 +423,48 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     assert [r.id for r in queue.due("L", "a", 10)] == [
         f"{queue.queue_id}-{n}" for n in (*jobs[0].result, *jobs[2].result)
     ]
+
+
+def test_close_while_other_threads_read_does_not_crash(tmp_path: Path) -> None:
+    """close() waits for statements of other threads instead of closing their connections
+    under them (that crashed the interpreter: a web page read stats while a reload closed
+    the queue). In a subprocess, since the failure is a segmentation fault."""
+    script = textwrap.dedent(
+        """
+        import sys, threading
+        from databay_bus.errors import QueueError
+        from databay_bus.queue import SqliteQueue
+
+        for round in range(60):
+            queue = SqliteQueue(f"{sys.argv[1]}/q{round}.sqlite3")
+            reading = threading.Semaphore(0)
+
+            def read():
+                queue.stats()
+                reading.release()  # this reader has its connection and goes on reading
+                while True:
+                    try:
+                        queue.stats()
+                    except QueueError:  # closed: the only way out
+                        return
+
+            readers = [threading.Thread(target=read) for _ in range(4)]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reading.acquire()
+            queue.close()
+            for reader in readers:
+                reader.join()
+        print("closed 60 queues under readers")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "closed 60 queues under readers" in done.stdout
