@@ -262,6 +262,12 @@ class Link:
         if queue is not None or delivery_options:
             from databay_bus.delivery.queued import QueueDelivery
 
+            if queue is None:
+                raise ConfigurationError(
+                    f"{self}: {', '.join(sorted(delivery_options))}: only for a queued link; "
+                    f"pass queue=... (a databay_bus.queue.RecordQueue)"
+                )
+
             self._delivery = QueueDelivery(self, queue, **delivery_options)
 
     # -- properties -------------------------------------------------------------------------

@@ -35,9 +35,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from databay_bus._validation import optional_positive_int, positive_int
+from databay_bus._validation import as_bool, optional_positive_int, positive_int
 from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome, unique_names
 from databay_bus.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     PartialPushError,
     QueueIdentityError,
@@ -118,14 +119,15 @@ class QueueDelivery(Delivery):
                 f"outlet_retry, max_pending, batch_size, isolate_poison and "
                 f"max_isolation_pushes"
             )
-        if not isinstance(isolate_poison, bool):
+        if queue is None:
             raise ConfigurationError(
-                f"{link}: isolate_poison must be True or False, got {describe(isolate_poison)}"
+                f"{link}: queue options only apply to a queued link; "
+                f"pass queue=... (a databay_bus.queue.RecordQueue)"
             )
-        self.isolate_poison = isolate_poison
+        self.isolate_poison = as_bool(isolate_poison, "isolate_poison", link)
         self.max_isolation_pushes = positive_int(max_isolation_pushes, "max_isolation_pushes", link)
         if not isinstance(queue, RecordQueue):
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"{link}: queue must be a databay_bus.queue.RecordQueue, got {describe(queue)}"
             )
         if key is None:

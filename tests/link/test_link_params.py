@@ -16,6 +16,7 @@ from databay_bus.errors import (
     InvalidNodeError,
     MissingNodeError,
 )
+from databay_bus.queue import MemoryQueue
 
 
 def make_link(**kwargs: Any) -> Link:
@@ -287,3 +288,20 @@ def test_two_outlets_with_their_default_class_name_are_accepted() -> None:
     link = Link(ListInlet([1]), [first, second], 1)
     link.transfer()
     assert first.payloads == second.payloads == [[1]]
+
+
+class TestQueueOptions:
+    def test_queue_options_without_a_queue_say_so(self) -> None:
+        with pytest.raises(
+            ConfigurationError, match=r"isolate_poison: only for a queued link; pass queue="
+        ) as caught:
+            make_link(isolate_poison=True)
+        assert "got None" not in str(caught.value)
+
+    def test_wrong_types_are_type_errors(self) -> None:
+        from databay_bus.errors import ArgumentTypeError
+
+        with pytest.raises(ArgumentTypeError, match=r"queue must be a .*RecordQueue, got 'q.db'"):
+            make_link(queue="q.db")
+        with pytest.raises(ArgumentTypeError, match="isolate_poison must be True or False"):
+            make_link(queue=MemoryQueue(), isolate_poison="no")

@@ -270,7 +270,7 @@ class TestIdentityAndOutlets:
         assert queue.stats().outlets[0].link == "explicit"
 
     def test_bad_options_rejected(self, queue: RecordQueue) -> None:
-        with pytest.raises(ConfigurationError, match="queue must be"):
+        with pytest.raises(ConfigurationError, match="max_pending: only for a queued link; pass"):
             Link(CountingInlet(), ListOutlet(), 1, tags="t", max_pending=3)
         with pytest.raises(ConfigurationError, match="unknown option"):
             make_link(queue, CountingInlet(), ListOutlet(), retries=3)
