@@ -1,4 +1,4 @@
-"""The databay-bus command end to end, in real subprocesses."""
+"""The databay-bus command end to end, in real subprocesses (argument parsing alone in process)."""
 
 from __future__ import annotations
 
@@ -97,22 +97,39 @@ def outlet_stats(stats: dict[str, Any], outlet: str) -> dict[str, Any]:
 # -- help and usage ---------------------------------------------------------------------------
 
 
+def in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[object, str, str]:
+    """``main(args)`` in this process: (exit code, stdout, stderr). For argument parsing only,
+    where an interpreter start per case would cost seconds and test nothing more."""
+    from databay_bus.cli import main
+
+    try:
+        code: object = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.parametrize(
     "command",
     [
         [],
         ["run"],
         ["validate"],
+        ["schedule"],
         ["demo"],
+        ["status"],
         ["queue"],
         *[["queue", action] for action in ("stats", "dead", "replay", "drop", "purge", "export")],
+        *[["cursor", action] for action in ("list", "set", "reset")],
+        ["hash-password"],
     ],
     ids=lambda c: " ".join(c) or "top",
 )
-def test_help_everywhere(tmp_path: Path, command: list[str]) -> None:
-    done = cli(tmp_path, *command, "--help")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: databay-bus")
+def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = in_process([*command, "--help"], capsys)
+    assert code == 0, err
+    assert out.startswith("usage: databay-bus")
 
 
 @pytest.mark.parametrize(
@@ -120,10 +137,10 @@ def test_help_everywhere(tmp_path: Path, command: list[str]) -> None:
     [[], ["nope"], ["run"], ["queue"], ["queue", "stats"], ["run", "p.toml", "--transfers", "0"]],
     ids=lambda a: " ".join(a) or "nothing",
 )
-def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
-    done = cli(tmp_path, *args)
-    assert done.returncode == 2
-    assert "usage: databay-bus" in done.stderr
+def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = in_process(args, capsys)
+    assert code == 2
+    assert "usage: databay-bus" in err
 
 
 def test_version(tmp_path: Path) -> None:
