@@ -10,6 +10,7 @@ default 100) places it in ``--help``. Adding a command is adding a module.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import pkgutil
@@ -24,14 +25,23 @@ __all__ = ["build_parser", "command_modules", "main"]
 
 
 def command_modules() -> list[ModuleType]:
-    """The command modules of ``databay_bus.cli``, in ``--help`` order."""
+    """The command modules of ``databay_bus.cli``, in ``--help`` order.
+
+    Listed once per process: the package's folder need not stay readable (a process that
+    drops its privileges after a first parse keeps its commands).
+    """
+    return list(_command_modules())
+
+
+@functools.cache
+def _command_modules() -> tuple[ModuleType, ...]:
     package = importlib.import_module("databay_bus.cli")
     modules = [
         importlib.import_module(f"{package.__name__}.{info.name}")
         for info in pkgutil.iter_modules(package.__path__)
         if not info.name.startswith("_")
     ]
-    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+    return tuple(sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)))
 
 
 def build_parser() -> argparse.ArgumentParser:

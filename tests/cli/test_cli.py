@@ -143,6 +143,17 @@ def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: databay-bus" in err
 
 
+def test_commands_are_found_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command modules are listed once per process: a process that drops privileges after
+    the first parse (the as-nobody CLI tests, in a checkout only root may list) keeps them."""
+    from databay_bus.cli import _main, build_parser
+
+    found = _main.command_modules()
+    monkeypatch.setattr("pkgutil.iter_modules", lambda path: iter(()))
+    assert _main.command_modules() == found
+    assert "schedule" in build_parser().format_help()
+
+
 def test_version(tmp_path: Path) -> None:
     done = cli(tmp_path, "--version")
     assert done.returncode == 0 and done.stdout.startswith("databay_bus ")
