@@ -81,4 +81,3 @@ def test_fire_times_are_printed_as_they_are_found(
     assert lines[2] == "next 50 after 2026-01-01 00:00:00+00:00:"
     assert len(lines) == 53 and lines[-1] == "  Thu 2026-01-01 00:50:00+00:00"
     assert printed_after[0] <= 3  # the construction's own look-up, then the first fire time
-
