@@ -17,10 +17,20 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 
-from databay_bus.errors import ConfigError, ConfigurationError, DatabayBusError, PlannerStateError
+from databay_bus.errors import (
+    ConfigError,
+    ConfigurationError,
+    CursorError,
+    DatabayBusError,
+    MissingNodeError,
+    PlannerStateError,
+    describe,
+)
+from databay_bus.queue.cursors import encode_cursor
 from databay_bus.web.auth import Role
 
 if TYPE_CHECKING:
@@ -206,7 +216,12 @@ class Routes:
         detail = await self._run(self.web.view.link_detail, request.match_info["link"])
         if detail is None:
             raise web.HTTPNotFound(text=f"no link {request.match_info['link']!r}")
-        return self._page(request, "link.html", {"link": detail, "runs": detail["recent"]})
+        can_admin = self._principal(request).role >= Role.ADMINISTRATOR
+        return self._page(
+            request,
+            "link.html",
+            {"link": detail, "runs": detail["recent"], "can_admin": can_admin},
+        )
 
     @needs(Role.VIEWER)
     async def api_link(self, request: web.Request) -> web.StreamResponse:
@@ -280,6 +295,83 @@ class Routes:
         @needs(Role.OPERATOR)
         async def handler(request: web.Request) -> web.StreamResponse:
             return await self._operate(request, api, what)
+
+        return handler
+
+    # -- inlet cursors (docs/cursors.md) ----------------------------------------------------
+
+    @needs(Role.VIEWER)
+    async def api_cursors(self, request: web.Request) -> web.StreamResponse:
+        link = self._link_or_404(request, api=True)
+        rows = await self._run(self.web.view.cursors, link)
+        return web.json_response({"link": request.match_info["link"], "cursors": rows})
+
+    async def _cursor_value(self, request: web.Request, api: bool, owner: str) -> Any:
+        """The new cursor a set request carries (validated: 400 naming it when bad)."""
+
+        def bad(message: str) -> web.HTTPException:
+            return json_error(400, message) if api else web.HTTPBadRequest(text=message)
+
+        if api:
+            body = await self._json_body(request)
+            if set(body) != {"value"}:
+                raise bad('the body must be {"value": <the new cursor as JSON>}')
+            value = body["value"]
+        else:
+            form = await request.post()
+            text = form.get("value")
+            if not isinstance(text, str):
+                raise bad("the form has no cursor value")
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise bad(
+                    f'{owner}: the cursor must be JSON (quote strings: "x"), '
+                    f"got {describe(text)}: {exc}"
+                ) from None
+        try:
+            encode_cursor(value, owner)
+        except CursorError as exc:
+            raise bad(str(exc)) from None
+        return value
+
+    async def _cursor_change(
+        self, request: web.Request, api: bool, reset: bool
+    ) -> web.StreamResponse:
+        link = self._link_or_404(request, api)
+        link_id, inlet = request.match_info["link"], request.match_info["inlet"]
+        target = f"{link_id}/{inlet}"
+        if inlet not in [node.name for node in link.inlets]:
+            message = f"link {link_id!r} has no inlet named {inlet!r}"
+            raise json_error(404, message) if api else web.HTTPNotFound(text=message)
+        what = "cursor-reset" if reset else "cursor-set"
+        value = None if reset else await self._cursor_value(request, api, f"inlet {target!r}")
+        try:
+            if reset:
+                await self._run(link.reset_cursor, inlet)
+            else:
+                await self._run(link.set_cursor, inlet, value)
+        except MissingNodeError as exc:  # the inlet was removed meanwhile
+            raise json_error(404, str(exc)) if api else web.HTTPNotFound(text=str(exc)) from None
+        except CursorError as exc:  # the link runs: pause it first
+            self._audit(request, what, target, f"refused: {exc}")
+            raise json_error(409, str(exc)) if api else web.HTTPConflict(text=str(exc)) from None
+        outcome = "reset" if reset else f"set to {json.dumps(value)}"
+        self._audit(request, what, target, outcome)
+        if api:
+            stored = await self._run(link.cursor, inlet)
+            cursor = None if stored is None else stored._asdict()
+            return web.json_response({"link": link_id, "inlet": inlet, "cursor": cursor})
+        return self._back(
+            request, f"/links/{quote(link_id, safe='')}", f"{target}: cursor {outcome}"
+        )
+
+    def cursor_change(self, reset: bool, api: bool) -> Handler:
+        """A handler setting (or resetting) an inlet's cursor; administrators only."""
+
+        @needs(Role.ADMINISTRATOR)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self._cursor_change(request, api, reset)
 
         return handler
 
@@ -601,6 +693,13 @@ class Routes:
         for what in ("pause", "resume"):
             r.add_post(f"/planner/{what}", self.operate(f"planner-{what}", api=False))
             r.add_post(f"/api/planner/{what}", self.operate(f"planner-{what}", api=True))
+        for verb, reset in (("set", False), ("reset", True)):
+            r.add_post(
+                f"/links/{{link}}/cursors/{{inlet}}/{verb}", self.cursor_change(reset, False)
+            )
+        r.add_get("/api/links/{link}/cursors", self.api_cursors)
+        r.add_put("/api/links/{link}/cursors/{inlet}", self.cursor_change(False, True))
+        r.add_delete("/api/links/{link}/cursors/{inlet}", self.cursor_change(True, True))
         r.add_get("/dead", self.dead_page)
         r.add_post("/dead/confirm", self.dead_confirm)
         r.add_post("/dead/apply", self.dead_apply)

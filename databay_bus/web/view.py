@@ -9,6 +9,7 @@ inspection API (``stats()``, ``dead_letters()``) and the run history.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -231,11 +232,32 @@ class PipelineView:
                 for node in nodes
             ]
             summary["router"] = None if link.router is None else repr(link.router)
+            summary["cursors"] = self.cursors(link)
             summary["recent"] = [
                 self._run(e.as_dict()) for e in self.history.recent(link_label(link), 50)
             ]
             return summary
         return None
+
+    @staticmethod
+    def cursors(link: Link) -> list[dict[str, Any]]:
+        """Each inlet's committed cursor (docs/cursors.md): value, its JSON, version, when;
+        value, version and time are None for an inlet without one."""
+        rows = []
+        for name in dict.fromkeys(inlet.name for inlet in link.inlets):
+            stored = link.cursor(name)
+            at = None if stored is None else stored.updated_at
+            rows.append(
+                {
+                    "inlet": name,
+                    "value": None if stored is None else stored.value,
+                    "json": None if stored is None else json.dumps(stored.value),
+                    "version": None if stored is None else stored.version,
+                    "updated_at": at,
+                    "updated": _when(at),
+                }
+            )
+        return rows
 
     def history_page(self, link: str | None, limit: int) -> list[dict[str, Any]]:
         """Run history, newest first."""

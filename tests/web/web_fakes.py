@@ -171,12 +171,14 @@ class Setup:
     reloads: list[Path]
 
 
-def make_setup(tmp_path: Path, users: Any = None, start: bool = True) -> Iterator[Setup]:
+def make_setup(
+    tmp_path: Path, users: Any = None, start: bool = True, inlet: Inlet | None = None
+) -> Iterator[Setup]:
     clock = FakeClock(time.time())  # events carry the real time
     queue = MemoryQueue()
     outlet = Switch("sink")
     link = Link(
-        [Numbers()],
+        [inlet or Numbers()],
         [outlet],
         3600,
         tags=["numbers"],
