@@ -20,10 +20,9 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["LOCAL_DSN", "PrivateServer", "find_binaries", "reachable", "required"]
+__all__ = ["LOCAL_DSN", "PrivateServer", "detach", "find_binaries", "reachable", "required"]
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-_WATCHERS: list[subprocess.Popen[bytes]] = []
 
 
 def required() -> bool:
@@ -67,6 +66,18 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def detach(script: str) -> None:
+    """Run the shell ``script`` in the background, in a session of its own, and return once
+    the shell that started it has exited: no child of ours is left running (a Popen still
+    running when the session ends warns ``ResourceWarning: subprocess ... is still running``)."""
+    subprocess.run(
+        ["sh", "-c", f"({script}) </dev/null >/dev/null 2>&1 &"],
+        start_new_session=True,
+        check=True,
+        timeout=30,
+    )
 
 
 class PrivateServer:
@@ -121,15 +132,7 @@ class PrivateServer:
             f"while kill -0 {owner} 2>/dev/null; do sleep 2; done; "
             f"{stop} >/dev/null 2>&1; rm -rf {self.dir}"
         )
-        _WATCHERS.append(  # kept: a Popen collected while its process runs warns
-            subprocess.Popen(
-                ["sh", "-c", script],
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        detach(script)
 
     def pg_ctl(self, action: str, *extra: str) -> None:
         """Run ``pg_ctl action`` (start, stop, restart) on this cluster, waiting for it."""

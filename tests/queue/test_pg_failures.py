@@ -395,3 +395,24 @@ def test_partitioned_worker_loses_its_leases_and_its_late_acks_are_refused(
         check(cluster, max_duplicates=2 * BATCH_SIZE)
     finally:
         proxy.close()
+
+
+def test_a_detached_watcher_leaves_no_child_running(tmp_path: Path) -> None:
+    """The private server's watcher outlives the session by design; the session must not hold
+    it as a running child (it warned 'ResourceWarning: subprocess ... is still running' at
+    the end of every run that started a private server)."""
+    marker = tmp_path / "ran"
+    code = f"from tests.queue.pg_server import detach; detach('sleep 0.2; touch {marker}')"
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and "ResourceWarning" not in done.stderr, done.stderr
+    deadline = time.monotonic() + 30
+    while not marker.exists():  # the script still ran, after its starter had gone
+        assert time.monotonic() < deadline, "the detached script never ran"
+        time.sleep(0.05)
