@@ -83,8 +83,8 @@ class LinkGroups:
         with self._lock:  # before any job exists: a tick may come at once
             for group in groups:
                 self._groups[group.id] = group
-                for link in group.links.values():
-                    self._group_of[id(link)] = group
+                for key in group.links:  # the int objects of group.links, not new ones
+                    self._group_of[key] = group
         return groups
 
     def get(self, group_id: str) -> Group | None:
