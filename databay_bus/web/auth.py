@@ -140,6 +140,11 @@ class Users:
         for user in _as_users(users):
             if user.name in self._by_name:
                 raise ConfigurationError(f"web users: {user.name!r} is defined twice")
+            if user.password_hash is None and not user.tokens:
+                raise ConfigurationError(
+                    f"web users: {user.name!r} has neither a password_hash nor tokens: "
+                    f"nobody could log in as them (databay-bus hash-password makes both)"
+                )
             self._by_name[user.name] = user
             for token in user.tokens:
                 self._by_token[token] = user

@@ -346,3 +346,10 @@ def test_a_stopped_planner_s_queues_are_not_read_any_more(setup: Setup) -> None:
     setup.planner.start(block=False)  # a started planner is read again
     setup.planner.flush_observers(10)
     assert setup.client.api("GET", "/api/history", "vic").status == 200
+
+
+def test_a_user_who_could_never_log_in_is_refused() -> None:
+    from databay_bus.web.auth import Users
+
+    with pytest.raises(ConfigurationError, match="'vic' has neither a password_hash nor tokens"):
+        Users({"vic": {"role": "viewer"}})
