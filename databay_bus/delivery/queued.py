@@ -143,6 +143,13 @@ class QueueDelivery(Delivery):
         self.key = key
         self.retry = optional_policy(retry, "retry", link) or RetryPolicy()
         self.outlet_retry = policies_by_name(outlet_retry, "outlet_retry", "outlet", link)
+        names = [outlet.name for outlet in link.outlets]
+        for name in self.outlet_retry:
+            if name not in names:  # a typo would leave that outlet on the link's policy
+                raise ConfigurationError(
+                    f"{link}: outlet_retry names {describe(name)}, not an outlet of this link "
+                    f"(its outlets: {', '.join(map(repr, names)) or 'none'})"
+                )
         self.max_pending = optional_positive_int(max_pending, "max_pending", link)
         self.batch_size = positive_int(batch_size, "batch_size", link)
         self.backpressure_skips = 0

@@ -20,7 +20,7 @@ from databay_bus.errors import (
     RecordEncodeError,
 )
 from databay_bus.planners import ApsPlanner
-from databay_bus.queue import DeliveryState, RecordQueue, RetryPolicy, SqliteQueue
+from databay_bus.queue import DeliveryState, MemoryQueue, RecordQueue, RetryPolicy, SqliteQueue
 from databay_bus.routing import MetadataRouter
 from databay_bus.testing import FakeClock
 
@@ -392,3 +392,16 @@ class TestPlannerIntegration:
 def test_drop_states_accepts_enum(queue: RecordQueue) -> None:
     queue.enqueue("L", [Record(1, {})], [["x"]])
     assert queue.drop(states=[DeliveryState.PENDING]) == 1
+
+
+def test_a_policy_for_an_outlet_the_link_lacks_is_refused() -> None:
+    """A typo in outlet_retry would silently leave the outlet on the link's policy."""
+    with pytest.raises(ConfigurationError, match=r"outlet_retry names 'snk' \(str\).*'sink'"):
+        Link(
+            CountingInlet(),
+            ListOutlet("sink"),
+            1,
+            tags="t",
+            queue=MemoryQueue(),
+            outlet_retry={"snk": RetryPolicy()},
+        )
