@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from databay_bus._lazy import lazy_attributes
 from databay_bus.queue.base import (
     DeadLetter,
+    DeliveredRecord,
     DeliveryState,
     FailResult,
     OutletStats,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeadLetter",
+    "DeliveredRecord",
     "DeliveryState",
     "FailResult",
     "MemoryQueue",

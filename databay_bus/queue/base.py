@@ -21,8 +21,8 @@ Two sides:
   ``replay``, ``drop``, ``purge``. ``due`` dead-letters records it cannot decode, so it is
   a change too: inspection never lists through it.
 * **Inspection** (never changes a row): ``stats``, ``dead_letters``, ``waiting_records``,
-  ``stored_codecs``, ``waiting``, ``waiting_outlets``, ``queue_id``. A backend that can be
-  opened beside a running writer offers a read-only mode (``SqliteQueue(path,
+  ``delivered_records``, ``stored_codecs``, ``waiting``, ``waiting_outlets``, ``queue_id``.
+  A backend that can be opened beside a running writer offers a read-only mode (``SqliteQueue(path,
   read_only=True)``): its ``read_only`` is True, it takes no lock, creates nothing, and every
   delivery-side method raises :class:`~databay_bus.errors.QueueReadOnlyError` before
   touching storage. Inspection decodes each record with the codec it was stored with when
@@ -51,7 +51,7 @@ import operator
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -81,6 +81,7 @@ from databay_bus.records.record import stored_records
 
 __all__ = [
     "DeadLetter",
+    "DeliveredRecord",
     "DeliveryState",
     "FailResult",
     "OutletStats",
@@ -128,6 +129,8 @@ class DeliveryState(enum.Enum):
 
 #: Entries of the id -> number cache of due() before it starts afresh.
 _HANDED_OUT_MAX = 100_000
+# Delivered entries read per backend call by RecordQueue.delivered_records.
+_DELIVERED_CHUNK = 500
 
 #: States whose deliveries still wait for a push.
 WAITING = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
@@ -237,6 +240,23 @@ class WaitingRecord:
     attempts: int
     due_at: float
     last_error: str | None
+    decode_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveredRecord:
+    """A delivered delivery still kept (until the queue's retention purges it).
+
+    ``delivered_at`` is when it was acked; ``record`` is None when it cannot be decoded
+    here, and ``decode_error`` says why.
+    """
+
+    id: str
+    link: str
+    outlet: str
+    record: Record | None
+    attempts: int
+    delivered_at: float
     decode_error: str | None = None
 
 
@@ -674,6 +694,43 @@ class RecordQueue(abc.ABC):
             )
         return found
 
+    def delivered_records(
+        self, link: str | None = None, outlet: str | None = None, limit: int | None = None
+    ) -> Iterator[DeliveredRecord]:
+        """Delivered deliveries still kept (not yet purged), in enqueue order, optionally of
+        one link and/or outlet. Read a chunk at a time, so a long history is never held in
+        memory at once; changes nothing."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigurationError(
+                f"{self!r}: limit must be an int or None, got {describe(limit)}"
+            )
+        return self._delivered_chunks(link, outlet, limit)
+
+    def _delivered_chunks(
+        self, link: str | None, outlet: str | None, limit: int | None
+    ) -> Iterator[DeliveredRecord]:
+        left = None if limit is None else max(0, limit)
+        after: tuple[int, str] = (0, "")
+        while left is None or left > 0:
+            size = _DELIVERED_CHUNK if left is None else min(_DELIVERED_CHUNK, left)
+            rows = self._do_delivered_records(link, outlet, after, size)
+            for number, codec, data, row_link, row_outlet, attempts, delivered_at in rows:
+                record, problem = self._inspect(StoredRecord(number, codec, data))
+                yield DeliveredRecord(
+                    self._record_id(number),
+                    row_link,
+                    row_outlet,
+                    record,
+                    attempts,
+                    delivered_at,
+                    problem,
+                )
+            if len(rows) < size:
+                return
+            after = (rows[-1][0], rows[-1][4])
+            if left is not None:
+                left -= len(rows)
+
     def stored_codecs(self) -> set[str]:
         """Names of the codecs the stored records were written with."""
         return set(self._do_codecs())
@@ -908,6 +965,14 @@ class RecordQueue(abc.ABC):
         state, attempts, due_at, last_error). Must change nothing. Every backend should
         implement it (inspection); this default says it is missing."""
         raise QueueError(f"{self!r}: this backend cannot list waiting records")
+
+    def _do_delivered_records(
+        self, link: str | None, outlet: str | None, after: tuple[int, str], limit: int
+    ) -> list[tuple[int, str, bytes, str, str, int, float]]:
+        """At most ``limit`` DELIVERED deliveries whose (number, outlet) comes after ``after``,
+        in (number, outlet) order: (number, codec, data, link, outlet, attempts,
+        delivered_at). Must change nothing. This default says the backend lacks it."""
+        raise QueueError(f"{self!r}: this backend cannot list delivered records")
 
     def _do_codecs(self) -> Iterable[str]:
         """Distinct codec names of the stored records (inspection; implement it too)."""

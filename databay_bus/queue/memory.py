@@ -274,6 +274,30 @@ class MemoryQueue(RecordQueue):
                 for key, number, d in found
             ]
 
+    def _do_delivered_records(
+        self, link: str | None, outlet: str | None, after: tuple[int, str], limit: int
+    ) -> list[tuple[int, str, bytes, str, str, int, float]]:
+        with self._lock:
+            self._check_open()
+            found = [
+                (number, key, d)
+                for key, number, d in self._matching(link, outlet, None, {_DELIVERED})
+                if (number, key[1]) > after
+            ]
+            found.sort(key=lambda item: (item[0], item[1][1]))
+            return [
+                (
+                    number,
+                    self._records[number].codec,
+                    self._records[number].data,
+                    key[0],
+                    key[1],
+                    d.attempts,
+                    d.updated_at,
+                )
+                for number, key, d in found[: max(0, limit)]
+            ]
+
     def _do_codecs(self) -> Iterable[str]:
         with self._lock:
             self._check_open()

@@ -960,6 +960,16 @@ class PostgresQueue(RecordQueue):
         rows = self._run(lambda conn: conn.execute(statement.encode(), params).fetchall())
         return [tuple(row) for row in rows]
 
+    def _do_delivered_records(
+        self, link: str | None, outlet: str | None, after: tuple[int, str], limit: int
+    ) -> list[tuple[int, str, bytes, str, str, int, float]]:
+        where, params = self._filters(link, outlet, None)
+        params["limit"] = max(0, limit)
+        params["after_number"], params["after_outlet"] = after
+        statement = self._q.delivered_records.replace("{where}", where)
+        rows = self._run(lambda conn: conn.execute(statement.encode(), params).fetchall())
+        return [tuple(row) for row in rows]
+
     def _do_codecs(self) -> list[str]:
         q = self._q
         return self._run(lambda conn: [row[0] for row in conn.execute(q.codecs).fetchall()])
@@ -1181,6 +1191,13 @@ class _Statements:
             "SELECT d.number, r.codec, r.data, d.link, d.outlet, d.state, d.attempts, "
             f"d.due_at, d.last_error FROM {s}.deliveries d JOIN {s}.records r USING (number) "
             "WHERE d.state < 2{where} ORDER BY d.number, d.link, d.outlet LIMIT %(limit)s"
+        )
+        self.delivered_records = (
+            "SELECT d.number, r.codec, r.data, d.link, d.outlet, d.attempts, d.updated_at "
+            f"FROM {s}.deliveries d JOIN {s}.records r USING (number) "
+            f"WHERE d.state = {_DELIVERED}{{where}} "
+            "AND (d.number, d.outlet) > (%(after_number)s, %(after_outlet)s) "
+            "ORDER BY d.number, d.outlet LIMIT %(limit)s"
         )
         self.codecs = f"SELECT DISTINCT codec FROM {s}.records".encode()
         self.replay = (

@@ -1239,6 +1239,47 @@ class SqliteQueue(RecordQueue):
             )
         ]
 
+    def _do_delivered_records(
+        self, link: str | None, outlet: str | None, after: tuple[int, str], limit: int
+    ) -> list[tuple[int, str, bytes, str, str, int, float]]:
+        after_number, after_outlet = after
+        sql = f"SELECT {_SPAN} FROM {_table(_DELIVERED)} WHERE state = {_DELIVERED}"
+        sql += " AND last >= :after"
+        args: dict[str, object] = {"after": after_number}
+        if link is not None:
+            sql += " AND link = :link"
+            args["link"] = link
+        if outlet is not None:
+            sql += " AND outlet = :outlet"
+            args["outlet"] = outlet
+        cap = max(0, limit)
+        with self._read() as conn:
+            spans = [_Span(*row) for row in conn.execute(sql, args).fetchall()]
+            entries = sorted(
+                (number, span.outlet, span)
+                for span in spans
+                # A span adds at most ``cap`` entries past ``after`` to the answer.
+                for number in range(
+                    max(span.first, after_number),
+                    min(span.last + 1, max(span.first, after_number) + cap + 1),
+                )
+                if (number, span.outlet) > (after_number, after_outlet)
+            )[:cap]
+            stored = self._records(conn, [number for number, _, _ in entries])
+        return [
+            (
+                number,
+                stored[number].codec,
+                stored[number].data,
+                span.link,
+                span.outlet,
+                span.attempts,
+                span.updated_at,
+            )
+            for number, _, span in entries
+            if number in stored
+        ]
+
     def _do_codecs(self) -> list[str]:
         with self._read() as conn:
             return [row[0] for row in conn.execute("SELECT DISTINCT codec FROM chunks")]

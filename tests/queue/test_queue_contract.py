@@ -368,3 +368,66 @@ def test_waiting_records_lists_pending_and_retrying_and_claims_nothing(
     assert [w.id for w in queue.waiting_records(outlet="a", limit=1)] == [ids[1]]
     assert queue.stored_codecs() == {queue.codec.name}
     assert payloads(queue.due("L", "a", 10)) == [3]
+
+
+def test_delivered_records_lists_kept_deliveries_in_chunks_until_purged(
+    make_queue: Callable[..., RecordQueue], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inspection: delivered deliveries in (record, outlet) order, read a few at a time across
+    outlets, filtered and limited; changes nothing; gone once retention purges them."""
+    monkeypatch.setattr("databay_bus.queue.base._DELIVERED_CHUNK", 2)
+    queue = make_queue(retention=60)
+    ids = queue.enqueue("L", recs(1, 2, 3), [["a", "b"]] * 3)
+    other = queue.enqueue("M", recs(9), [["a"]])
+    queue.ack("L", "a", ids)
+    clock.advance(5)
+    queue.ack("L", "b", ids[:2])
+    queue.ack("M", "a", other)
+    queue.fail("L", "b", ids[2:], "down", never)
+    before = (queue.stats(), [(d.id, d.outlet) for d in queue.dead_letters()])
+    listed = list(queue.delivered_records())
+    assert [(d.id, d.link, d.outlet) for d in listed] == [
+        (ids[0], "L", "a"),
+        (ids[0], "L", "b"),
+        (ids[1], "L", "a"),
+        (ids[1], "L", "b"),
+        (ids[2], "L", "a"),
+        (other[0], "M", "a"),
+    ]
+    assert listed[0].record is not None and listed[0].record.payload == 1
+    assert listed[0].decode_error is None and listed[0].attempts == 0
+    assert listed[1].delivered_at == listed[0].delivered_at + 5
+    assert [d.id for d in queue.delivered_records(link="L", outlet="b")] == ids[:2]
+    assert [(d.id, d.outlet) for d in queue.delivered_records(limit=3)] == [
+        (ids[0], "a"),
+        (ids[0], "b"),
+        (ids[1], "a"),
+    ]
+    assert list(queue.delivered_records(limit=0)) == []
+    with pytest.raises(ConfigurationError, match="limit"):
+        queue.delivered_records(limit="3")  # type: ignore[arg-type]
+    assert (queue.stats(), [(d.id, d.outlet) for d in queue.dead_letters()]) == before
+    clock.advance(56)  # the first acks are 61 s old, the later ones 56 s
+    queue.purge()
+    assert [(d.id, d.outlet) for d in queue.delivered_records()] == [
+        (ids[0], "b"),
+        (ids[1], "b"),
+        (other[0], "a"),
+    ]
+    clock.advance(10)
+    queue.purge()
+    assert list(queue.delivered_records()) == []
+
+
+def test_delivered_records_on_a_read_only_sqlite_queue(
+    make_sqlite: Callable[..., RecordQueue], clock: FakeClock
+) -> None:
+    """A read-only SqliteQueue lists the delivered entries the writer stored."""
+    writer = make_sqlite()
+    ids = writer.enqueue("L", recs(1, 2), [["a"]] * 2)
+    writer.ack("L", "a", ids[:1])
+    reader = make_sqlite(read_only=True)
+    assert reader.read_only
+    listed = list(reader.delivered_records())
+    assert [(d.id, d.outlet) for d in listed] == [(ids[0], "a")]
+    assert listed[0].record is not None and listed[0].record.payload == 1
