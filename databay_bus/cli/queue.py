@@ -105,9 +105,14 @@ def register(commands: Any) -> None:
     )
     purge.set_defaults(handler=_purge)
 
-    export = action("export", "write pending or dead records as JSON lines or CSV")
+    export = action(
+        "export", "write pending, dead or delivered (not yet purged) records as JSON lines or CSV"
+    )
     export.add_argument(
-        "--what", choices=("pending", "dead"), default="pending", help="default: pending"
+        "--what",
+        choices=("pending", "dead", "delivered"),
+        default="pending",
+        help="default: pending",
     )
     export.add_argument(
         "--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl"
@@ -282,6 +287,21 @@ def _waiting_dict(entry: Any) -> dict[str, Any]:
     }
 
 
+def _delivered_dict(entry: Any) -> dict[str, Any]:
+    record = entry.record
+    return {
+        "id": entry.id,
+        "link": entry.link,
+        "outlet": entry.outlet,
+        "state": "delivered",
+        "attempts": entry.attempts,
+        "delivered_at": _iso(entry.delivered_at),
+        "payload": None if record is None else record.payload,
+        "metadata": None if record is None else record.metadata,
+        "decode_error": entry.decode_error,
+    }
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
@@ -369,6 +389,9 @@ def _export(args: argparse.Namespace) -> int:
         if args.what == "dead":
             found = queue.dead_letters(link=args.link, outlet=args.outlet)
             rows = [_letter_dict(letter) for letter in found]
+        elif args.what == "delivered":  # kept until the queue's retention purges them
+            delivered = queue.delivered_records(link=args.link, outlet=args.outlet)
+            rows = [_delivered_dict(entry) for entry in delivered]
         else:  # listed without due(): nothing is handed out, claimed or dead-lettered
             waiting = queue.waiting_records(link=args.link, outlet=args.outlet)
             rows = [_waiting_dict(entry) for entry in waiting]
@@ -399,6 +422,7 @@ def _write_rows(rows: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
         "last_error",
         "due_at",
         "failed_at",
+        "delivered_at",
         "payload",
         "metadata",
     ]

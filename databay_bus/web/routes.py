@@ -508,8 +508,8 @@ class Routes:
         what = request.query.get("what", "dead")
         fmt = request.query.get("format", "csv")
         link = request.query.get("link") or None
-        if what not in ("dead", "pending"):
-            raise json_error(400, f"what must be 'dead' or 'pending', got {what!r}")
+        if what not in ("dead", "pending", "delivered"):
+            raise json_error(400, f"what must be 'dead', 'pending' or 'delivered', got {what!r}")
         if fmt not in ("csv", "jsonl"):
             raise json_error(400, f"format must be 'csv' or 'jsonl', got {fmt!r}")
         if link is not None and self.web.view.find(link) is None:
@@ -726,7 +726,17 @@ class Routes:
         r.add_get("/api/users", self.api_users)
 
 
-_COLUMNS = ["id", "link", "outlet", "attempts", "last_error", "failed_at", "payload", "metadata"]
+_COLUMNS = [
+    "id",
+    "link",
+    "outlet",
+    "attempts",
+    "last_error",
+    "failed_at",
+    "delivered_at",
+    "payload",
+    "metadata",
+]
 
 
 def _dumps(value: Any) -> str:

@@ -332,14 +332,16 @@ class PipelineView:
         return done
 
     def export_rows(self, what: str, link: str | None) -> Iterator[dict[str, Any]]:
-        """Rows of dead letters or of waiting deliveries, one at a time."""
+        """Rows of dead letters, of waiting deliveries or of delivered ones still kept
+        (``what``: dead, pending, delivered), one at a time."""
         if what == "dead":
             yield from self.dead_letters(link, limit=10**9)
             return
+        rows = _delivered_rows if what == "delivered" else _waiting_rows
         for key, (queue, link_id) in self._queue_of_key().items():
             if link is not None and link != link_id:
                 continue
-            yield from _waiting_rows(queue, key, link_id)
+            yield from rows(queue, key, link_id)
 
 
 def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
@@ -353,6 +355,22 @@ def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]
             "outlet": entry.outlet,
             "attempts": entry.attempts,
             "last_error": entry.last_error,
+            "payload": None if record is None else record.payload,
+            "metadata": None if record is None else record.metadata,
+        }
+
+
+def _delivered_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
+    """Delivered deliveries of one link still kept (``RecordQueue.delivered_records``, read
+    in chunks; a backend without it raises QueueError)."""
+    for entry in queue.delivered_records(link=key):
+        record = entry.record
+        yield {
+            "id": entry.id,
+            "link": link_id,
+            "outlet": entry.outlet,
+            "attempts": entry.attempts,
+            "delivered_at": entry.delivered_at,
             "payload": None if record is None else record.payload,
             "metadata": None if record is None else record.metadata,
         }

@@ -381,3 +381,36 @@ def test_replay_of_an_unknown_id_fails(work: Path) -> None:
     done = cli(work, "queue", "replay", "--queue", str(path), "--id", "nope-1")
     assert done.returncode == 1
     assert "not a record id of this queue" in done.stderr
+
+
+def test_export_delivered_records_until_they_are_purged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`queue export --what delivered` lists the delivered deliveries still kept (in process:
+    the command is the same code as in a subprocess, minus an interpreter start)."""
+    from databay_bus import Record
+    from databay_bus.queue import SqliteQueue
+
+    path = tmp_path / "queue.sqlite3"
+    with SqliteQueue(path) as writer:
+        ids = writer.enqueue("L", [Record({"n": 1}), Record({"n": 2})], [["a", "b"], ["a"]])
+        writer.ack("L", "a", ids)
+    code, out, err = in_process(
+        ["queue", "export", "--queue", str(path), "--what", "delivered"], capsys
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["outlet"], r["state"], r["payload"]) for r in rows] == [
+        (ids[0], "a", "delivered", {"n": 1}),
+        (ids[1], "a", "delivered", {"n": 2}),
+    ]
+    assert all(r["delivered_at"] for r in rows)
+    args = ["queue", "export", "--queue", str(path), "--what", "delivered", "--format", "csv"]
+    code, out, err = in_process(args, capsys)
+    assert code == 0, err
+    assert [r["id"] for r in csv.DictReader(io.StringIO(out))] == ids
+    assert in_process(["queue", "purge", "--queue", str(path)], capsys)[0] == 0
+    code, out, _ = in_process(
+        ["queue", "export", "--queue", str(path), "--what", "delivered"], capsys
+    )
+    assert (code, out) == (0, "")

@@ -216,6 +216,27 @@ def test_export_of_pending_deliveries_includes_retrying_ones(setup: Setup) -> No
     assert setup.queue.stats().outlets[0].retrying == 1
 
 
+def test_export_of_delivered_entries_in_csv_and_json_lines(setup: Setup) -> None:
+    """A delivered record is exported (page and API) until retention purges it."""
+    setup.link.transfer()
+    (stats,) = setup.queue.stats().outlets
+    assert stats.delivered == 2
+    before = setup.queue.stats()
+    setup.client.login("vic")
+    reply = setup.client.get("/export/download?what=delivered&format=csv")
+    assert reply.headers["Content-Disposition"] == 'attachment; filename="delivered.csv"'
+    rows = list(csv.DictReader(io.StringIO(reply.text)))
+    assert sorted(r["payload"] for r in rows) == ["1", "2"]
+    assert {(r["link"], r["outlet"]) for r in rows} == {("numbers", "sink")}
+    assert all(float(r["delivered_at"]) > 0 for r in rows)
+    lines = setup.client.api("GET", "/api/export?what=delivered&format=jsonl", "vic").text
+    entries = [json.loads(line) for line in lines.splitlines()]
+    assert sorted(e["payload"] for e in entries) == [1, 2]
+    assert sorted(e["id"] for e in entries) == sorted(r["id"] for r in rows)
+    assert setup.queue.stats() == before  # reading changed nothing
+    assert 'value="delivered"' in setup.client.get("/export").text
+
+
 def test_history_page_and_api(setup: Setup) -> None:
     setup.link.transfer()
     dead_letter(setup)
