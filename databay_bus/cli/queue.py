@@ -256,50 +256,47 @@ def _stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _letter_dict(letter: Any) -> dict[str, Any]:
-    record = letter.record
+def _entry_dict(entry: Any, **fields: Any) -> dict[str, Any]:
+    """One inspected queue entry as a JSON-ready dict: its id, link and outlet, ``fields``,
+    then the record (or the decode error that kept it from being read)."""
+    record = entry.record
     return {
-        "id": letter.id,
-        "link": letter.link,
-        "outlet": letter.outlet,
-        "attempts": letter.attempts,
-        "last_error": letter.last_error,
-        "failed_at": _iso(letter.failed_at),
+        "id": entry.id,
+        "link": entry.link,
+        "outlet": entry.outlet,
+        **fields,
         "payload": None if record is None else record.payload,
         "metadata": None if record is None else record.metadata,
-        "decode_error": letter.decode_error,
+        "decode_error": entry.decode_error,
     }
+
+
+def _letter_dict(letter: Any) -> dict[str, Any]:
+    return _entry_dict(
+        letter,
+        attempts=letter.attempts,
+        last_error=letter.last_error,
+        failed_at=_iso(letter.failed_at),
+    )
 
 
 def _waiting_dict(entry: Any) -> dict[str, Any]:
-    record = entry.record
-    return {
-        "id": entry.id,
-        "link": entry.link,
-        "outlet": entry.outlet,
-        "state": "retrying" if entry.attempts else "pending",
-        "attempts": entry.attempts,
-        "last_error": entry.last_error,
-        "due_at": _iso(entry.due_at),
-        "payload": None if record is None else record.payload,
-        "metadata": None if record is None else record.metadata,
-        "decode_error": entry.decode_error,
-    }
+    return _entry_dict(
+        entry,
+        state="retrying" if entry.attempts else "pending",
+        attempts=entry.attempts,
+        last_error=entry.last_error,
+        due_at=_iso(entry.due_at),
+    )
 
 
 def _delivered_dict(entry: Any) -> dict[str, Any]:
-    record = entry.record
-    return {
-        "id": entry.id,
-        "link": entry.link,
-        "outlet": entry.outlet,
-        "state": "delivered",
-        "attempts": entry.attempts,
-        "delivered_at": _iso(entry.delivered_at),
-        "payload": None if record is None else record.payload,
-        "metadata": None if record is None else record.metadata,
-        "decode_error": entry.decode_error,
-    }
+    return _entry_dict(
+        entry,
+        state="delivered",
+        attempts=entry.attempts,
+        delivered_at=_iso(entry.delivered_at),
+    )
 
 
 def _iso(epoch: float | None) -> str | None:
