@@ -58,6 +58,7 @@ def test_readyz_is_503_when_a_node_failed_to_start(tmp_path: Path) -> None:
 
 def test_metrics_need_a_viewer_and_take_a_bearer_token(setup: Setup) -> None:
     setup.link.transfer()
+    setup.planner.flush_observers(10)  # durations and last success come through observers
     assert setup.client.get("/metrics").status == 401
     assert (
         setup.client.request("GET", "/metrics", headers={"Authorization": "Bearer wrong"}).status
