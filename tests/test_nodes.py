@@ -260,6 +260,29 @@ class TestLifecycle:
         assert inlet.try_start(first) is True
         assert calls == ["start", "shutdown", "start"]
 
+    def test_equal_holders_are_still_counted_apart(self) -> None:
+        # Holders with their own __eq__ (here equal, and unhashable) are kept by identity.
+        inlet, calls = self.make()
+        first, second = [1], [1]
+        assert inlet.try_start(first) is True
+        assert inlet.try_start(second) is False
+        assert inlet.try_start(first) is False
+        assert inlet.try_shutdown(first) is False
+        assert inlet.try_shutdown(first) is False
+        assert inlet.try_shutdown(second) is True
+        assert calls == ["start", "shutdown"]
+
+    def test_bulk_release_of_mixed_holders(self) -> None:
+        inlet, calls = self.make()
+        holders: list[Any] = [object(), [1], [1], object()]
+        for holder in holders:
+            inlet.try_start(holder)
+        assert inlet._release(holders[:3]) is False
+        assert inlet.active and calls == ["start"]
+        assert inlet._release([holders[3], holders[0]]) is True
+        assert calls == ["start", "shutdown"]
+        assert inlet._release(holders) is False  # none of them holds it any more
+
     def test_failing_on_start_leaves_the_node_inactive(self) -> None:
         class Broken(PlainOutlet):
             def on_start(self) -> None:

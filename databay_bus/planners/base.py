@@ -125,6 +125,7 @@ class BasePlanner(abc.ABC):
         self.shutdown_at_exit = shutdown_at_exit
         self._observers = ObserverDispatcher()
         self._emit_event = self._observers.emit  # one bound method shared by every link
+        self._link_listeners = (self._emit_event,)  # and one tuple of it (Link._listen)
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
         self._unwatch: list[Callable[[], None]] = []  # wake-up subscriptions to shared queues
         self._waking: set[int] = set()  # ids of links running a wake-up's delivery
@@ -201,7 +202,7 @@ class BasePlanner(abc.ABC):
             for link in new:
                 self._links.append(link)
                 self._link_ids.add(id(link))
-                link.add_listener(self._emit_event)
+                link._listen(self._link_listeners)
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
                     continue

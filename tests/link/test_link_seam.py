@@ -37,3 +37,23 @@ def test_update_is_one_class_under_both_names() -> None:
 
     assert databay_bus.link.Update is databay_bus.update.Update is databay_bus.Update
     assert databay_bus.link.Processor is databay_bus.update.Processor
+
+
+def test_planners_share_one_listener_tuple_beside_a_links_own() -> None:
+    """A planner's links keep its one listener tuple; a link's own listener still hears, and
+    removing the link from the planner leaves only that one."""
+    from databay_bus.planners import SchedulePlanner
+
+    own: list[Event] = []
+    listening = Link(ListInlet([1]), RecordingOutlet(), interval=1)
+    listening.add_listener(own.append)
+    plain = Link(ListInlet([1]), RecordingOutlet(), interval=1)
+    other = Link(ListInlet([1]), RecordingOutlet(), interval=1)
+    planner = SchedulePlanner([plain, other, listening])
+    assert plain._listeners is other._listeners
+    assert len(listening._listeners) == 2
+    listening.emit(DeliveryFailed, "out", 1, RuntimeError("down"))
+    assert len(own) == 1
+    planner.remove_links([listening, plain])
+    assert listening._listeners == (own.append,)
+    assert plain._listeners == ()
