@@ -9,7 +9,8 @@ import pytest
 
 from databay_bus import MetadataKey, Record, Update
 from databay_bus.records import INLET_KEY, merge_metadata
-from databay_bus.records.copying import copies
+from databay_bus.records.copying import copies, copy_batches
+from databay_bus.records.record import SharedMetadata, pulled_records
 
 
 class TestRecord:
@@ -127,3 +128,50 @@ class TestCopies:
 
     def test_zero_copies(self) -> None:
         assert copies([1], 0) == []
+        assert copy_batches([[Record(1)]], 0) == []
+
+
+class TestCopyBatches:
+    def test_copies_keep_every_field_and_are_independent(self) -> None:
+        pulled = pulled_records([{"n": [1]}, {"n": [2]}], {"m": [0]}, "source")
+        own = Record({"n": [3]}, {"k": [4]}, id="q-1")
+        batches = [pulled, [own]]
+        made = copy_batches(batches, 2)
+        assert made == [batches, batches]
+        for copy_ in made:
+            first, second = copy_[0]
+            assert [first.inlet_name, second.inlet_name, copy_[1][0].inlet_name] == [
+                "source",
+                "source",
+                None,
+            ]
+            assert copy_[1][0].id == "q-1"
+            # One pull's records still share one copy-on-read metadata, of their own.
+            assert type(first._metadata) is SharedMetadata
+            assert first._metadata is second._metadata
+            assert first._metadata is not pulled[0]._metadata
+            assert type(copy_[1][0]._metadata) is dict
+        made[0][0][0].payload["n"].append(9)
+        made[0][0][0]._metadata["m"].append(9)
+        made[0][1][0].metadata["k"].append(9)
+        assert pulled[0].payload == {"n": [1]} and made[1][0][0].payload == {"n": [1]}
+        assert pulled[0]._metadata["m"] == [0] and made[1][0][0]._metadata["m"] == [0]
+        assert own.metadata == {"k": [4]} and made[1][1][0].metadata == {"k": [4]}
+
+    def test_a_dict_two_records_hold_stays_shared_as_pickle_keeps_it(self) -> None:
+        metadata = {"a": 1}
+        (batch,) = copy_batches([[Record(1, metadata), Record(2, metadata)]], 1)[0]
+        assert batch[0]._metadata is batch[1]._metadata
+        assert type(batch[0]._metadata) is dict
+
+    def test_record_subclasses_and_unpicklable_values_still_copy(self) -> None:
+        class Tagged(Record):
+            __slots__ = ()
+
+        tagged = Tagged({"data": [1]})
+        unpicklable = Record({"f": lambda: 1, "data": [1]})
+        (made,) = copy_batches([[tagged], [unpicklable]], 1)
+        assert type(made[0][0]) is Tagged
+        made[0][0].payload["data"].append(2)
+        made[1][0].payload["data"].append(2)
+        assert tagged.payload["data"] == [1] and unpicklable.payload["data"] == [1]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome
 from databay_bus.queue.cursors import CursorWrite, StoredCursor, check_version, decode_cursor
 from databay_bus.records import Record
-from databay_bus.records.copying import copies
+from databay_bus.records.copying import copy_batches
 from databay_bus.routing import route_records
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class DirectDelivery(Delivery):
         shared = [batches] * len(outlets)
         if self.link.copy_records and len(outlets) > 1:
             try:
-                shared = [*copies(batches, len(outlets) - 1), batches]
+                shared = [*copy_batches(batches, len(outlets) - 1), batches]
             except Exception as exc:
                 if not self.link.ignore_exceptions:
                     raise
@@ -95,7 +95,7 @@ class DirectDelivery(Delivery):
         for index, outlet in enumerate(outlets):
             batches = self.link.group(routed[outlet.name], update)
             if self.link.copy_records and index < len(outlets) - 1:
-                batches = copies(batches, 1)[0]
+                batches = copy_batches(batches, 1)[0]
             lanes.append(Lane(outlet, batches))
         return lanes
 
