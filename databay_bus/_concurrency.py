@@ -21,6 +21,7 @@ behaviour, a few microseconds more per async transfer.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import inspect
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 _local = threading.local()
 _TASK_NAME = "databay_bus transfer"
@@ -347,6 +349,9 @@ _io_lock = threading.Lock()
 def io_pool() -> WorkerPool:
     """The shared pool that runs sync pulls and pushes side by side within one transfer."""
     global _io_pool
+    pool = _io_pool  # made once, never replaced: no lock once it exists
+    if pool is not None:
+        return pool
     with _io_lock:
         if _io_pool is None:
             _io_pool = WorkerPool(64, name="databay_bus-io")
@@ -385,107 +390,139 @@ INLINE_BUDGET = 0.005
 
 
 def run_isolated(
-    calls: Sequence[Callable[[], T]],
-    keys: Sequence[Hashable],
+    call: Callable[[A], T],
+    items: Sequence[A],
     slow: set[Hashable],
+    key: Callable[[A], Hashable],
     budget: float = INLINE_BUDGET,
 ) -> list[T | BaseException]:
-    """Run ``calls`` side by side, as ``run_parallel`` without a limit, but cheaply when they
-    are quick; return each result or exception, in order.
+    """``call(item)`` for every item, side by side, as ``run_parallel`` without a limit, but
+    cheaply when the calls are quick; return each result or exception, in order.
 
-    A thread hop costs tens of microseconds, more than a quick push. So calls whose key is
-    in ``slow`` start on pool threads at once, and the others run one after another on the
-    calling thread. Should one of those take longer than ``budget`` seconds, a watchdog
-    thread hands the calls not yet started to pool threads, so it delays them by about
-    ``budget`` at most. A call that took longer than ``budget`` puts its key in ``slow``
-    (it runs on a thread from then on); a threaded call that was quick takes it out again.
+    A thread hop costs tens of microseconds, more than a quick push. So items whose
+    ``key(item)`` is in ``slow`` start on pool threads at once, and the others run one after
+    another on the calling thread. Should one of those take longer than ``budget`` seconds, a
+    watchdog thread hands the items not yet started to pool threads, so it delays them by
+    about ``budget`` at most. A call that took longer than ``budget`` puts its key in
+    ``slow`` (it runs on a thread from then on); a threaded call that was quick takes it out
+    again.
     """
-    count = len(calls)
+    count = len(items)
     results: list[T | BaseException] = [None] * count  # type: ignore[list-item]
-    threaded = [i for i in range(count) if keys[i] in slow]
-    inline = [i for i in range(count) if keys[i] not in slow]
-    if not inline and threaded:
-        inline.append(threaded.pop())  # its own thread would only make this one wait
     futures: dict[int, Future[T | BaseException]] = {}
-    pool = io_pool() if threaded or len(inline) > 1 else None
-    for index in threaded:
-        futures[index] = pool.submit(_timed, calls[index], keys[index], slow, budget)  # type: ignore[union-attr]
+    inline: Sequence[int] = range(count)
+    if slow:
+        threaded = [i for i in inline if key(items[i]) in slow]
+        if threaded:
+            inline = [i for i in inline if key(items[i]) not in slow]
+            if not inline:
+                inline = [threaded.pop()]  # its own thread would only make this one wait
+            pool = io_pool()
+            for index in threaded:
+                futures[index] = pool.submit(_timed, call, items[index], slow, key, budget)
     if len(inline) == 1:
         index = inline[0]
-        results[index] = _timed(calls[index], keys[index], slow, budget)
+        results[index] = _timed(call, items[index], slow, key, budget)
     elif inline:
-        run = _InlineRun(calls, keys, inline, slow, budget, futures)
-        _watchdog().watch(run)
+        run = _InlineRun(call, items, inline, slow, key, budget, futures)
+        watchdog = _watchdog()
+        watchdog.watch(run)
         try:
             run.run_here(results)
         finally:
-            _watchdog().unwatch(run)
-            run.stop()
+            watchdog.unwatch(run)  # after this, no hand-off of this run is under way
     for index, future in futures.items():
         results[index] = future.result()
     return results
 
 
 def _timed(
-    call: Callable[[], T], key: Hashable, slow: set[Hashable], budget: float
+    call: Callable[[A], T],
+    item: A,
+    slow: set[Hashable],
+    key: Callable[[A], Hashable],
+    budget: float,
 ) -> T | BaseException:
-    """``call()`` or its exception; its key joins or leaves ``slow`` by how long it took."""
+    """``call(item)`` or its exception; its key joins or leaves ``slow`` by how long it took."""
     started = time.monotonic()
-    result = _capture(call)
+    try:
+        result: T | BaseException = call(item)
+    except Exception as exc:
+        result = exc
     if time.monotonic() - started > budget:
-        slow.add(key)
-    else:
-        slow.discard(key)
+        slow.add(key(item))
+    elif slow:
+        slow.discard(key(item))
     return result
 
 
 class _InlineRun:
-    """Calls run one by one on the calling thread, until the watchdog takes the rest."""
+    """Calls run one by one on the calling thread, until the watchdog takes the rest.
 
-    __slots__ = ("budget", "calls", "futures", "keys", "lock", "next", "order", "slow", "started")
+    Both take items from ``pending`` with ``popleft`` (thread-safe, so each item is taken
+    once, without a lock); the watchdog hands items off only while holding its own lock, so
+    once the run is unwatched every item taken is either done here or has its future.
+    """
+
+    __slots__ = ("budget", "call", "futures", "items", "key", "pending", "slow", "started")
 
     def __init__(
         self,
-        calls: Sequence[Callable[[], Any]],
-        keys: Sequence[Hashable],
-        order: list[int],
+        call: Callable[[Any], Any],
+        items: Sequence[Any],
+        order: Iterable[int],
         slow: set[Hashable],
+        key: Callable[[Any], Hashable],
         budget: float,
         futures: dict[int, Future[Any]],
     ) -> None:
-        self.calls, self.keys, self.order, self.slow = calls, keys, order, slow
-        self.budget, self.futures = budget, futures
-        self.lock = threading.Lock()
-        self.next = 0
+        self.call, self.items, self.pending = call, items, collections.deque(order)
+        self.slow, self.key, self.budget, self.futures = slow, key, budget, futures
         self.started: float | None = None  # when the call running here began
 
     def run_here(self, results: list[Any]) -> None:
+        call, items, pending, slow, budget = (
+            self.call,
+            self.items,
+            self.pending,
+            self.slow,
+            self.budget,
+        )
+        started = time.monotonic()
         while True:
-            with self.lock:
-                if self.next >= len(self.order):
-                    self.started = None
-                    return
-                index = self.order[self.next]
-                self.next += 1
-                self.started = time.monotonic()
-            results[index] = _timed(self.calls[index], self.keys[index], self.slow, self.budget)
+            self.started = started  # set before taking the item: the watchdog reads it
+            try:
+                index = pending.popleft()
+            except IndexError:
+                self.started = None
+                return
+            item = items[index]
+            try:
+                results[index] = call(item)
+            except Exception as exc:
+                results[index] = exc
+            ended = time.monotonic()  # also the start of the next call
+            if ended - started > budget:
+                slow.add(self.key(item))
+            elif slow:
+                slow.discard(self.key(item))
+            started = ended
 
     def hand_off_if_late(self, now: float) -> None:
-        """Watchdog: the call here runs past the budget: the rest go to pool threads."""
-        with self.lock:
-            if self.started is None or now - self.started <= self.budget:
+        """Watchdog (under its lock): the call here runs past the budget: the items not
+        started yet go to pool threads."""
+        started = self.started
+        if started is None or now - started <= self.budget:
+            return
+        pending = self.pending
+        while True:
+            try:
+                index = pending.popleft()
+            except IndexError:
                 return
-            rest, self.next = self.order[self.next :], len(self.order)
-            for index in rest:
-                self.futures[index] = io_pool().submit(
-                    _timed, self.calls[index], self.keys[index], self.slow, self.budget
-                )
-
-    def stop(self) -> None:
-        """Nothing more starts here (after an interrupt, the rest are dropped)."""
-        with self.lock:
-            self.next = len(self.order)
-            self.calls = ()  # the calls hold their link: let it go with the transfer
+            self.futures[index] = io_pool().submit(
+                _timed, self.call, self.items[index], self.slow, self.key, self.budget
+            )
 
 
 class _Watchdog:
@@ -501,42 +538,46 @@ class _Watchdog:
     def __init__(self, period: float) -> None:
         self._period = period
         self._runs: dict[int, _InlineRun] = {}
-        self._cond = threading.Condition(threading.Lock())
+        # A plain lock taken by watch/unwatch (a Condition's own ``with`` is Python code);
+        # the Condition on it only wakes the thread when it sleeps.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._asleep = False
         self._thread = threading.Thread(target=self._loop, name="databay_bus-lanes", daemon=True)
         self._thread.start()
 
     def watch(self, run: _InlineRun) -> None:
-        with self._cond:
+        with self._lock:
             self._runs[id(run)] = run
             if self._asleep:
                 self._asleep = False
-                self._cond.notify()
+                self._wake.notify()
 
     def unwatch(self, run: _InlineRun) -> None:
-        with self._cond:
+        with self._lock:
             del self._runs[id(run)]
 
     def _loop(self) -> None:
         idle_since = time.monotonic()
         while True:
-            with self._cond:
+            with self._lock:
                 if self._runs:
                     idle_since = time.monotonic()
                 elif time.monotonic() - idle_since > 1.0:
                     self._asleep = True
                     while self._asleep:
-                        self._cond.wait()
+                        self._wake.wait()
                     idle_since = time.monotonic()
             self._check()  # a call of its own: no run (nor its link) stays referenced
             time.sleep(self._period)
 
     def _check(self) -> None:
-        with self._cond:
-            runs = list(self._runs.values())
-        now = time.monotonic()
-        for run in runs:
-            run.hand_off_if_late(now)
+        with self._lock:  # hand-offs happen under the lock (see _InlineRun)
+            if not self._runs:
+                return
+            now = time.monotonic()
+            for run in self._runs.values():
+                run.hand_off_if_late(now)
 
 
 _watchdog_instance: _Watchdog | None = None
@@ -544,14 +585,18 @@ _watchdog_lock = threading.Lock()
 
 
 def _watchdog() -> _Watchdog:
-    global _watchdog_instance
     found = _watchdog_instance
     if found is None:
-        with _watchdog_lock:
-            if _watchdog_instance is None:
-                _watchdog_instance = _Watchdog(INLINE_BUDGET)
-            found = _watchdog_instance
+        found = _start_watchdog()
     return found
+
+
+def _start_watchdog() -> _Watchdog:
+    global _watchdog_instance
+    with _watchdog_lock:
+        if _watchdog_instance is None:
+            _watchdog_instance = _Watchdog(INLINE_BUDGET)
+        return _watchdog_instance
 
 
 async def gather_results(awaitables: list[Awaitable[T]]) -> list[T | BaseException]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 import threading
 import time
 import warnings
@@ -639,12 +640,14 @@ class Link:
                 if delivery.safe_on_admit:
                     safe, source = source, None
                     safe.notify(None)
-            lane_calls = [functools.partial(self._push_lane_sync, lane, run) for lane in lanes]
-            outlets_of = [lane.outlet for lane in lanes]
-            slow = self._slow_outlets
-            if slow is None:
-                slow = self._slow_outlets = set()
-            _raise_first(run_isolated(lane_calls, outlets_of, slow))
+            if len(lanes) == 1:  # nothing to isolate it from
+                self._push_lane_sync(run, lanes[0])
+            elif lanes:
+                slow = self._slow_outlets
+                if slow is None:
+                    slow = self._slow_outlets = set()
+                push = functools.partial(self._push_lane_sync, run)
+                _raise_first(run_isolated(push, lanes, slow, _lane_outlet))
         except Exception as exc:
             run.errors.append(exc)
         if source is not None:
@@ -867,7 +870,7 @@ class Link:
                 )
         return value
 
-    def _push_lane_sync(self, lane: Lane, run: _Run) -> None:
+    def _push_lane_sync(self, run: _Run, lane: Lane) -> None:
         # Index loop: a delivery may insert batches (e.g. halves of a failed one) at lane.done.
         outlet, pushed, failures, batches = lane.outlet, 0, 0, lane.batches
         progress = self._progress(lane, run)
@@ -1049,6 +1052,10 @@ def shutdown_links(links: Sequence[Link]) -> None:
                 exc,
                 exc_info=exc,
             )
+
+
+#: The key by which run_isolated remembers a lane as slow: its outlet.
+_lane_outlet = operator.attrgetter("outlet")
 
 
 def _kind(node: object) -> str:

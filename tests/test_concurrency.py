@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -208,6 +209,14 @@ def test_run_isolated_returns_results_and_errors_in_order() -> None:
 
     slow: set[object] = {"threaded"}
     calls = [lambda: 0, fail, blocks, quick_then_release, lambda: 4]
-    keys = ["a", "b", "c", "d", "threaded"]
-    assert _concurrency.run_isolated(calls, keys, slow) == [0, error, 2, 3, 4]
+    items = list(zip(["a", "b", "c", "d", "threaded"], calls, strict=True))
+
+    def call(item: tuple[str, Callable[[], int]]) -> int:
+        return item[1]()
+
+    def key(item: tuple[str, Callable[[], int]]) -> str:
+        return item[0]
+
+    results = _concurrency.run_isolated(call, items, slow, key)
+    assert results == [0, error, 2, 3, 4]
     assert slow == {"c"}  # the blocked call proved slow; the threaded one was quick
