@@ -30,7 +30,10 @@ retry time. Numbers come from memory (this process is the file's only writer).
 Threads: each thread gets its own connection, so reads (``due``, ``stats``) run side by
 side; writes are serialised by one in-process lock before SQLite's own lock, which hands
 the file from one writer to the next at once instead of through SQLite's sleeping busy
-handler (4 links on 4 threads: benchmarks/queue_throughput.py).
+handler (4 links on 4 threads: benchmarks/queue_throughput.py). Enqueues and acks that
+arrive while a write commits share the next transaction (``_GroupCommit``). As the only
+writer, the queue knows what waits for an outlet right after an enqueue when nothing else
+did (``_known``): its ``due`` then reads nothing.
 
 Processes: one process at a time delivers. Opening a file that another process (or another
 SqliteQueue of this process) holds raises :class:`~databay_bus.errors.QueueLockedError`.
@@ -69,7 +72,7 @@ from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import filelock
 
@@ -155,6 +158,12 @@ _WAITING_OVERLAPPING = (
     "(SELECT IFNULL(MAX(first), :lo) FROM waiting WHERE link = :link AND outlet = :outlet "
     "AND first <= :lo) AND :hi AND last >= :lo"
 )
+
+# Whether any delivery of (?, ?) waits.
+_ANY_WAITING = "SELECT 1 FROM waiting WHERE link = ? AND outlet = ? LIMIT 1"
+
+# What SqliteQueue._known holds for an outlet with nothing waiting.
+_NOTHING: tuple[float, tuple[StoredRun, ...]] = (0.0, ())
 
 # The chunk holding number ?.
 _CHUNK_OF = "(SELECT MAX(first) FROM chunks WHERE first <= ?)"
@@ -271,66 +280,88 @@ def _chunk_bounds(encoded: Sequence[bytes]) -> Iterator[tuple[int, int]]:
 
 
 class _Job:
-    """One enqueue waiting for a commit: what it stores, and how it went."""
+    """One write waiting for a commit: what it does, and how it went."""
 
-    __slots__ = ("done", "error", "result", "store")
+    __slots__ = ("doing", "durable", "error", "lead", "result", "wake", "work")
 
-    def __init__(self, store: Callable[[sqlite3.Connection], list[int]]) -> None:
-        self.store = store
-        self.result: list[int] | None = None
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        durable: bool = True,
+        doing: str = "storing records",
+    ) -> None:
+        self.work = work
+        self.durable = durable  # the commit must be fsynced (an enqueue)
+        self.doing = doing
+        self.result: Any = None
         self.error: BaseException | None = None
-        self.done = False
+        self.lead = False  # this job's thread commits the next group
+        self.wake: threading.Lock | None = None  # held until done or leading
 
 
 class _GroupCommit:
-    """Group commit: enqueues that arrive while another one commits wait, then share the
-    next transaction and its one fsync.
+    """Group commit: enqueues and acks that arrive while a group commits wait, then share
+    the next transaction (one commit, one fsync if any of them needs it).
 
-    With many links on one file, the disk's fsync rate then bounds commits, not transfers.
-    Nothing returns before its records are committed (durable before any outlet sees them),
-    and each enqueue of a group runs in a savepoint, so one that fails (a cursor conflict)
-    leaves the others stored. One enqueue alone commits at once, as before.
+    With many links on one file, the disk's fsync rate then bounds commits, not transfers,
+    and the commit's page writes are shared too. Nothing returns before its transaction is
+    committed (records durable before any outlet sees them, an ack written before it
+    returns), and each job of a group runs in a savepoint, so one that fails (a cursor
+    conflict) leaves the others' writes in. A job alone commits at once, as before.
+
+    Each waiting job has its own lock: the leader wakes the jobs it committed, and hands
+    the lead to the first job that arrived meanwhile (no thread wakes up for nothing).
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
         self._waiting: list[_Job] = []
         self._busy = False
 
-    def run(
-        self, queue: SqliteQueue, store: Callable[[sqlite3.Connection], list[int]]
-    ) -> list[int]:
-        job = _Job(store)
-        with self._cond:
-            self._waiting.append(job)
-            while self._busy and not job.done:
-                self._cond.wait()
-            leader = not job.done
-            if leader:
-                self._busy = True
-                jobs, self._waiting = self._waiting, []
-        if leader:
-            try:
-                queue._commit_group(jobs)
-            except BaseException as exc:
-                shared = (
-                    exc
-                    if isinstance(exc, Exception)
-                    else QueueError(f"{queue!r}: the commit was interrupted ({exc!r})")
-                )
-                for other in jobs:
-                    if other.error is None:
-                        other.result = None
-                        other.error = exc if other is job else shared
-            finally:
-                with self._cond:
-                    for other in jobs:
-                        other.done = True
-                    self._busy = False
-                    self._cond.notify_all()
+    def run(self, queue: SqliteQueue, job: _Job) -> Any:
+        with self._mutex:
+            if self._busy:
+                job.wake = threading.Lock()
+                job.wake.acquire()
+                self._waiting.append(job)
+            else:
+                self._busy = job.lead = True
+        if job.wake is not None:
+            job.wake.acquire()  # released by the leader: done, or leading the next group
+        if job.lead:
+            self._lead(queue, job)
         if job.error is not None:
             raise job.error
-        return job.result or []
+        return job.result
+
+    def _lead(self, queue: SqliteQueue, job: _Job) -> None:
+        with self._mutex:
+            jobs = [job, *self._waiting]
+            self._waiting.clear()
+        try:
+            queue._commit_group(jobs)
+        except BaseException as exc:
+            shared = (
+                exc
+                if isinstance(exc, Exception)
+                else QueueError(f"{queue!r}: the commit was interrupted ({exc!r})")
+            )
+            for other in jobs:
+                if other.error is None:
+                    other.result = None
+                    other.error = exc if other is job else shared
+        finally:
+            with self._mutex:
+                following = self._waiting.pop(0) if self._waiting else None
+                if following is None:
+                    self._busy = False
+                else:
+                    following.lead = True
+            for other in jobs:
+                if other.wake is not None and other is not job:
+                    other.wake.release()
+            if following is not None and following.wake is not None:
+                following.wake.release()
 
 
 class SqliteQueue(RecordQueue):
@@ -405,6 +436,13 @@ class SqliteQueue(RecordQueue):
         # file lock), so it is kept here instead of read in every enqueue; None: read it.
         self._last_number: int | None = None
         self._corrupt: str | None = None  # why the file is known to be damaged
+        # (link, outlet) -> what waits for it, where this process knows it exactly (it is
+        # the file's only writer): _NOTHING, or (due_at, runs) when exactly the PENDING runs
+        # of one enqueue wait, all due at due_at. Absent: unknown, read the file. Changed
+        # under _lock, and only once the change is committed (_after_commit), so due() never
+        # hands out records before their commit.
+        self._known: dict[tuple[str, str], tuple[float, tuple[StoredRun, ...]]] = {}
+        self._after_commit: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         self._file_lock: filelock.BaseFileLock | None = None
         self._closed = False
         try:
@@ -693,6 +731,8 @@ class SqliteQueue(RecordQueue):
                     conn.execute("COMMIT")
                 except BaseException:
                     self._last_number = None  # read it from the file again
+                    self._after_commit.clear()
+                    self._known.clear()
                     if conn.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
@@ -703,6 +743,10 @@ class SqliteQueue(RecordQueue):
                 self._unsynced_since = None
             elif self._unsynced_since is None:
                 self._unsynced_since = self.clock.monotonic()
+            if self._after_commit:
+                effects, self._after_commit = self._after_commit, []
+                for effect, args in effects:
+                    effect(*args)
 
     @contextlib.contextmanager
     def _read(self, doing: str = "reading") -> Iterator[sqlite3.Connection]:
@@ -966,6 +1010,13 @@ class SqliteQueue(RecordQueue):
         def store(conn: sqlite3.Connection) -> list[int]:
             if cursors:
                 self._write_cursors(conn, link, cursors, now)  # first: a conflict stores nothing
+            # Outlets whose state this process does not know: did anything wait for them?
+            empty = {
+                outlet
+                for outlet in dict.fromkeys(outlet for outlet, _, _ in spans)
+                if (link, outlet) not in self._known
+                and not conn.execute(_ANY_WAITING, (link, outlet)).fetchall()
+            }
             if self._last_number is None:
                 self._last_number = conn.execute(_LAST_NUMBER).fetchone()[0]
             base = self._last_number + 1
@@ -984,30 +1035,92 @@ class SqliteQueue(RecordQueue):
                 f"INSERT INTO waiting ({_SPAN}) VALUES (?,?,?,?,{_PENDING},0,?,?,NULL)",
                 [(link, outlet, base + lo, base + hi, now, now) for outlet, lo, hi in spans],
             )
+            effect = (link, codec, encoded, spans, base, now, empty)
+            self._after_commit.append((self._stored, effect))
             return list(range(base, base + len(encoded)))
 
-        return self._group.run(self, store)
+        numbers: list[int] = self._group.run(self, _Job(store))
+        return numbers
 
     def _commit_group(self, jobs: list[_Job]) -> None:
-        """Run the enqueues ``jobs`` in one durable transaction, each in a savepoint."""
-        with self._write(doing="storing records") as conn:
-            if len(jobs) == 1:  # alone: its failure rolls the transaction back
-                jobs[0].result = jobs[0].store(conn)
-                return
+        """Run ``jobs`` in one transaction, each in a savepoint, fsynced if one is durable."""
+        if len(jobs) == 1:  # alone: its failure rolls the transaction back
+            (job,) = jobs
+            with self._write(job.durable, job.doing) as conn:
+                job.result = job.work(conn)
+            return
+        durable = any(job.durable for job in jobs)
+        with self._write(durable, "committing a group of writes") as conn:
             for job in jobs:
-                last_number = self._last_number
-                conn.execute("SAVEPOINT enqueue")
+                last_number, effects = self._last_number, len(self._after_commit)
+                conn.execute("SAVEPOINT job")
                 try:
-                    job.result = job.store(conn)
+                    job.result = job.work(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO enqueue")
+                    conn.execute("ROLLBACK TO job")
                     self._last_number = last_number
+                    del self._after_commit[effects:]
                     if isinstance(exc, sqlite3.DatabaseError):
-                        exc = self._sqlite_error(exc, "storing records")
+                        exc = self._sqlite_error(exc, job.doing)
                     job.error = exc
-                conn.execute("RELEASE enqueue")
+                conn.execute("RELEASE job")
+
+    # -- what waits, where this process knows it (see _known) --------------------------------
+
+    def _stored(
+        self,
+        link: str,
+        codec: str,
+        encoded: Sequence[bytes],
+        spans: list[tuple[str, int, int]],
+        base: int,
+        now: float,
+        empty: set[str],
+    ) -> None:
+        """After an enqueue's commit: an outlet that had nothing waiting (known, or found
+        in ``empty``) now has exactly what it stored, so its ``due`` needs no read; any
+        other is unknown from now on."""
+        known = self._known
+        for outlet in dict.fromkeys(outlet for outlet, _, _ in spans):
+            key = (link, outlet)
+            if outlet in empty or known.get(key) is _NOTHING:
+                runs = tuple(
+                    StoredRun(base + lo, codec, list(encoded[lo : hi + 1]))
+                    for name, lo, hi in spans
+                    if name == outlet
+                )
+                known[key] = (now, runs)
+            else:
+                known.pop(key, None)
+
+    def _acked(
+        self, link: str, outlet: str, runs: list[tuple[int, int]], changed: int, left: bool
+    ) -> None:
+        """After an ack's commit: ``left`` says whether anything of (link, outlet) still
+        waits, when that was looked up; else the known runs acked whole leave nothing."""
+        key = (link, outlet)
+        if not left:
+            self._known[key] = _NOTHING
+            return
+        state = self._known.get(key)
+        if state is None or state is _NOTHING or not changed:
+            return
+        if all(
+            any(lo <= run.first and run.first + len(run.encoded) - 1 <= hi for lo, hi in runs)
+            for run in state[1]
+        ):
+            self._known[key] = _NOTHING
+        else:
+            del self._known[key]
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
+        known = self._known.get((link, outlet))
+        if known is not None:  # committed, and what waits is known: no read needed
+            due_at, runs = known
+            if not runs:
+                return []
+            if due_at <= now and sum(len(run.encoded) for run in runs) <= limit:
+                return list(runs)
         try:
             with self._using() as conn:
                 rows = conn.execute(_DUE, (link, outlet, now, limit, limit)).fetchall()
@@ -1037,26 +1150,46 @@ class SqliteQueue(RecordQueue):
                 yield _Span(*row), lo, hi
 
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
+        runs = _runs(numbers)
+
+        def ack(conn: sqlite3.Connection) -> int:
+            changed = self._move_acked(conn, link, outlet, runs, now)
+            left = True
+            if (link, outlet) not in self._known:  # find out whether anything still waits
+                left = bool(conn.execute(_ANY_WAITING, (link, outlet)).fetchall())
+            self._after_commit.append((self._acked, (link, outlet, runs, changed, left)))
+            return changed
+
+        changed: int = self._group.run(self, _Job(ack, False, "recording a delivery"))
+        return changed
+
+    def _move_acked(
+        self,
+        conn: sqlite3.Connection,
+        link: str,
+        outlet: str,
+        runs: list[tuple[int, int]],
+        now: float,
+    ) -> int:
+        """Inside a write: waiting deliveries in ``runs`` become DELIVERED; return how many."""
+        if len(runs) == 1:  # usually the batch is one whole span: move it as it is
+            lo, hi = runs[0]
+            moved = conn.execute(
+                f"INSERT INTO settled ({_SPAN}) SELECT link, outlet, first, last, "
+                f"{_DELIVERED}, attempts, due_at, ?, last_error FROM waiting WHERE "
+                "link = ? AND outlet = ? AND first = ? AND last = ?",
+                (now, link, outlet, lo, hi),
+            ).rowcount
+            if moved:
+                conn.execute(
+                    "DELETE FROM waiting WHERE link = ? AND outlet = ? AND first = ?",
+                    (link, outlet, lo),
+                )
+                return hi - lo + 1
         changed = 0
-        with self._write(durable=False, doing="recording a delivery") as conn:
-            runs = _runs(numbers)
-            if len(runs) == 1:  # usually the batch is one whole span: move it as it is
-                lo, hi = runs[0]
-                moved = conn.execute(
-                    f"INSERT INTO settled ({_SPAN}) SELECT link, outlet, first, last, "
-                    f"{_DELIVERED}, attempts, due_at, ?, last_error FROM waiting WHERE "
-                    "link = ? AND outlet = ? AND first = ? AND last = ?",
-                    (now, link, outlet, lo, hi),
-                ).rowcount
-                if moved:
-                    conn.execute(
-                        "DELETE FROM waiting WHERE link = ? AND outlet = ? AND first = ?",
-                        (link, outlet, lo),
-                    )
-                    return hi - lo + 1
-            for span, lo, hi in self._waiting_spans(conn, link, outlet, runs):
-                new = (_DELIVERED, span.attempts, span.due_at, now, span.last_error)
-                changed += self._retag(conn, span, lo, hi, new)[1]
+        for span, lo, hi in self._waiting_spans(conn, link, outlet, runs):
+            new = (_DELIVERED, span.attempts, span.due_at, now, span.last_error)
+            changed += self._retag(conn, span, lo, hi, new)[1]
         return changed
 
     def _do_fail(
@@ -1072,6 +1205,7 @@ class SqliteQueue(RecordQueue):
         dead: list[int] = []
         delays: dict[int, float | None] = {}  # one retry time per attempt count
         with self._write(durable=False, doing="recording a failure") as conn:
+            self._known.pop((link, outlet), None)  # retry times and attempts: unknown here
             for span, lo, hi in self._waiting_spans(conn, link, outlet, _runs(numbers)):
                 attempts = span.attempts + 1
                 if attempts not in delays:
@@ -1289,6 +1423,7 @@ class SqliteQueue(RecordQueue):
     ) -> int:
         total = 0
         with self._write() as conn:
+            self._known.clear()
             for span, lo, hi in self._selected(conn, [_DEAD], link, outlet, numbers):
                 new = (_PENDING, 0, now, now, span.last_error)
                 total += self._retag(conn, span, lo, hi, new)[1]
@@ -1304,6 +1439,7 @@ class SqliteQueue(RecordQueue):
         if not states:
             return 0
         with self._write() as conn:
+            self._known.clear()
             parts = [
                 self._retag(conn, span, lo, hi, None)
                 for span, lo, hi in self._selected(conn, sorted(states), link, outlet, numbers)

@@ -406,7 +406,7 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     queue = persistent_queue
     stores: list[Callable[[sqlite3.Connection], list[int]]] = []
     run = queue._group.run
-    queue._group.run = lambda _queue, store: stores.append(store) or []  # type: ignore[method-assign]
+    queue._group.run = lambda _queue, job: stores.append(job.work) or []  # type: ignore[method-assign]
     queue.enqueue("L", recs("first"), [["a"]])
     queue.enqueue("L", recs("second"), [["a"]])
     queue._group.run = run  # type: ignore[method-assign]
@@ -423,6 +423,130 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     assert [r.id for r in queue.due("L", "a", 10)] == [
         f"{queue.queue_id}-{n}" for n in (*jobs[0].result, *jobs[2].result)
     ]
+
+
+def test_an_ack_shares_a_commit_with_another_links_enqueue(
+    make_sqlite: Callable[..., SqliteQueue], wait_until: Callable[..., None]
+) -> None:
+    """Acks join group commits too: an ack and another link's enqueue that wait for the
+    same commit share it; neither returns before it, and both are in the file after."""
+    queue = make_sqlite()
+    (first,) = queue.enqueue("L", recs("l"), [["a"]])
+    commit_group = queue._commit_group
+    release = threading.Event()
+    groups: list[list[str]] = []
+
+    def slow_commit(jobs: list[Any]) -> None:
+        groups.append([job.doing for job in jobs])
+        if len(groups) == 1:
+            assert release.wait(10)
+        commit_group(jobs)
+
+    queue._commit_group = slow_commit  # type: ignore[method-assign]
+    results: dict[str, object] = {}
+    threads = [
+        threading.Thread(target=lambda: queue.enqueue("M", recs("m1"), [["b"]])),
+        threading.Thread(target=lambda: results.update(acked=queue.ack("L", "a", [first]))),
+        threading.Thread(
+            target=lambda: results.update(ids=queue.enqueue("M", recs("m2"), [["b"]]))
+        ),
+    ]
+    threads[0].start()
+    wait_until(lambda: len(groups) == 1, message="the first commit began")
+    for waiting, thread in enumerate(threads[1:], start=1):
+        thread.start()
+        wait_until(lambda n=waiting: len(queue._group._waiting) == n, message="jobs waiting")
+    assert results == {}  # nothing returned before its commit
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert groups == [["storing records"], ["recording a delivery", "storing records"]]
+    assert results["acked"] == 1
+    queue.close()
+    again = make_sqlite()
+    assert again.due("L", "a", 10) == []
+    assert [r.payload for r in again.due("M", "b", 10)] == ["m1", "m2"]
+
+
+def test_a_failing_job_in_a_group_of_enqueues_and_acks_rolls_back_only_itself(
+    persistent_queue: SqliteQueue,
+) -> None:
+    from databay_bus.queue.sqlite import _Job
+
+    queue = persistent_queue
+    (first,) = queue.enqueue("L", recs("x"), [["a"]])
+    jobs: list[_Job] = []
+    run = queue._group.run
+    queue._group.run = lambda _queue, job: jobs.append(job) or []  # type: ignore[method-assign]
+    queue.enqueue("L", recs("y"), [["a"]])
+    queue.ack("L", "a", [first])
+    queue._group.run = run  # type: ignore[method-assign]
+
+    def bad(conn: sqlite3.Connection) -> int:
+        conn.execute("DELETE FROM waiting")  # undone with its savepoint
+        raise RuntimeError("half-way")
+
+    store, ack = jobs
+    group = [store, _Job(bad, False, "recording a delivery"), ack]
+    queue._commit_group(group)
+    assert isinstance(group[1].error, RuntimeError)
+    assert store.error is None and ack.error is None and ack.result == 1
+    assert _sync(queue) == _FULL  # a group holding an enqueue is fsynced
+    assert [r.payload for r in queue.due("L", "a", 10)] == ["y"]
+    assert queue.stats().outlets[0].delivered == 1
+
+
+def test_due_reads_nothing_while_this_process_knows_what_waits(
+    persistent_queue: SqliteQueue, clock: FakeClock
+) -> None:
+    """Right after an enqueue, an outlet with nothing else waiting gets exactly what was
+    stored, without a read; a failure, a limit below it, or more waiting read the file."""
+    queue = persistent_queue
+    ids = queue.enqueue("L", recs(1, 2), [["a", "b"]] * 2)
+    statements: list[str] = []
+    queue._conn().set_trace_callback(statements.append)
+    assert [r.id for r in queue.due("L", "a", 10)] == ids
+    assert statements == []
+    assert [r.payload for r in queue.due("L", "b", 1)] == [1]  # over the limit: read
+    assert statements
+    queue.ack("L", "a", ids)
+    statements.clear()
+    assert queue.due("L", "a", 10) == []
+    assert statements == []
+    queue.fail("L", "b", ids[:1], "down", lambda n: 5.0)
+    statements.clear()
+    assert [r.payload for r in queue.due("L", "b", 10)] == [2]  # 1 waits for its retry
+    assert statements
+    clock.advance(6)
+    assert [r.payload for r in queue.due("L", "b", 10)] == [1, 2]
+    queue.ack("L", "b", ids)
+    more = queue.enqueue("L", recs(3), [["b"]])
+    statements.clear()
+    assert [r.id for r in queue.due("L", "b", 10)] == more
+    assert statements == []
+
+
+def test_records_of_a_commit_that_failed_are_never_handed_out(
+    persistent_queue: SqliteQueue,
+) -> None:
+    from databay_bus.queue.sqlite import _Job
+
+    queue = persistent_queue
+    queue.ack("L", "a", queue.enqueue("L", recs(0), [["a"]]))  # nothing waits, and it knows
+    jobs: list[_Job] = []
+    run = queue._group.run
+    queue._group.run = lambda _queue, job: jobs.append(job) or []  # type: ignore[method-assign]
+    queue.enqueue("L", recs(1), [["a"]])
+    queue._group.run = run  # type: ignore[method-assign]
+
+    def store_then_fail(conn: sqlite3.Connection) -> None:
+        jobs[0].work(conn)
+        raise RuntimeError("the commit never happens")
+
+    with pytest.raises(RuntimeError):
+        queue._commit_group([_Job(store_then_fail)])
+    assert queue.due("L", "a", 10) == []
+    assert queue.waiting("L") == 0
 
 
 def test_close_while_other_threads_read_does_not_crash(tmp_path: Path) -> None:
