@@ -68,6 +68,21 @@ class LinkMetrics:
         with _LOCK:
             self.skipped += 1
 
+    def counts(self) -> tuple[int, int, int, int, int, float | None, dict[str, tuple[int, int]]]:
+        """transfers, failures, skipped, records pulled and pushed, last transfer's end and
+        (pushed, failures) per outlet, read together: a status of 100,000 links reads this
+        instead of building :meth:`as_dict`'s dicts."""
+        with _LOCK:
+            return (
+                self.transfers,
+                self.failures,
+                self.skipped,
+                self.records_pulled,
+                self.records_pushed,
+                self.last_transfer_at,
+                {name: (o.pushed, o.failures) for name, o in self.outlets.items()},
+            )
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot."""
         with _LOCK:

@@ -5,7 +5,9 @@ Retention (deleting DELIVERED entries older than ``queue.retention``) runs here,
 wait for it; SqliteQueue purges in short transactions so a large purge does not hold the
 write lock for long either. The same thread records the planner's status
 (:mod:`databay_bus.status`) in each queue that keeps it, every ``STATUS_INTERVAL`` seconds,
-for ``databay-bus status`` to read beside the running process.
+for ``databay-bus status`` to read beside the running process; less often when building and
+encoding it would take more than 5 % of a core (100,000 links: ~1 s of CPU, so every ~20 s),
+and the record says so in its ``interval``, by which readers judge whether it is stale.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from databay_bus.queue.base import RecordQueue
@@ -29,6 +32,7 @@ __all__ = ["QueueMaintenance"]
 _LOGGER = logging.getLogger(__name__)
 
 _IDLE_WAIT = 5.0  # seconds between looks at the links when no queue needs purging
+_STATUS_SHARE = 0.05  # of one core, at most, for the status records
 
 
 class QueueMaintenance:
@@ -39,6 +43,8 @@ class QueueMaintenance:
             while running are covered).
         alive: False once the owner stopped (ends the thread).
         status: returns the owner's status to record in the queues (None: record none).
+        cpu_time: the calling thread's CPU seconds (tests pass a fake), to bound the
+            status records' share of a core.
     """
 
     def __init__(
@@ -46,11 +52,15 @@ class QueueMaintenance:
         links: Callable[[], Sequence[Link]],
         alive: Callable[[], bool] = lambda: True,
         status: Callable[[], PipelineStatus] | None = None,
+        cpu_time: Callable[[], float] = time.thread_time,
     ) -> None:
         self._links = links
         self._alive = alive
         self._status = status
         self._status_at: float | None = None
+        self._status_every = STATUS_INTERVAL
+        self._status_cost = 0.0  # CPU seconds the last status took to build and encode
+        self._cpu_time = cpu_time
         self._owner = f"{os.getpid()}-{id(self):x}"
         self._status_failed: set[int] = set()
         self._stop = threading.Event()
@@ -112,10 +122,10 @@ class QueueMaintenance:
                 last = now
             wait = min(wait, max(0.0, last + interval - now))
         if self._status is not None:
-            if self._status_at is None or now - self._status_at >= STATUS_INTERVAL:
+            if self._status_at is None or now - self._status_at >= self._status_every:
                 self._status_at = now
                 self.record_status(queues=queues)
-            wait = min(wait, max(0.0, self._status_at + STATUS_INTERVAL - now))
+            wait = min(wait, max(0.0, self._status_at + self._status_every - now))
         return wait
 
     def record_status(
@@ -134,7 +144,7 @@ class QueueMaintenance:
         if not queues:
             return
         try:
-            text = self._status().to_json()
+            text = self._status_text(self._status)
         except Exception as exc:
             if final:
                 _LOGGER.debug("the pipeline's last status failed: %s", exc)
@@ -152,6 +162,19 @@ class QueueMaintenance:
                     _LOGGER.warning("%r: recording the status failed: %s", queue, exc)
             else:
                 self._status_failed.discard(id(queue))
+
+    def _status_text(self, make: Callable[[], PipelineStatus]) -> str:
+        """The owner's status as JSON, its ``interval`` stretched to keep the records under
+        ``_STATUS_SHARE`` of a core (encoding takes about as long as building)."""
+        began = self._cpu_time()
+        status = make()
+        cost = max(2 * (self._cpu_time() - began), self._status_cost)
+        self._status_every = max(STATUS_INTERVAL, status.interval, cost / _STATUS_SHARE)
+        if self._status_every != status.interval:
+            status = replace(status, interval=self._status_every)
+        text = status.to_json()
+        self._status_cost = self._cpu_time() - began
+        return text
 
     def _loop(self) -> None:
         # ``alive`` ends the loop too, should the owner stop without calling stop().

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,9 @@ from queue_fakes import CountingInlet, FlakyOutlet, ListOutlet
 from databay_bus import Link
 from databay_bus.planners import ApsPlanner
 from databay_bus.queue import SqliteQueue
-from databay_bus.status import LinkStatus, OutletStatus, PipelineStatus
+from databay_bus.queue.base import OutletStats, QueueStats
+from databay_bus.queue.maintenance import QueueMaintenance
+from databay_bus.status import LinkStatus, OutletStatus, PipelineStatus, planner_status
 
 
 def test_round_trip_through_json_ignores_unknown_keys() -> None:
@@ -95,3 +98,65 @@ def test_the_last_record_into_a_closed_queue_is_not_a_warning(
     assert logged and all(r.levelname == "DEBUG" for r in logged)
     maintenance.record_status()  # not the last one: a closed queue is worth a warning
     assert databay_logs.records[-1].levelname == "WARNING"
+
+
+def test_to_json_is_as_dict_encoded() -> None:
+    """to_json encodes the status objects as it goes; the text is as_dict's."""
+    status = PipelineStatus(
+        "p",
+        "A",
+        "running",
+        1.5,
+        (
+            LinkStatus("a", ("x",), failing=("t",), outlets=(OutletStatus("o", 1, 2, 3, 4, 5),)),
+            LinkStatus("b", last_error=Path("odd")),  # type: ignore[arg-type]  # default=str
+        ),
+        source="s",
+    )
+    assert status.to_json() == json.dumps(status.as_dict(), separators=(",", ":"), default=str)
+
+
+def test_queue_counts_are_summed_per_link_and_outlet() -> None:
+    rows = [
+        OutletStats("a", "o1", 2, 1, 0, 3, None),
+        OutletStats("a", "o2", 1, 0, 0, 0, None),
+        OutletStats("a", "o1", 1, 1, 0, 0, None),  # a second row of the same pair adds up
+        OutletStats("b", "o1", 5, 0, 0, 0, None),
+    ]
+    links = (
+        LinkStatus("a", outlets=(OutletStatus("o1"), OutletStatus("gone"))),
+        LinkStatus("c", outlets=(OutletStatus("o1"),)),
+    )
+    counted = PipelineStatus("p", "A", "running", 1.0, links).with_queue_counts(
+        QueueStats(tuple(rows), 9)
+    )
+    a, c = counted.links
+    assert (a.pending, a.dead) == (4, 3)
+    assert [(o.pending, o.retrying, o.dead) for o in a.outlets] == [(3, 2, 3), (0, 0, 0)]
+    assert c == links[1]  # not in the queue: left as recorded
+
+
+def test_a_big_planners_status_is_recorded_less_often_and_says_so(tmp_path: Path) -> None:
+    """A status taking more than 5 % of a core to make is recorded less often, and the
+    record's interval (by which readers judge staleness) says how often."""
+    queue = SqliteQueue(tmp_path / "q.db")
+    link = Link(CountingInlet(1), ListOutlet("out"), 3600, tags="t", queue=queue)
+    planner = ApsPlanner([link], threads=1)
+    made: list[PipelineStatus] = []
+
+    def status() -> PipelineStatus:
+        made.append(planner_status(planner))
+        return made[-1]
+
+    cpu = itertools.count()  # each read of the CPU clock: one second later
+    maintenance = QueueMaintenance(lambda: [link], status=status, cpu_time=lambda: next(cpu))
+    maintenance.run_once(now=0.0)
+    with SqliteQueue(tmp_path / "q.db", read_only=True) as reader:
+        (text,) = reader.recorded_status()
+    # building took 1 s, so 2 s with encoding: 5 % of 40 s
+    assert PipelineStatus.from_dict(json.loads(text)).interval == 40.0
+    maintenance.run_once(now=39.0)
+    assert len(made) == 1
+    maintenance.run_once(now=40.0)
+    assert len(made) == 2
+    queue.close()
