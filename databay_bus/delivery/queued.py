@@ -378,9 +378,13 @@ class QueueDelivery(Delivery):
         """Store the routed records, and the inlets' staged cursors, in one transaction;
         return the records stored, by id, as ``due()`` would give them back."""
         decided = self.targets(records, names, update) if records else []
-        kept = [(r, t) for r, t in zip(records, decided, strict=True) if t]
+        if all(decided):  # the usual case: every record goes somewhere
+            stored, targets = records, decided
+        else:
+            stored = [r for r, t in zip(records, decided, strict=True) if t]
+            targets = [t for t in decided if t]
         cursors = source.cursors() if source is not None else None
-        if not kept and not cursors:
+        if not stored and not cursors:
             return {}
 
         def skip(record: Record, exc: RecordEncodeError) -> None:
@@ -388,11 +392,10 @@ class QueueDelivery(Delivery):
             if source is not None:
                 source.not_stored(record, exc)
 
-        stored = [r for r, _ in kept]
         ids = self.queue.enqueue(
             self.key,
             stored,
-            [t for _, t in kept],
+            targets,
             on_encode_error=skip if self.link.ignore_exceptions else None,
             cursors=cursors,
         )

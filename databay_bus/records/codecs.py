@@ -14,8 +14,10 @@ runs code named in the data, so only use it for queue files nobody else can writ
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import json.encoder
+import operator
 import pickle
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -36,6 +38,8 @@ _TAG_BYTES = json.dumps(TAG).encode("utf-8")
 # Between two records' documents in one list, and how it looks encoded there.
 _SEPARATOR = "\x1e"
 _SEPARATOR_JSON = "," + json.dumps(_SEPARATOR) + ","
+_PAYLOAD = operator.attrgetter("payload")
+_METADATA = operator.attrgetter("_metadata")
 
 
 class Codec(Protocol):
@@ -103,31 +107,43 @@ class JsonCodec:
 
         Raises what ``encode`` raises for the first record it cannot store.
         """
-        # One C encoder call for all of them, a separator string between the documents,
-        # then a split: the separator's JSON form is only ever ours if it occurs exactly
-        # once between each two records (else: one call per record).
+        # One C encoder call for all the payloads, a separator string between them, then a
+        # split: the separator's JSON form is only ever ours if it occurs exactly once
+        # between each two payloads (else: one call per record). The records of one pull
+        # share their metadata: it is tagged and encoded once, and joined to each payload.
         if len(records) < 2:
             return [self.encode(r.payload, r.metadata) for r in records]
-        documents: list[Any] = []
-        append, tagged = documents.append, _tagged
-        last: Any = None  # the records of one pull share their metadata: tag it once
+        encode = self._encode
         try:
-            for record in records:
-                metadata = record._metadata
-                if metadata is not last:
-                    last = metadata
-                    tagged_metadata = tagged(
-                        dict(metadata) if type(metadata) is SharedMetadata else metadata
-                    )
-                append([tagged(record.payload), tagged_metadata])
-                append(_SEPARATOR)
+            documents = [_SEPARATOR] * (2 * len(records) - 1)
+            documents[::2] = map(_tagged, map(_PAYLOAD, records))
+            tails = self._tails(list(map(_METADATA, records)))
         except CodecError:  # say where, for the first bad record
             return [self.encode(r.payload, r.metadata) for r in records]
-        documents.pop()
-        parts = self._encode(documents)[1:-1].split(_SEPARATOR_JSON)
-        if len(parts) * 2 - 1 == len(documents):
-            return [part.encode("utf-8") for part in parts]
-        return [self._encode(d).encode("utf-8") for d in documents[::2]]
+        parts = encode(documents)[1:-1].split(_SEPARATOR_JSON)
+        if len(parts) != len(records):
+            parts = [encode(payload) for payload in documents[::2]]
+        if isinstance(tails, str):
+            return [f"[{part}{tails}".encode() for part in parts]
+        return [f"[{part}{tail}".encode() for part, tail in zip(parts, tails, strict=True)]
+
+    def _tails(self, metadatas: list[dict[str, Any]]) -> str | list[str]:
+        """Each record's ``',<metadata>]'``; one string when all share one metadata dict."""
+        first = metadatas[0]
+        if all(map(operator.is_, metadatas, itertools.repeat(first))):
+            return self._tail(first)
+        tails: list[str] = []
+        last: Any = None
+        tail = ""
+        for metadata in metadatas:
+            if metadata is not last:
+                last, tail = metadata, self._tail(metadata)
+            tails.append(tail)
+        return tails
+
+    def _tail(self, metadata: dict[str, Any]) -> str:
+        plain = dict(metadata) if type(metadata) is SharedMetadata else metadata
+        return "," + self._encode(_tagged(plain)) + "]"
 
     def decode(self, data: bytes) -> tuple[Any, dict[str, Any]]:
         text = data.decode("utf-8")

@@ -142,10 +142,8 @@ def queued_records(records: Iterable[Record], ids: Iterable[str | None]) -> dict
     new = object.__new__
     found: dict[str, Record] = {}
     for source, record_id in zip(records, ids, strict=True):
-        if record_id is None:
-            continue
-        record = new(Record)  # as in pulled_records
-        record.payload, record._metadata, record._id = source.payload, source._metadata, record_id
-        record._inlet_name = source._inlet_name
-        found[record_id] = record
+        if record_id is not None:
+            found[record_id] = record = new(Record)  # as in pulled_records
+            record.payload, record._metadata = source.payload, source._metadata
+            record._id, record._inlet_name = record_id, source._inlet_name
     return found

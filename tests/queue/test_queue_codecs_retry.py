@@ -115,7 +115,11 @@ class TestJsonCodec:
         records = [
             Record({"n": n, "t": (n, "x"), "when": dt.date(2024, 1, n + 1)}, {"__inlet__": "I"})
             for n in range(5)
-        ] + [Record([1.5, None, True], {}), Record(["\x1e", {"\x1e": "\x1e"}], {"k": "\x1e"})]
+        ] + [
+            Record([1.5, None, True], {}),
+            Record(["a", "\x1e", "b"], {}),  # the separator's JSON form inside a payload
+            Record(["\x1e", {"\x1e": "\x1e"}], {"k": "\x1e"}),
+        ]
         encoded = codec.encode_records(records)
         assert encoded == [codec.encode(r.payload, r.metadata) for r in records]
         assert [tuple(d) for d in codec.decode_many(encoded)] == [codec.decode(d) for d in encoded]

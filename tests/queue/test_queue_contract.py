@@ -118,6 +118,21 @@ class TestAckAndFail:
         assert payloads(queue.due("L", "a", 10)) == [2]
         assert payloads(queue.due("L", "b", 10)) == [1, 2]
 
+    def test_acks_of_parts_of_a_due_batch_settle_exactly_those(self, queue: RecordQueue) -> None:
+        """Acks of a run of what due() handed out, of the same ids out of order, of the batch
+        of another outlet, or mixed with foreign ids settle exactly the records named."""
+        ids = queue.enqueue("L", recs(*range(8)), [["a", "b"]] * 8)
+        due = [r.id for r in queue.due("L", "a", 10)]
+        assert due == ids and [r.id for r in queue.due("L", "b", 10)] == ids
+        assert queue.ack("L", "a", due[2:4]) == 2
+        assert queue.ack("L", "a", [due[5], due[4]]) == 2
+        assert queue.ack("L", "b", due[2:4]) == 2
+        assert queue.ack("L", "a", ["nope-1", due[0], None]) == 1
+        assert payloads(queue.due("L", "a", 10)) == [1, 6, 7]
+        assert payloads(queue.due("L", "b", 10)) == [0, 1, 4, 5, 6, 7]
+        assert queue.ack("L", "a", list(reversed(ids))) == 3
+        assert queue.due("L", "a", 10) == []
+
     def test_ack_twice_and_foreign_ids_change_nothing(self, queue: RecordQueue) -> None:
         ids = queue.enqueue("L", recs(1), [["a"]])
         assert queue.ack("L", "a", ids) == 1
