@@ -47,6 +47,7 @@ from databay_bus.observers import (
 )
 from databay_bus.planners._links import LinkList
 from databay_bus.planners._ticks import current_tick
+from databay_bus.queue.base import RecordQueue
 from databay_bus.queue.maintenance import QueueMaintenance
 from databay_bus.status import planner_status
 
@@ -127,6 +128,9 @@ class BasePlanner(abc.ABC):
         self._emit_event = self._observers.emit  # one bound method shared by every link
         self._link_listeners = (self._emit_event,)  # and one tuple of it (Link._listen)
         self._maintenance: QueueMaintenance | None = None  # queue retention, see start()
+        # The links' distinct queues: id -> (queue, links on it). Kept as links come and go,
+        # so the maintenance thread never walks 100,000 links to find none.
+        self._queues: dict[int, tuple[RecordQueue, int]] = {}
         self._unwatch: list[Callable[[], None]] = []  # wake-up subscriptions to shared queues
         self._waking: set[int] = set()  # ids of links running a wake-up's delivery
         self._signal_gate: SignalGate | None = None  # while a blocking start() waits
@@ -202,6 +206,7 @@ class BasePlanner(abc.ABC):
             for link in new:
                 self._links.append(link)
                 self._link_ids.add(id(link))
+                self._count_queue(link, 1)
                 link._listen(self._link_listeners)
                 starting = self._state in (PlannerState.STARTING, PlannerState.RUNNING)
                 if starting and not self._start_link(link):
@@ -242,12 +247,29 @@ class BasePlanner(abc.ABC):
             self._unschedule(link)
         self._links.remove(link)  # Link has identity equality
         self._link_ids.discard(id(link))
+        self._count_queue(link, -1)
         link.remove_listener(self._emit_event)
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)
         self._unstarted.discard(id(link))
         _LOGGER.info("Removed link: %s", link)
         self._observers.emit(LinkRemoved(self, link))
+
+    def _count_queue(self, link: Link, change: int) -> None:
+        """Count ``link`` in (1) or out of (-1) the index of queues (links lock held)."""
+        queue = link.queue
+        if not isinstance(queue, RecordQueue):
+            return
+        count = self._queues.get(id(queue), (queue, 0))[1] + change
+        if count:
+            self._queues[id(queue)] = (queue, count)
+        else:
+            del self._queues[id(queue)]
+
+    def _link_queues(self) -> list[RecordQueue]:
+        """The distinct queues of the planner's links."""
+        with self._links_lock:
+            return [queue for queue, _ in self._queues.values()]
 
     def _start_link(self, link: Link) -> bool:
         try:
@@ -361,6 +383,7 @@ class BasePlanner(abc.ABC):
             lambda: self.links,
             lambda: self._state is not PlannerState.STOPPED,
             status=lambda: planner_status(self),
+            queues=self._link_queues,
         )
         self._maintenance.start()
         for queue in self._maintenance.queues():

@@ -45,6 +45,8 @@ class QueueMaintenance:
         status: returns the owner's status to record in the queues (None: record none).
         cpu_time: the calling thread's CPU seconds (tests pass a fake), to bound the
             status records' share of a core.
+        queues: returns the links' distinct queues, when the owner keeps track of them
+            (a planner does); else every wake-up finds them by walking ``links()``.
     """
 
     def __init__(
@@ -53,8 +55,10 @@ class QueueMaintenance:
         alive: Callable[[], bool] = lambda: True,
         status: Callable[[], PipelineStatus] | None = None,
         cpu_time: Callable[[], float] = time.thread_time,
+        queues: Callable[[], Sequence[RecordQueue]] | None = None,
     ) -> None:
         self._links = links
+        self._queues = queues
         self._alive = alive
         self._status = status
         self._status_at: float | None = None
@@ -93,6 +97,8 @@ class QueueMaintenance:
 
     def queues(self) -> list[RecordQueue]:
         """The distinct queues of the links."""
+        if self._queues is not None:
+            return list(self._queues())
         found: dict[int, RecordQueue] = {}
         for link in self._links():
             queue = link.queue
@@ -104,7 +110,7 @@ class QueueMaintenance:
         """Purge each queue whose interval has passed; return seconds until the next is due."""
         now = time.monotonic() if now is None else now
         wait = _IDLE_WAIT
-        queues = self.queues()  # one walk over the links per wake-up (100,000 links: ~50 ms)
+        queues = self.queues()  # without an owner's index, a walk over the links (100,000: ~20 ms)
         for queue in queues:
             interval = queue.purge_interval
             if interval is None or queue.retention is None:

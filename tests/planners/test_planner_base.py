@@ -455,3 +455,26 @@ def test_a_mock_of_link_goes_through_start_and_shutdown() -> None:
     link.on_start.assert_called_once()
     link.transfer.assert_called()
     link.on_shutdown.assert_called_once()
+
+
+def test_the_planner_knows_its_links_queues_as_they_come_and_go() -> None:
+    """Queue maintenance asks the planner for its queues instead of walking every link."""
+    from databay_bus.queue import MemoryQueue
+
+    first, second = MemoryQueue(), MemoryQueue()
+    a1, a2 = (Link(ListInlet([1]), RecordingOutlet(), 60, queue=first, tags=t) for t in "xy")
+    b = Link(ListInlet([1]), RecordingOutlet(), 60, queue=second, tags="z")
+    plain = Link(ListInlet([1]), RecordingOutlet(), 60)
+    planner = ManualPlanner([a1, plain, b])
+    planner.add_links(a2)
+    assert planner._link_queues() == [first, second]
+    planner.start(block=False)
+    try:
+        assert planner._maintenance is not None
+        assert planner._maintenance.queues() == [first, second]
+        planner.remove_links([b, a1])
+        assert planner._maintenance.queues() == [first]
+        planner.remove_links(a2)
+        assert planner._maintenance.queues() == []
+    finally:
+        planner.shutdown()
