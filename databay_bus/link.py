@@ -893,10 +893,11 @@ class Link:
         run.lane_done(outlet.name, pushed, failures)
 
     def _progress(self, lane: Lane, run: _Run) -> LaneProgress | None:
-        """Progress lines for a lane of several batches (see ``databay_bus._progress``)."""
-        if len(lane.batches) < 2:
+        """Progress lines for a lane of several batches, or one that may grow (a backlog
+        drain; see ``databay_bus._progress``)."""
+        if len(lane.batches) < 2 and not lane.grows:
             return None
-        return LaneProgress(run.update, lane.outlet.name, self._delivery.waiting)
+        return LaneProgress(run.update, lane.outlet.name, self._delivery.waiting, lane.grows)
 
     async def _push_lane_async(
         self, lane: Lane, run: _Run, loop: asyncio.AbstractEventLoop

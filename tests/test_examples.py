@@ -138,6 +138,12 @@ def check_durable_queue(out: str, tmp: Path) -> None:
     assert (tmp / "queue.sqlite3").exists()
 
 
+def check_backlog_drain(out: str, tmp: Path) -> None:
+    assert "outlet down: 4 transfers queued 8000 readings" in out
+    # a budget of 30 s for 16 chunks of 50 ms: one transfer drains them all
+    assert lines_matching(r"transfer \d+: .*", out) == ["transfer 1: delivered 8000, 0 waiting"]
+
+
 def check_redis_streams(out: str, tmp: Path) -> None:
     if "skipped" in out and os.environ.get("DATABAY_BUS_REQUIRE_SERVICES") != "1":
         assert "no Redis server reachable" in out
@@ -247,6 +253,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
         ["--transfers", "2", "--path", "{tmp}/queue.sqlite3"],
         check_durable_queue,
     ),
+    "backlog_drain.py": (["--transfers", "4", "--drain-budget", "30"], check_backlog_drain),
     "routing.py": (["--transfers", "3", "--output-dir", "{tmp}"], check_routing),
     "cron_schedules.py": (["--transfers", "2"], check_cron_schedules),
     "unattended.py": (["--transfers", "4", "--output-dir", "{tmp}"], check_unattended),
@@ -264,7 +271,13 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example(script: str, tmp_path: Path) -> None:
     arguments, check = CASES[script]
-    by_hand = ("durable_queue.py", "incremental_cursor.py", "redis_streams.py", "scaling_out.py")
+    by_hand = (
+        "backlog_drain.py",
+        "durable_queue.py",
+        "incremental_cursor.py",
+        "redis_streams.py",
+        "scaling_out.py",
+    )
     fast = [] if script in by_hand else FAST
     command = [sys.executable, str(EXAMPLES / script), *fast]
     command += [a.replace("{tmp}", str(tmp_path)) for a in arguments]

@@ -57,7 +57,14 @@ LINK_KEYS = (
     "delivery",
 )
 #: Keys of a link's ``delivery`` table (options of the queued delivery).
-DELIVERY_KEYS = ("key", "max_pending", "batch_size", "isolate_poison", "max_isolation_pushes")
+DELIVERY_KEYS = (
+    "key",
+    "max_pending",
+    "batch_size",
+    "drain_budget",
+    "isolate_poison",
+    "max_isolation_pushes",
+)
 #: Link options that must be true or false.
 BOOLEAN_KEYS = ("ignore_exceptions", "copy_records", "immediate_transfer")
 
@@ -354,6 +361,10 @@ class LinkReader:
                         f"unknown key (known keys: {', '.join(DELIVERY_KEYS)})",
                     )
             options.update({k: v for k, v in extra.items() if k in DELIVERY_KEYS})
+            budget = options.get("drain_budget")
+            if isinstance(budget, str):  # '30s'; numbers (0 too) are checked by the link
+                where = key_path(key_path(path, "delivery"), "drain_budget")
+                options["drain_budget"] = problems.check(where, budget, parse_duration)
         if any(v is FAILED for v in options.values()):
             return {**options, "queue": FAILED}
         return options

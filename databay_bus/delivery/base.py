@@ -11,6 +11,7 @@ import abc
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
 from databay_bus.errors import InvalidNodeError
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from databay_bus.outlets.base import Outlet
     from databay_bus.queue.cursors import CursorWrite, StoredCursor
     from databay_bus.routing import Router
+    from databay_bus.schedules import Cron
     from databay_bus.update import Update
 
 __all__ = ["Delivery", "DeliveryLink", "Lane", "Outcome", "unique_names"]
@@ -46,6 +48,10 @@ class DeliveryLink(Protocol):
     def outlets(self) -> list[Outlet]:
         """The link's outlets."""
 
+    @property
+    def interval(self) -> timedelta | Cron:
+        """Time between two transfers, or the link's Cron schedule."""
+
     def group(self, records: list[Record], update: Update) -> list[list[Record]]:
         """Apply the link's groupers and return the batches to push."""
 
@@ -62,14 +68,19 @@ class Lane:
 
     ``done`` counts the batches the link has taken so far: a delivery handling a failure may
     insert batches at ``lane.batches[lane.done:lane.done]`` (e.g. the halves of a failed
-    batch) and return :attr:`Outcome.CONTINUE`, so they are pushed next. ``state`` is the
-    delivery's own per-lane scratch space.
+    batch) and return :attr:`Outcome.CONTINUE`, so they are pushed next. A lane may also
+    *grow*: after the push of its last batch, ``settle`` may drop the batches taken
+    (``del lane.batches[:lane.done]``, ``lane.done = 0``) and append new ones, which the link
+    pushes next (a backlog drained in chunks, one in memory at a time); such a delivery sets
+    ``grows`` so the link reports the lane's progress. ``state`` is the delivery's own
+    per-lane scratch space.
     """
 
     outlet: Outlet
     batches: list[list[Record]]
     done: int = 0
     state: Any = None
+    grows: bool = False
 
 
 class Outcome(enum.Enum):

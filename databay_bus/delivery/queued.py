@@ -10,6 +10,10 @@
    the link's groupers. Every outlet gets its own copy carrying ``record.id``, decoded from
    storage; the last outlet gets the records just stored instead when nothing older is
    due for it (the same values, without decoding them again).
+   While an outlet's chunk of due records is full, the transfer goes on with its next
+   ``batch_size`` due records once the chunk is pushed (``settle`` appends them to the
+   lane), until nothing is due, a push fails, ``drain_budget`` seconds have passed or the
+   planner stops: a backlog drains within a few transfers, one chunk in memory per outlet.
 3. ``settle``: a pushed batch is acked; a failed one counts an attempt for each of its
    records and is scheduled again (or dead-lettered) by the outlet's RetryPolicy. The
    failure is logged and handled here (``Outcome.STOP``): it never fails the transfer, and
@@ -30,12 +34,20 @@ they are and are split again when they are retried. An outlet may also raise
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from databay_bus._validation import as_bool, optional_positive_int, positive_int
+from databay_bus import _progress
+from databay_bus._validation import (
+    as_bool,
+    optional_positive_int,
+    optional_seconds,
+    positive_int,
+)
 from databay_bus.delivery.base import Delivery, DeliveryLink, Lane, Outcome, unique_names
 from databay_bus.errors import (
     ArgumentTypeError,
@@ -72,6 +84,21 @@ class _Isolation:
     extra: int = 0  # pushes added by splitting
 
 
+@dataclass(slots=True)
+class _Drain(_Isolation):
+    """A lane whose chunk of due records was full: it may grow by further chunks."""
+
+    update: Any = None  # the transfer's Update, for the link's groupers
+    started: float = 0.0  # the queue clock's monotonic time when the lane was made
+    deadline: float = math.inf  # no chunk is fetched from then on
+    full: bool = True  # the chunk being pushed was a full batch_size
+    chunks: int = 1
+    delivered: int = 0  # records acked by this lane
+    in_chunk: int = 0  # records acked from the current chunk
+    failed: bool = False  # a push failed: no further chunk (the retry policy applies)
+    ended: bool = False  # no further chunk; the summary is logged
+
+
 class QueueDelivery(Delivery):
     """Stores a link's records in a RecordQueue and delivers them per outlet, at least once.
 
@@ -83,7 +110,12 @@ class QueueDelivery(Delivery):
         retry: the link's :class:`RetryPolicy` (default ``RetryPolicy()``: 5 attempts).
         outlet_retry: ``{outlet name: RetryPolicy}`` overriding ``retry`` per outlet.
         max_pending: stop pulling while this many records wait for an outlet; None: no bound.
-        batch_size: at most this many due records per outlet per transfer.
+        batch_size: due records handed to an outlet at a time (one chunk).
+        drain_budget: seconds (or a timedelta) a transfer goes on delivering further chunks
+            to an outlet whose previous chunk was full (a backlog), counted from the start
+            of its deliveries; 0: one chunk per outlet and transfer. None (the default):
+            half the link's interval (for a cron link, half the time to its next fire), so
+            a drain ends before the next tick and that tick pulls on time.
         isolate_poison: split a failed batch to find the records that fail on their own
             (see above); False fails and retries the batch as a whole.
         max_isolation_pushes: the most extra pushes splitting may add per outlet and transfer.
@@ -108,6 +140,7 @@ class QueueDelivery(Delivery):
         outlet_retry: Mapping[str, RetryPolicy] | None = None,
         max_pending: int | None = None,
         batch_size: int = 1000,
+        drain_budget: float | timedelta | None = None,
         isolate_poison: bool = True,
         max_isolation_pushes: int = 100,
         **unknown: Any,
@@ -116,7 +149,7 @@ class QueueDelivery(Delivery):
         if unknown:
             raise ConfigurationError(
                 f"{link}: unknown option(s) {sorted(unknown)}; queued links take key, retry, "
-                f"outlet_retry, max_pending, batch_size, isolate_poison and "
+                f"outlet_retry, max_pending, batch_size, drain_budget, isolate_poison and "
                 f"max_isolation_pushes"
             )
         if queue is None:
@@ -152,6 +185,10 @@ class QueueDelivery(Delivery):
                 )
         self.max_pending = optional_positive_int(max_pending, "max_pending", link)
         self.batch_size = positive_int(batch_size, "batch_size", link)
+        self.drain_budget = optional_seconds(drain_budget, "drain_budget", link)
+        #: Set by a planner that is stopping: lanes take no further chunk (see stop_drains).
+        self._drains_stopped = False
+        self._waking = False  # the running transfer is a planner's wake-up (pulls nothing)
         self.backpressure_skips = 0
         #: Ticks this process did not pull because another process claimed them.
         self.ticks_elsewhere = 0
@@ -186,6 +223,7 @@ class QueueDelivery(Delivery):
     def may_pull(self, update: Update) -> bool:
         tick, self._tick = self._tick, None
         pull, self._pull = self._pull, True
+        self._waking = not pull
         if not pull:
             self.claimed_tick = None
             return False
@@ -252,26 +290,122 @@ class QueueDelivery(Delivery):
             self._report_missing(names)
         lanes = []
         last = outlets[-1] if outlets else None
+        deadline: float | None = None
         for outlet in outlets:
             # The last outlet may get the records just stored instead of copies decoded
             # back from storage, when nothing older is due for it; the others need their own.
             mine = known if outlet is last else None
             due = self.queue.due(self.key, outlet.name, self.batch_size, mine)
-            if due:
-                lanes.append(Lane(outlet, self.link.group(due, update)))
+            if not due:
+                continue
+            lane = Lane(outlet, self.link.group(due, update))
+            if len(due) == self.batch_size and not self._drains_stopped:
+                if deadline is None:
+                    deadline = self._drain_deadline()
+                if deadline > self._drain_clock():
+                    lane.state = _Drain(
+                        update=update, started=self._drain_clock(), deadline=deadline
+                    )
+                    lane.grows = True
+            lanes.append(lane)
         return lanes
+
+    def _drain_clock(self) -> float:
+        return self.queue.clock.monotonic()
+
+    def _drain_deadline(self) -> float:
+        """When lanes starting now stop taking further chunks (see ``drain_budget``)."""
+        now = self._drain_clock()
+        if self._waking:
+            return now  # a wake-up between ticks delivers one chunk; the next tick drains
+        if self.drain_budget is not None:
+            return now + self.drain_budget
+        interval = self.link.interval
+        if isinstance(interval, timedelta):
+            return now + interval.total_seconds() / 2
+        moment = datetime.fromtimestamp(self.queue.clock.time(), timezone.utc)
+        fire = interval.next_after(moment)
+        if fire is None:  # no tick will come again: drain as long as it takes
+            return math.inf
+        return now + max(0.0, (fire - moment).total_seconds()) / 2
+
+    def stop_drains(self) -> None:
+        """Lanes draining a backlog take no further chunk (a planner stopping, or removing
+        the link, calls this): the chunk in flight ends the transfer; the rest stays queued."""
+        self._drains_stopped = True
+
+    def allow_drains(self) -> None:
+        """Undo :meth:`stop_drains` (a planner starting the link calls this)."""
+        self._drains_stopped = False
 
     def waiting(self) -> int | None:
         return self.queue.waiting(self.key)
 
     def settle(self, lane: Lane, batch: list[Record], error: Exception | None) -> Outcome | None:
-        name = lane.outlet.name
         state: _Isolation | None = lane.state
         if error is None:
-            self.queue.ack(self.key, name, [record.id for record in batch])
+            self.queue.ack(self.key, lane.outlet.name, [record.id for record in batch])
             if state is not None:
                 state.alive = True
+                if isinstance(state, _Drain):
+                    self._drain_on(lane, state, len(batch))
             return None
+        outcome = self._settle_failed(lane, batch, error)
+        if isinstance(state, _Drain):
+            state.failed = True
+            if not state.ended and (outcome is Outcome.STOP or lane.done >= len(lane.batches)):
+                self._drain_ended(lane, state, "a push failed")
+        return outcome
+
+    def _drain_on(self, lane: Lane, state: _Drain, acked: int) -> None:
+        """After a pushed batch of a lane that may grow: at the end of its chunk, append the
+        next chunk of due records, or end the drain."""
+        state.delivered += acked
+        state.in_chunk += acked
+        if state.ended or lane.done < len(lane.batches):
+            return
+        if state.failed:  # parts of a split batch went on after the failure
+            self._drain_ended(lane, state, "a push failed")
+            return
+        if not state.full or not state.in_chunk:
+            # a partial chunk was the last; a chunk the groupers emptied would come back
+            self._drain_ended(lane, state, "caught up" if not state.full else "nothing taken")
+            return
+        if self._drains_stopped:
+            self._drain_ended(lane, state, "the planner is stopping")
+            return
+        if self._drain_clock() >= state.deadline:
+            self._drain_ended(lane, state, "drain_budget spent")
+            return
+        del lane.batches[: lane.done]  # one chunk in memory at a time
+        lane.done = 0
+        due = self.queue.due(self.key, lane.outlet.name, self.batch_size)
+        if not due:
+            self._drain_ended(lane, state, "caught up")
+            return
+        state.full = len(due) == self.batch_size
+        state.chunks += 1
+        state.in_chunk = 0
+        lane.batches.extend(self.link.group(due, state.update))
+
+    def _drain_ended(self, lane: Lane, state: _Drain, reason: str) -> None:
+        """Log how much a lane that grew drained (see ``databay_bus._progress``)."""
+        state.ended = True
+        if state.chunks > 1:
+            _progress.drain_ended(
+                state.update,
+                lane.outlet.name,
+                state.delivered,
+                self._drain_clock() - state.started,
+                state.chunks,
+                reason,
+                self.waiting,
+            )
+
+    def _settle_failed(self, lane: Lane, batch: list[Record], error: Exception) -> Outcome:
+        """A failed push: split it, or count the attempt (retry later or dead-letter)."""
+        name = lane.outlet.name
+        state: _Isolation | None = lane.state
         if isinstance(error, PartialPushError) and self._settle_partial(lane, batch, error):
             return Outcome.CONTINUE
         if self.isolate_poison and len(batch) > 1 and self._split(lane, batch, error):

@@ -249,6 +249,7 @@ class BasePlanner(abc.ABC):
         self._link_ids.discard(id(link))
         self._count_queue(link, -1)
         link.remove_listener(self._emit_event)
+        _stop_drains([link])
         if self._state is not PlannerState.STOPPED:
             self._stop_link(link)
         self._unstarted.discard(id(link))
@@ -272,6 +273,9 @@ class BasePlanner(abc.ABC):
             return [queue for queue, _ in self._queues.values()]
 
     def _start_link(self, link: Link) -> bool:
+        allow = getattr(link._delivery, "allow_drains", None)
+        if allow is not None:  # a queued link drains backlogs again (see shutdown)
+            allow()
         try:
             link.on_start()
         except Exception as exc:
@@ -528,6 +532,9 @@ class BasePlanner(abc.ABC):
         wait = as_bool(wait, "wait", owner)
         timeout = optional_seconds(timeout, "timeout", owner)
         self._await_pending_start()
+        # A transfer draining a queue's backlog ends after its current chunk, so waiting for
+        # it stays short; what it did not push stays queued for the next start.
+        _stop_drains(self.links)
         with self._state_lock:
             state = self._state
             if state is PlannerState.STARTING:
@@ -825,6 +832,14 @@ def _name(link: Link) -> str:
     """How logs name a link: its tags joined by dots, else its repr."""
     tags = link.tags
     return ".".join(tags) if isinstance(tags, list) and tags else repr(link)
+
+
+def _stop_drains(links: Sequence[Link]) -> None:
+    """Tell queued links' transfers to take no further chunk of a backlog."""
+    for link in links:
+        stop = getattr(link._delivery, "stop_drains", None)
+        if stop is not None:
+            stop()
 
 
 def _transfer_running(link: Link) -> bool:

@@ -188,7 +188,17 @@ CASES = [
         "delivery-key",
         QUEUE + link(delivery="{batchsize = 3}"),
         "links[0].delivery.batchsize: unknown key (known keys: key, max_pending, batch_size, "
-        "isolate_poison, max_isolation_pushes)",
+        "drain_budget, isolate_poison, max_isolation_pushes)",
+    ),
+    (
+        "delivery-drain-budget-text",
+        QUEUE + link(delivery='{drain_budget = "soon"}'),
+        "links[0].delivery.drain_budget: must be a number of seconds or a duration like",
+    ),
+    (
+        "delivery-drain-budget-value",
+        QUEUE + link(delivery="{drain_budget = -1}"),
+        "links[0]: ConfigurationError: ",
     ),
     (
         "delivery-value",

@@ -225,7 +225,7 @@ def test_shared_sqlite_queue_retry_and_outlet_retry(tmp_path: Path) -> None:
     retry = {{max_attempts = false, initial_delay = "250ms", max_delay = "1m"}}
     {LINK}
     outlet_retry = {{x = {{max_attempts = 2}}}}
-    delivery = {{batch_size = 7, max_pending = 100, key = "tee"}}
+    delivery = {{batch_size = 7, max_pending = 100, key = "tee", drain_budget = "1m30s"}}
 
     [[links]]
     tags = ["second"]
@@ -254,7 +254,9 @@ def test_shared_sqlite_queue_retry_and_outlet_retry(tmp_path: Path) -> None:
         assert delivery.retry == RetryPolicy(max_attempts=None, initial_delay=0.25, max_delay=60)
         assert delivery.outlet_retry == {"x": RetryPolicy(max_attempts=2)}
         assert (delivery.batch_size, delivery.max_pending, delivery.key) == (7, 100, "tee")
+        assert delivery.drain_budget == 90
         assert second._delivery.retry.max_attempts == 9  # type: ignore[attr-defined]
+        assert second._delivery.drain_budget is None  # type: ignore[attr-defined]
     finally:
         pipeline.close()
 

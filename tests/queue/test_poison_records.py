@@ -170,7 +170,9 @@ def test_a_long_drain_reports_progress(
             super().push(records, update)
 
     pairs = lambda batches: [b[i : i + 2] for b in batches for i in range(0, len(b), 2)]  # noqa: E731
-    link, _queue = queued(Slow(), list(range(30)), groupers=[pairs], batch_size=20)
+    link, _queue = queued(
+        Slow(), list(range(30)), groupers=[pairs], batch_size=20, drain_budget=0
+    )
     link.transfer()
     lines = [
         r.getMessage()
@@ -178,10 +180,10 @@ def test_a_long_drain_reports_progress(
         if r.levelno == logging.INFO and "delivered so far" in r.getMessage()
     ]
     assert lines == [  # every 5 (fake) seconds, never after the last batch
-        "feed.0: outlet strict: 6 records delivered so far, 14 more in this transfer, "
+        "feed.0: outlet strict: 6 records delivered so far (1/s), 14 more in this transfer, "
         "24 waiting in the queue in all",
-        "feed.0: outlet strict: 12 records delivered so far, 8 more in this transfer, "
+        "feed.0: outlet strict: 12 records delivered so far (1/s), 8 more in this transfer, "
         "18 waiting in the queue in all",
-        "feed.0: outlet strict: 18 records delivered so far, 2 more in this transfer, "
+        "feed.0: outlet strict: 18 records delivered so far (1/s), 2 more in this transfer, "
         "12 waiting in the queue in all",
     ]

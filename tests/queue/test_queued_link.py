@@ -80,9 +80,10 @@ class TestDelivery:
     def test_transfers_deliver_in_enqueue_order_bounded_by_batch_size(
         self, queue: RecordQueue
     ) -> None:
-        """batch_size bounds each outlet's share of a transfer; the rest comes next time."""
+        """With drain_budget=0, batch_size bounds each outlet's share of a transfer; the rest
+        comes next time (a draining transfer goes on: tests/queue/test_backlog_drain.py)."""
         out = ListOutlet("a")
-        link = make_link(queue, CountingInlet(5), out, batch_size=3)
+        link = make_link(queue, CountingInlet(5), out, batch_size=3, drain_budget=0)
         link.transfer()
         assert out.payloads == [0, 1, 2]
         link.transfer()

@@ -100,12 +100,15 @@ class TestAcrossNodes:
             queue = make_postgres(clock=None)
             inlet, outlet = CountingInlet(3), ListOutlet(name="out")
             # An interval of 10**6 s: both calls fall in one tick (a boundary every 11 days).
-            link = Link(inlet, outlet, 10**6, tags="shared", queue=queue, batch_size=2)
+            link = Link(
+                inlet, outlet, 10**6, tags="shared", queue=queue, batch_size=2, drain_budget=0
+            )
             nodes.append((ManualPlanner(link), link, inlet, outlet))
         for planner, link, _, _ in nodes:
             planner._run_transfer(link)
         assert sorted(inlet.pulls for _, _, inlet, _ in nodes) == [0, 1]
-        # batch_size 2: the puller pushes two, the other process (delivering only) the third
+        # batch_size 2, no drain: the puller pushes two, the other process (delivering only)
+        # the third
         assert [outlet.payloads for _, _, _, outlet in nodes] == [[0, 1], [2]]
         (puller,) = [link for _, link, inlet, _ in nodes if inlet.pulls]
         assert puller._delivery.claimed_tick is not None  # type: ignore[attr-defined]
