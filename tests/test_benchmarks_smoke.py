@@ -44,7 +44,7 @@ def test_smoke_run_produces_figures_for_every_scenario(tmp_path: Path) -> None:
         if row["scenario"] in (1, 2, 3, 4):
             assert row["bus"][0].isdigit() or row["bus"][0] in "+-", row
     backlog = report["results"]["8"]["backlog n=20000"]["databay_bus"]
-    assert backlog["drain_records_per_s"] > 0 and backlog["drain_transfers"] > 1
+    assert backlog["drain_records_per_s"] > 0 and backlog["drain_ticks"] >= 1
     transfer = report["results"]["1"]["sync nodes"]["databay_bus"]
     assert transfer["s_per_transfer"] > 0
     assert "databay" not in report["results"]["1"]["sync nodes"]  # --bus-only
