@@ -15,7 +15,8 @@ on the same disk (the temp directory):
   B = 1 000: the queue should reach >= 0.5x it).
 
 Targets: B = 1 000: >= 50 000 records/s and >= 40x persist-queue's get + ack rate;
-B = 1: transfers/s >= 0.3x the raw fsync rate.
+B = 1: transfers/s >= 0.3x the raw fsync rate. B = 1 000 is also measured with the opt-in
+``OrjsonCodec`` (no target: the default codec's row is the target row).
 
 Many small links (issue 19): 20 queued links at B = 1 on one SqliteQueue file, one thread
 each looping ``transfer()``; figure: committed transfers/s of all of them together, against
@@ -75,6 +76,17 @@ def cases(mode: str) -> list[dict[str, Any]]:
         {"id": f"queue B={size}", "kind": "queue", "size": size, "libs": [BUS], "repeats": repeats}
         for size in _SIZES[mode]
     ]
+    if 1_000 in _SIZES[mode]:
+        found.append(
+            {
+                "id": "queue B=1000 orjson",
+                "kind": "queue",
+                "size": 1_000,
+                "codec": "orjson",
+                "libs": [BUS],
+                "repeats": repeats,
+            }
+        )
     found += [
         {"id": f"{MANY_LINKS} links B=1", "kind": "links", "libs": [BUS], "repeats": repeats},
         {"id": "persist-queue", "kind": "persistqueue", "libs": [DATABAY], "repeats": repeats},
@@ -100,7 +112,7 @@ def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
     with _scratch() as folder:
         kind = case["kind"]
         if kind == "queue":
-            return _queue(lib, case["size"], folder, min_time)
+            return _queue(lib, case["size"], folder, min_time, case.get("codec"))
         if kind == "links":
             return _many_links(lib, folder, max(min_time, 0.5))
         if kind == "persistqueue":
@@ -112,13 +124,23 @@ def measure(lib: str, case: dict[str, Any], mode: str) -> dict[str, Any]:
         return _sqlite(folder, min_time)
 
 
-def _queue(lib: str, size: int, folder: Path, min_time: float) -> dict[str, Any]:
+def _queue(
+    lib: str, size: int, folder: Path, min_time: float, codec: str | None = None
+) -> dict[str, Any]:
     try:
         from databay_bus.queue import SqliteQueue
     except ImportError as exc:
         raise Unavailable(f"databay_bus.queue.SqliteQueue: {exc}") from exc
+    options: dict[str, Any] = {}
+    if codec == "orjson":
+        try:
+            from databay_bus.records import OrjsonCodec
+
+            options["codec"] = OrjsonCodec()
+        except ImportError as exc:  # an older databay_bus, or orjson missing
+            raise Unavailable(f"OrjsonCodec: {exc}") from exc
     nodes = node_classes(lib)
-    queue = SqliteQueue(folder / "queue.sqlite3")
+    queue = SqliteQueue(folder / "queue.sqlite3", **options)
     outlet = nodes["CountOutlet"]()
     try:
         link = make_link(
@@ -345,6 +367,16 @@ def summarize(mode: str, results: dict[str, dict[str, Any]]) -> list[Row]:
                         if not (records and raw_rows)
                         else records / raw_rows >= RAW_ROWS_TARGET
                     ),
+                )
+            )
+            fast = figure("queue B=1000 orjson", BUS, "records_per_s")
+            rows.append(
+                Row(
+                    ID,
+                    label + ", OrjsonCodec: records/s",
+                    "—",
+                    cell("queue B=1000 orjson", BUS, "records_per_s", "rec/s"),
+                    fmt_ratio(fast / raw_rows, "raw SQLite rows/s") if fast and raw_rows else "—",
                 )
             )
         if size == 1:

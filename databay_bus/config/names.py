@@ -47,6 +47,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "codec": {
         "json": "databay_bus.records.codecs.JsonCodec",
+        "orjson": "databay_bus.records.codecs.OrjsonCodec",
         "pickle": "databay_bus.records.codecs.PickleCodec",
     },
     "observer": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from databay_bus.records.codecs import Codec, JsonCodec, PickleCodec
+from databay_bus.records.codecs import Codec, JsonCodec, OrjsonCodec, PickleCodec
 from databay_bus.records.metadata import INLET_KEY, MetadataKey, merge_metadata
 from databay_bus.records.record import Record
 
@@ -11,6 +11,7 @@ __all__ = [
     "Codec",
     "JsonCodec",
     "MetadataKey",
+    "OrjsonCodec",
     "PickleCodec",
     "Record",
     "merge_metadata",

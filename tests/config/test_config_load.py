@@ -16,7 +16,7 @@ from databay_bus.config import LogObserver, Pipeline, load, loads, parse_duratio
 from databay_bus.config.names import ImportFailed, import_path, resolve
 from databay_bus.planners import ApsPlanner, SchedulePlanner
 from databay_bus.queue import MemoryQueue, RetryPolicy, SqliteQueue
-from databay_bus.records.codecs import PickleCodec
+from databay_bus.records.codecs import OrjsonCodec, PickleCodec
 from databay_bus.routing import InletRouter, MetadataRouter, PredicateRouter
 
 
@@ -266,6 +266,13 @@ def test_a_link_with_its_own_queue_table() -> None:
     (link,) = pipeline.links
     assert isinstance(link.queue, MemoryQueue)
     assert link.queue.retention == 60
+
+
+def test_the_orjson_codec_by_name() -> None:
+    pipeline = loads(LINK + 'queue = {kind = "memory", codec = "orjson"}\n')
+    (link,) = pipeline.links
+    assert isinstance(link.queue, MemoryQueue)
+    assert isinstance(link.queue.codec, OrjsonCodec)
 
 
 def test_dry_run_never_opens_the_queue_file(tmp_path: Path) -> None:

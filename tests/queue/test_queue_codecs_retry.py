@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from databay_bus.errors import ConfigurationError, DatabayBusError, RecordEncodeError
-from databay_bus.queue import MemoryQueue, RetryPolicy
-from databay_bus.records import JsonCodec, MetadataKey, PickleCodec, Record
+from databay_bus.errors import (
+    ConfigurationError,
+    DatabayBusError,
+    MissingDependencyError,
+    RecordEncodeError,
+)
+from databay_bus.queue import MemoryQueue, RetryPolicy, SqliteQueue
+from databay_bus.records import JsonCodec, MetadataKey, OrjsonCodec, PickleCodec, Record
 from databay_bus.records.codecs import TAG, CodecError, encode_record
 from databay_bus.records.record import pulled_records
 
@@ -20,28 +27,32 @@ class Colour(enum.IntEnum):
     RED = 1
 
 
+#: What JsonCodec (and OrjsonCodec) must give back equal and of the same type.
+ROUND_TRIP = [
+    None,
+    True,
+    3,
+    2.5,
+    "é",
+    [1, [2]],
+    {"a": {"b": None}},
+    (1, (2, "x")),
+    dt.datetime(2024, 5, 6, 7, 8, 9, 123456),
+    dt.datetime(2024, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+    dt.date(2024, 5, 6),
+    dt.time(7, 8, 9),
+    dt.timedelta(days=-1, seconds=5),
+    b"\x00\x01",
+    bytearray(b"ab"),
+    Decimal("-1.500"),
+    {TAG: "datetime", "v": "not a tag"},
+]
+
+
 class TestJsonCodec:
     @pytest.mark.parametrize(
         "value",
-        [
-            None,
-            True,
-            3,
-            2.5,
-            "é",
-            [1, [2]],
-            {"a": {"b": None}},
-            (1, (2, "x")),
-            dt.datetime(2024, 5, 6, 7, 8, 9, 123456),
-            dt.datetime(2024, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-            dt.date(2024, 5, 6),
-            dt.time(7, 8, 9),
-            dt.timedelta(days=-1, seconds=5),
-            b"\x00\x01",
-            bytearray(b"ab"),
-            Decimal("-1.500"),
-            {TAG: "datetime", "v": "not a tag"},
-        ],
+        ROUND_TRIP,
         ids=repr,
     )
     def test_round_trip(self, value: object) -> None:
@@ -164,6 +175,109 @@ class TestJsonCodec:
         records = [Record(1, {}), Record({"x": [{1}]}, {})]
         with pytest.raises(CodecError, match=r"payload\['x'\]\[0\]"):
             codec.encode_records(records)
+
+
+def same(value: object, other: object) -> bool:
+    """Equal, of the same type all the way down (1, 1.0 and True differ), nan included."""
+    return type(value) is type(other) and repr(value) == repr(other)
+
+
+#: Values orjson alone would not keep: OrjsonCodec leaves them to the standard library.
+ORJSON_EDGES = [
+    [float("nan"), float("inf"), -float("inf"), None],
+    {"f": float("nan"), "n": None},
+    [2**64 - 1, 2**64, -(2**63) - 1, 10**30, -0.0, 1e16, 1e-7],
+    "\x1e",
+    ["a", "\x1e", "b"],
+    [Colour.RED, MetadataKey("k")],
+    {"nulls": [None, "null"], "t": (None,)},
+]
+
+
+class TestOrjsonCodec:
+    @pytest.mark.parametrize("value", ROUND_TRIP + ORJSON_EDGES, ids=repr)
+    def test_round_trip_and_both_codecs_read_each_others_records(self, value: object) -> None:
+        """What JsonCodec keeps, OrjsonCodec keeps; each reads the other's bytes."""
+        fast, standard = OrjsonCodec(), JsonCodec()
+        expected = JsonCodec().decode(standard.encode(value, {}))[0]  # enums: by value
+        for writer in (fast, standard):
+            data = writer.encode(value, {"__inlet__": "I", "when": dt.date(2024, 1, 2)})
+            for reader in (fast, standard):
+                payload, metadata = reader.decode(data)
+                assert same(payload, expected), (writer, reader, payload)
+                assert metadata == {"__inlet__": "I", "when": dt.date(2024, 1, 2)}
+
+    def test_deep_nesting_beyond_orjsons_limit(self) -> None:
+        value: object = 1
+        for _ in range(300):
+            value = [value]
+        codec = OrjsonCodec()
+        assert codec.decode(codec.encode(value, {}))[0] == value
+
+    def test_batch_forms_agree_with_single_ones(self) -> None:
+        """encode_records and decode_many give what encode and decode give, also for a batch
+        mixing values orjson stores with ones it leaves to json, and shared metadata."""
+        codec = OrjsonCodec()
+        pulled = pulled_records([{"n": n, "x": [n * 0.5, "a"]} for n in range(4)], {"i": 1}, "I")
+        pulled[2].metadata["changed"] = (1, 2)
+        for batch in (
+            pulled,
+            pulled[:2] + [Record(value, {"__inlet__": "I"}) for value in ORJSON_EDGES],
+            [Record(v, {}) for v in ROUND_TRIP],
+            [Record(2**70, {}), Record(1, {})],  # orjson refuses the batch: json, one by one
+            [Record(float("nan"), {}), Record([None, -float("inf")], {}), Record(None, {})],
+        ):
+            encoded = codec.encode_records(batch)
+            singles = [codec.decode(codec.encode(r.payload, r.metadata)) for r in batch]
+            assert same([codec.decode(d) for d in encoded], singles)
+            assert same([tuple(d) for d in codec.decode_many(encoded)], singles)
+            assert same([tuple(d) for d in JsonCodec().decode_many(encoded)], singles)
+
+    def test_refuses_what_json_codec_refuses_naming_the_place(self) -> None:
+        codec = OrjsonCodec()
+        with pytest.raises(RecordEncodeError) as info:
+            encode_record(codec, {"x": [{1}]}, {"__inlet__": "I"})
+        assert (info.value.codec, info.value.path, info.value.value_type) == (
+            "json",
+            "payload['x'][0]",
+            set,
+        )
+        with pytest.raises(RecordEncodeError, match="int"):
+            encode_record(codec, {1: "a"}, {"__inlet__": "I"})
+        with pytest.raises(CodecError, match=r"payload\['x'\]\[0\]"):
+            codec.encode_records([Record(1, {}), Record({"x": [{1}]}, {})])
+
+    def test_decode_falls_back_to_json_for_what_orjson_cannot_read(self) -> None:
+        codec = OrjsonCodec()
+        assert math.isnan(codec.decode(b"[NaN,{}]")[0])
+        assert (
+            codec.decode(b"[123456789012345678901234567890,{}]")[0]
+            == 123456789012345678901234567890
+        )
+        assert codec.decode(b"[-9223372036854775809,{}]")[0] == -(2**63) - 1
+        with pytest.raises(ValueError):
+            codec.decode(b"not json")
+        with pytest.raises(ValueError):
+            codec.decode_many([codec.encode(1, {}), b"[2,{}],[3,{}]"])
+
+    def test_a_queue_switches_codecs_both_ways(self, tmp_path: Path) -> None:
+        """Records keep the codec name 'json': a queue written by one codec is delivered by
+        the other, and back."""
+        path = tmp_path / "q.sqlite3"
+        first = [(1, "x"), {"when": dt.date(2024, 1, 2)}, float("nan")]
+        with SqliteQueue(path, codec=JsonCodec()) as queue:
+            queue.enqueue("L", [Record(v, {"__inlet__": "I"}) for v in first], [["a"]] * 3)
+        with SqliteQueue(path, codec=OrjsonCodec()) as queue:
+            assert same([r.payload for r in queue.due("L", "a", 10)], first)
+            queue.enqueue("L", [Record(v, {}) for v in ["y", 2**70]], [["a"]] * 2)
+            assert queue.stored_codecs() == {"json"}
+        with SqliteQueue(path, codec=JsonCodec()) as queue:
+            assert same([r.payload for r in queue.due("L", "a", 10)], [*first, "y", 2**70])
+
+    def test_missing_orjson_names_the_extra(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(sys.modules, "orjson", None)
+        with pytest.raises(MissingDependencyError, match=r"databay_bus\[orjson\]"):
+            OrjsonCodec()
 
 
 class TestPickleCodec:
