@@ -242,7 +242,7 @@ class ApsPlanner(BasePlanner):
             now = datetime.now(timezone.utc)  # the grid's anchor, before building the scheduler
             self._scheduler = self._new_scheduler()
             self._groups.pool = WorkerPool(self._threads, name="databay_bus-aps")
-            self._add_groups(self._scheduler, self._links, now)
+            self._add_groups(self._scheduler, list(self._links.values()), now)
             self._scheduler.start()
 
     def _shutdown_planner(self, wait: bool = True) -> None:

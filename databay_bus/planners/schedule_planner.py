@@ -144,7 +144,7 @@ class SchedulePlanner(BasePlanner):
         with self._links_lock:
             self._groups.pool = pool = WorkerPool(self._threads, name="databay_bus-schedule")
             self._wakeup.clear()
-            self._schedule_many(self._links)
+            self._schedule_many(list(self._links.values()))
         self._loop_thread = threading.Thread(
             target=self._loop, args=(pool,), name="databay_bus-schedule-loop", daemon=True
         )

@@ -478,3 +478,16 @@ def test_the_planner_knows_its_links_queues_as_they_come_and_go() -> None:
         assert planner._maintenance.queues() == []
     finally:
         planner.shutdown()
+
+
+def test_links_keep_their_order_through_removals() -> None:
+    links = [Link(ListInlet([1]), RecordingOutlet(), 60) for _ in range(5)]
+    planner = ManualPlanner(links)
+    planner.remove_links([links[3], links[1], links[3]])  # listed twice: removed once
+    assert planner.links == [links[0], links[2], links[4]]
+    planner.add_links(links[1])
+    assert planner.links == [links[0], links[2], links[4], links[1]]
+    with pytest.raises(MissingLinkError):
+        planner.remove_links(links[3])
+    planner.purge()
+    assert planner.links == []
