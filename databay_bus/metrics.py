@@ -45,15 +45,20 @@ class LinkMetrics:
         failed: bool,
     ) -> None:
         """Fold one finished transfer into the totals."""
+        outlets = self.outlets
         with _LOCK:
             self.transfers += 1
-            self.failures += int(failed)
+            if failed:
+                self.failures += 1
             self.records_pulled += pulled
-            self.records_pushed += sum(pushed.values())
             self.last_duration = duration
             self.last_transfer_at = finished_at
             for name, count in pushed.items():
-                self._outlet(name).pushed += count
+                self.records_pushed += count
+                outlet = outlets.get(name)  # _outlet's steps, without its call per outlet
+                if outlet is None:
+                    outlet = outlets[name] = OutletMetrics()
+                outlet.pushed += count
             for name, count in outlet_failures.items():
                 self._outlet(name).failures += count
 
