@@ -364,13 +364,9 @@ def run_parallel(calls: Iterable[Callable[[], T]], limit: int) -> list[T | BaseE
     The last call runs in the calling thread, so a single call costs no thread hop.
     """
     pending = list(calls)
-    if not pending:
-        return []
+    if len(pending) <= 1 or limit <= 1:
+        return [_capture(call) for call in pending]
     results: list[T | BaseException] = [None] * len(pending)  # type: ignore[list-item]
-    if len(pending) == 1 or limit <= 1:
-        for index, call in enumerate(pending):
-            results[index] = _capture(call)
-        return results
     gate = threading.BoundedSemaphore(limit)
 
     def gated(call: Callable[[], T]) -> T | BaseException:
@@ -409,8 +405,8 @@ def run_isolated(
     """
     count = len(items)
     results: list[T | BaseException] = [None] * count  # type: ignore[list-item]
-    futures: dict[int, Future[T | BaseException]] = {}
     inline: Sequence[int] = range(count)
+    futures: dict[int, Future[T | BaseException]] | None = None
     if slow:
         threaded = [i for i in inline if key(items[i]) in slow]
         if threaded:
@@ -418,21 +414,21 @@ def run_isolated(
             if not inline:
                 inline = [threaded.pop()]  # its own thread would only make this one wait
             pool = io_pool()
-            for index in threaded:
-                futures[index] = pool.submit(_timed, call, items[index], slow, key, budget)
+            futures = {
+                index: pool.submit(_timed, call, items[index], slow, key, budget)
+                for index in threaded
+            }
     if len(inline) == 1:
         index = inline[0]
         results[index] = _timed(call, items[index], slow, key, budget)
     elif inline:
-        run = _InlineRun(call, items, inline, slow, key, budget, futures)
-        watchdog = _watchdog()
-        watchdog.watch(run)
-        try:
-            run.run_here(results)
-        finally:
-            watchdog.unwatch(run)  # after this, no hand-off of this run is under way
-    for index, future in futures.items():
-        results[index] = future.result()
+        run = _InlineRun(call, items, inline, slow, key, budget)
+        run.run_here(results)
+        if run.futures is not None:
+            futures = {**(futures or {}), **run.futures}
+    if futures is not None:
+        for index, future in futures.items():
+            results[index] = future.result()
     return results
 
 
@@ -459,9 +455,10 @@ def _timed(
 class _InlineRun:
     """Calls run one by one on the calling thread, until the watchdog takes the rest.
 
-    Both take items from ``pending`` with ``popleft`` (thread-safe, so each item is taken
-    once, without a lock); the watchdog hands items off only while holding its own lock, so
-    once the run is unwatched every item taken is either done here or has its future.
+    Both threads take items from ``pending`` with ``popleft`` (thread-safe: each item is
+    taken once, with no lock of ours). The watchdog hands items off under its own lock and
+    sets ``futures`` before it takes any, so the calling thread, done with its own items,
+    waits on that lock only when ``futures`` is set; then every item is done or has a future.
     """
 
     __slots__ = ("budget", "call", "futures", "items", "key", "pending", "slow", "started")
@@ -474,13 +471,23 @@ class _InlineRun:
         slow: set[Hashable],
         key: Callable[[Any], Hashable],
         budget: float,
-        futures: dict[int, Future[Any]],
     ) -> None:
         self.call, self.items, self.pending = call, items, collections.deque(order)
-        self.slow, self.key, self.budget, self.futures = slow, key, budget, futures
+        self.slow, self.key, self.budget = slow, key, budget
+        self.futures: dict[int, Future[Any]] | None = None  # set by a hand-off
         self.started: float | None = None  # when the call running here began
 
     def run_here(self, results: list[Any]) -> None:
+        """Run the items here until none is left; then wait for a hand-off under way."""
+        watchdog = _watchdog()
+        watchdog.watch(self)
+        try:
+            self._run_items(results)
+        finally:
+            self.pending.clear()  # interrupted: nothing more starts, here or on a thread
+            watchdog.unwatch(self)
+
+    def _run_items(self, results: list[Any]) -> None:
         call, items, pending, slow, budget = (
             self.call,
             self.items,
@@ -509,18 +516,21 @@ class _InlineRun:
             started = ended
 
     def hand_off_if_late(self, now: float) -> None:
-        """Watchdog (under its lock): the call here runs past the budget: the items not
+        """Watchdog, under its lock: the call here runs past the budget: the items not
         started yet go to pool threads."""
         started = self.started
-        if started is None or now - started <= self.budget:
+        if started is None or now - started <= self.budget or not self.pending:
             return
+        futures = self.futures
+        if futures is None:
+            futures = self.futures = {}  # before taking any item (see the class doc)
         pending = self.pending
         while True:
             try:
                 index = pending.popleft()
             except IndexError:
                 return
-            self.futures[index] = io_pool().submit(
+            futures[index] = io_pool().submit(
                 _timed, self.call, self.items[index], self.slow, self.key, self.budget
             )
 
@@ -535,11 +545,12 @@ class _Watchdog:
     off after one to two budgets.
     """
 
-    def __init__(self, period: float) -> None:
+    def __init__(self, period: float, idle: float = 1.0) -> None:
         self._period = period
-        self._runs: dict[int, _InlineRun] = {}
-        # A plain lock taken by watch/unwatch (a Condition's own ``with`` is Python code);
-        # the Condition on it only wakes the thread when it sleeps.
+        self._idle = idle  # seconds without runs before the thread sleeps
+        # Runs in progress. Added and discarded without a lock (set.add and set.discard are
+        # thread-safe); the lock serialises hand-offs, and sleeping and waking the thread.
+        self._runs: set[_InlineRun] = set()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._asleep = False
@@ -547,15 +558,17 @@ class _Watchdog:
         self._thread.start()
 
     def watch(self, run: _InlineRun) -> None:
-        with self._lock:
-            self._runs[id(run)] = run
-            if self._asleep:
+        self._runs.add(run)
+        if self._asleep:  # read after the add: see _loop
+            with self._lock:
                 self._asleep = False
                 self._wake.notify()
 
     def unwatch(self, run: _InlineRun) -> None:
-        with self._lock:
-            del self._runs[id(run)]
+        self._runs.discard(run)
+        if run.futures is not None:
+            with self._lock:  # the hand-off under way, if any, has ended
+                pass
 
     def _loop(self) -> None:
         idle_since = time.monotonic()
@@ -563,20 +576,24 @@ class _Watchdog:
             with self._lock:
                 if self._runs:
                     idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > 1.0:
+                elif time.monotonic() - idle_since > self._idle:
+                    # Asleep is set before the runs are looked at again, and watch() reads
+                    # it after adding its run: either this sees the run, or watch wakes it.
                     self._asleep = True
-                    while self._asleep:
+                    while self._asleep and not self._runs:
                         self._wake.wait()
+                    self._asleep = False
                     idle_since = time.monotonic()
             self._check()  # a call of its own: no run (nor its link) stays referenced
             time.sleep(self._period)
 
     def _check(self) -> None:
-        with self._lock:  # hand-offs happen under the lock (see _InlineRun)
-            if not self._runs:
-                return
-            now = time.monotonic()
-            for run in self._runs.values():
+        runs = list(self._runs)
+        if not runs:
+            return
+        now = time.monotonic()
+        with self._lock:
+            for run in runs:
                 run.hand_off_if_late(now)
 
 

@@ -220,3 +220,28 @@ def test_run_isolated_returns_results_and_errors_in_order() -> None:
     results = _concurrency.run_isolated(call, items, slow, key)
     assert results == [0, error, 2, 3, 4]
     assert slow == {"c"}  # the blocked call proved slow; the threaded one was quick
+
+
+def test_run_isolated_wakes_a_sleeping_watchdog(
+    monkeypatch: pytest.MonkeyPatch, wait_until: Callable[..., None]
+) -> None:
+    """The watchdog sleeps while no inline run is in progress; the next run wakes it, so a
+    blocked call still hands the calls after it to threads."""
+    watchdog = _concurrency._Watchdog(_concurrency.INLINE_BUDGET, idle=0.01)
+    monkeypatch.setattr(_concurrency, "_watchdog_instance", watchdog)
+    wait_until(lambda: watchdog._asleep, message="the watchdog to sleep")
+    released = threading.Event()
+
+    def blocks() -> int:
+        assert released.wait(10)  # only a thread running the next call can set it
+        return 1
+
+    def release() -> int:
+        released.set()
+        return 2
+
+    def call(item: Callable[[], int]) -> int:
+        return item()
+
+    assert _concurrency.run_isolated(call, [blocks, release], set(), id) == [1, 2]
+    assert not watchdog._runs
