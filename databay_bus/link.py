@@ -550,7 +550,14 @@ class Link:
         failure (or a :class:`TransferError` holding several) unless ``ignore_exceptions``.
         """
         with self._transfer_lock:
-            self._transfer_locked()
+            self._enter_flight()
+            try:
+                if self._all_sync:
+                    self._run_sync()
+                else:
+                    run_coroutine(self._run_async(), self._home)
+            finally:
+                self._leave_flight()
 
     async def transfer_async(self) -> None:
         """Run one transfer now, inside the running event loop.
@@ -568,23 +575,10 @@ class Link:
         finally:
             self._transfer_lock.release()
 
-    def _transfer_locked(self) -> None:
-        if self._all_sync:
-            self._run_guarded(self._run_sync)
-        else:
-            self._run_guarded(lambda: run_coroutine(self._run_async(), self._home))
-
     async def _run_async_guarded(self) -> None:
         self._enter_flight()
         try:
             await self._run_async()
-        finally:
-            self._leave_flight()
-
-    def _run_guarded(self, run: Callable[[], None]) -> None:
-        self._enter_flight()
-        try:
-            run()
         finally:
             self._leave_flight()
 
@@ -603,7 +597,8 @@ class Link:
     def _begin(self) -> _Run:
         self._transfer_number += 1
         update = Update(self._tags, self._transfer_number)
-        _LOGGER.debug("%s transfer", update)
+        if _LOGGER.isEnabledFor(logging.DEBUG):  # one call instead of two when it is not
+            _LOGGER.debug("%s transfer", update)
         if self._listeners:
             self._emit(TransferStarted(self, update))
         return _Run(update, time.monotonic())
@@ -952,7 +947,8 @@ class Link:
         self.metrics.add_transfer(
             run.pulled, run.pushed, run.failures, duration, time.time(), bool(errors)
         )
-        _LOGGER.debug("%s done", update)
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            _LOGGER.debug("%s done", update)
         if self._listeners:
             pushed = dict(run.pushed)
             self._emit(TransferCompleted(self, update, run.pulled, pushed, duration, bool(errors)))
