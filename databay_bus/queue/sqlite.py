@@ -30,7 +30,8 @@ retry time. Numbers come from memory (this process is the file's only writer).
 Threads: each thread gets its own connection, so reads (``due``, ``stats``) run side by
 side; writes are serialised by one in-process lock before SQLite's own lock, which hands
 the file from one writer to the next at once instead of through SQLite's sleeping busy
-handler (4 links on 4 threads: benchmarks/queue_throughput.py). Enqueues and acks that
+handler (4 links on 4 threads: benchmarks/queue_throughput.py), and all go through one
+writer connection, whose page cache stays valid between writes. Enqueues and acks that
 arrive while a write commits share the next transaction (``_GroupCommit``). As the only
 writer, the queue knows what waits for an outlet right after an enqueue when nothing else
 did (``_known``): its ``due`` then reads nothing.
@@ -430,7 +431,11 @@ class SqliteQueue(RecordQueue):
         # while another thread runs a statement on it (that crashes the interpreter)
         self._busy: dict[int, int] = {}
         self._idle = threading.Condition(self._connections_lock)
-        self._full: dict[int, bool] = {}  # id(connection) -> its synchronous is FULL
+        # The one connection writes use, under _lock, whichever thread writes: its page
+        # cache stays valid from one write to the next (a connection that another one
+        # wrote behind re-reads its pages); and its synchronous setting (True: FULL).
+        self._writer: sqlite3.Connection | None = None
+        self._writer_full = True
         self._unsynced_since: float | None = None  # first NORMAL commit after the last FULL
         # The last record number handed out. This process is the file's only writer (the
         # file lock), so it is kept here instead of read in every enqueue; None: read it.
@@ -673,10 +678,8 @@ class SqliteQueue(RecordQueue):
                 if ref() is None or not ref().is_alive():  # type: ignore[union-attr]
                     old.close()  # its thread has ended
                     del self._connections[key]
-                    self._full.pop(key, None)
             conn = self._connect()
             self._connections[id(conn)] = (weakref.ref(thread), conn)
-            self._full[id(conn)] = True
         self._local.conn = conn
         return conn
 
@@ -711,20 +714,17 @@ class SqliteQueue(RecordQueue):
         """
         if self.read_only:
             raise QueueReadOnlyError(f"{self!r} is open read-only; {doing} changes the queue")
-        with self._using() as conn, self._lock:
-            key = id(conn)
-            try:
-                full = (
-                    durable
-                    or self.ack_sync == "full"
-                    or (
-                        self._unsynced_since is not None
-                        and self.clock.monotonic() - self._unsynced_since >= _SYNC_WINDOW
-                    )
+        with self._lock:
+            full = (
+                durable
+                or self.ack_sync == "full"
+                or (
+                    self._unsynced_since is not None
+                    and self.clock.monotonic() - self._unsynced_since >= _SYNC_WINDOW
                 )
-                if self._full.get(key) is not full:
-                    conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
-                    self._full[key] = full
+            )
+            conn = self._writing(full)
+            try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -739,6 +739,9 @@ class SqliteQueue(RecordQueue):
                     raise
             except sqlite3.DatabaseError as exc:
                 raise self._sqlite_error(exc, doing) from exc
+            finally:
+                if self._closed:  # close() came while this wrote: it left the writer to it
+                    self._close_writer()
             if full:
                 self._unsynced_since = None
             elif self._unsynced_since is None:
@@ -747,6 +750,30 @@ class SqliteQueue(RecordQueue):
                 effects, self._after_commit = self._after_commit, []
                 for effect, args in effects:
                     effect(*args)
+
+    def _writing(self, full: bool) -> sqlite3.Connection:
+        """The writer's connection, set to commit with synchronous FULL (``full``) or
+        NORMAL; the caller holds ``_lock``."""
+        if self._closed:
+            raise QueueError(f"{self!r} is closed")
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self._connect()
+            self._writer_full = True  # _connect sets FULL
+        if self._writer_full is not full:
+            try:
+                conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise self._sqlite_error(exc, "writing") from exc
+            self._writer_full = full
+        return conn
+
+    def _close_writer(self) -> None:
+        """Close the writer's connection; the caller holds ``_lock``."""
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()  # the last one checkpoints, which fsyncs NORMAL commits
+            self._writer = None
 
     @contextlib.contextmanager
     def _read(self, doing: str = "reading") -> Iterator[sqlite3.Connection]:
@@ -1544,7 +1571,13 @@ class SqliteQueue(RecordQueue):
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()  # the last one checkpoints, which fsyncs NORMAL commits
                     del self._connections[key]
-            self._full.clear()
+        # A write under way closes them when it ends (_write); the file lock stays held
+        # until then only if the write outlasts this wait.
+        if self._lock.acquire(timeout=self.busy_timeout + 5.0):
+            try:
+                self._close_writer()
+            finally:
+                self._lock.release()
         if self._file_lock is not None:
             self._file_lock.release()
             self._file_lock = None

@@ -58,18 +58,30 @@ def test_ids_never_reused_after_purge(
 _NORMAL, _FULL = 1, 2
 
 
-def _sync(queue: SqliteQueue) -> int:
-    """The synchronous setting the queue's connection (of this thread) committed with last."""
-    value: int = queue._conn().execute("PRAGMA synchronous").fetchone()[0]
-    return value
+def _commits(queue: SqliteQueue) -> list[int]:
+    """From now on, the synchronous setting of each commit, in order (every write goes
+    through the queue's one writer connection)."""
+    seen: list[int] = []
+    conn = queue._writing(True)
+    setting = [int(conn.execute("PRAGMA synchronous").fetchone()[0])]
+
+    def traced(sql: str) -> None:
+        if sql.startswith("PRAGMA synchronous="):
+            setting[0] = _FULL if sql.endswith("FULL") else _NORMAL
+        elif sql == "COMMIT":
+            seen.append(setting[0])
+
+    conn.set_trace_callback(traced)
+    return seen
 
 
 def test_wal_and_full_sync(persistent_queue: SqliteQueue) -> None:
     """The file is in WAL mode and enqueue commits fsync (synchronous=FULL)."""
     with sqlite3.connect(persistent_queue.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    commits = _commits(persistent_queue)
     persistent_queue.enqueue("L", recs(1), [["a"]])
-    assert _sync(persistent_queue) == _FULL
+    assert commits == [_FULL]
     assert persistent_queue.integrity_check() == "ok"
 
 
@@ -80,26 +92,25 @@ def test_acks_commit_without_fsync_until_the_next_enqueue(
     ack more than a second after the first unsynced one is FULL itself."""
     queue = make_sqlite()
     assert queue.ack_sync == "normal"
+    commits = _commits(queue)
     ids = queue.enqueue("L", recs(1, 2, 3), [["a"]] * 3)
     queue.ack("L", "a", ids[:1])
-    assert _sync(queue) == _NORMAL
     queue.fail("L", "a", ids[1:2], "x", lambda n: 1.0)
-    assert _sync(queue) == _NORMAL
+    assert commits == [_FULL, _NORMAL, _NORMAL]
     clock.advance(1.5)
     queue.ack("L", "a", ids[2:])  # the window is over: this commit syncs everything
-    assert _sync(queue) == _FULL
     queue.ack("L", "a", ids[1:2])
-    assert _sync(queue) == _NORMAL
     queue.enqueue("L", recs(4), [["a"]])
-    assert _sync(queue) == _FULL
+    assert commits[3:] == [_FULL, _NORMAL, _FULL]
 
 
 def test_ack_sync_full_fsyncs_every_commit(make_sqlite: Callable[..., SqliteQueue]) -> None:
     queue = make_sqlite(ack_sync="full")
+    commits = _commits(queue)
     ids = queue.enqueue("L", recs(1, 2), [["a"]] * 2)
     queue.ack("L", "a", ids[:1])
     queue.fail("L", "a", ids[1:], "x", lambda n: None)
-    assert _sync(queue) == _FULL
+    assert commits == [_FULL] * 3
 
 
 @pytest.mark.parametrize("value", ["NORMAL", "off", None, 1])
@@ -488,10 +499,11 @@ def test_a_failing_job_in_a_group_of_enqueues_and_acks_rolls_back_only_itself(
 
     store, ack = jobs
     group = [store, _Job(bad, False, "recording a delivery"), ack]
+    commits = _commits(queue)
     queue._commit_group(group)
     assert isinstance(group[1].error, RuntimeError)
     assert store.error is None and ack.error is None and ack.result == 1
-    assert _sync(queue) == _FULL  # a group holding an enqueue is fsynced
+    assert commits == [_FULL]  # a group holding an enqueue is fsynced
     assert [r.payload for r in queue.due("L", "a", 10)] == ["y"]
     assert queue.stats().outlets[0].delivered == 1
 
@@ -504,7 +516,7 @@ def test_due_reads_nothing_while_this_process_knows_what_waits(
     queue = persistent_queue
     ids = queue.enqueue("L", recs(1, 2), [["a", "b"]] * 2)
     statements: list[str] = []
-    queue._conn().set_trace_callback(statements.append)
+    queue._conn().set_trace_callback(statements.append)  # due() reads on this connection
     assert [r.id for r in queue.due("L", "a", 10)] == ids
     assert statements == []
     assert [r.payload for r in queue.due("L", "b", 1)] == [1]  # over the limit: read
@@ -547,6 +559,19 @@ def test_records_of_a_commit_that_failed_are_never_handed_out(
         queue._commit_group([_Job(store_then_fail)])
     assert queue.due("L", "a", 10) == []
     assert queue.waiting("L") == 0
+
+
+def test_writes_after_close_are_refused(make_sqlite: Callable[..., SqliteQueue]) -> None:
+    """Writes share one connection, kept open between them: close() closes it, and a later
+    write is refused instead of reopening it."""
+    queue = make_sqlite()
+    ids = queue.enqueue("L", recs(1), [["a"]])
+    queue.close()
+    assert queue._writer is None
+    with pytest.raises(QueueError, match="is closed"):
+        queue.enqueue("L", recs(2), [["a"]])
+    with pytest.raises(QueueError, match="is closed"):
+        queue.ack("L", "a", ids)
 
 
 def test_close_while_other_threads_read_does_not_crash(tmp_path: Path) -> None:
