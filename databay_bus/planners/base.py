@@ -274,9 +274,10 @@ class BasePlanner(abc.ABC):
             return [queue for queue, _ in self._queues.values()]
 
     def _start_link(self, link: Link) -> bool:
-        allow = getattr(link._delivery, "allow_drains", None)
-        if allow is not None:  # a queued link drains backlogs again (see shutdown)
-            allow()
+        if self._queues:  # a queued link drains backlogs again (see shutdown)
+            allow = getattr(link._delivery, "allow_drains", None)
+            if allow is not None:
+                allow()
         try:
             link.on_start()
         except Exception as exc:
@@ -535,7 +536,8 @@ class BasePlanner(abc.ABC):
         self._await_pending_start()
         # A transfer draining a queue's backlog ends after its current chunk, so waiting for
         # it stays short; what it did not push stays queued for the next start.
-        _stop_drains(self.links)
+        if self._queues:  # none: 100,000 plain links are not walked
+            _stop_drains(self.links)
         with self._state_lock:
             state = self._state
             if state is PlannerState.STARTING:
