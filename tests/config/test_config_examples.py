@@ -24,6 +24,7 @@ def test_the_full_example_loads_with_every_section(monkeypatch: pytest.MonkeyPat
         prices, sensors, alerts = pipeline.links
         assert isinstance(prices.queue, MemoryQueue)  # dry run: no file opened
         assert sensors.queue is prices.queue and alerts.queue is None
+        assert prices._delivery.drain_budget == 10  # type: ignore[attr-defined]
         assert isinstance(sensors.router, InletRouter)
         assert isinstance(alerts.router, PredicateRouter)
         assert pipeline.planner.threads == 8  # type: ignore[attr-defined]
