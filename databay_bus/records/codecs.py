@@ -217,36 +217,44 @@ class OrjsonCodec(JsonCodec):
             raise MissingDependencyError("orjson", "orjson", "OrjsonCodec") from exc
         self._dumps: Callable[[Any], bytes] = orjson.dumps
         self._loads: Callable[[bytes], Any] = orjson.loads
+        self._separator = b"," + orjson.dumps(_SEPARATOR) + b","
 
     def encode(self, payload: Any, metadata: dict[str, Any]) -> bytes:
+        # The metadata through json, as in encode_records: orjson refuses str subclasses
+        # as keys, and metadata keys often are MetadataKeys.
         try:
-            document = [_tagged(payload), _tagged(metadata)]
+            tagged, tail = _tagged(payload), self._tail(metadata)
         except CodecError:
             return super().encode(payload, metadata)  # raises, saying where
-        return self._dump(document)
+        return b"[" + self._dump(tagged) + tail.encode()
 
     def encode_records(self, records: Sequence[Record]) -> list[bytes]:
         """``[encode(r.payload, r.metadata) for r in records]``, without a call per record.
 
         Raises what ``encode`` raises for the first record it cannot store.
         """
+        # As JsonCodec does it: one orjson call for all the payloads, then a split.
         if len(records) < 2:
             return [self.encode(r.payload, r.metadata) for r in records]
         try:
-            payloads = list(map(_tagged, map(_PAYLOAD, records)))
+            documents = [_SEPARATOR] * (2 * len(records) - 1)
+            documents[::2] = map(_tagged, map(_PAYLOAD, records))
             tails = self._tails(list(map(_METADATA, records)))
         except CodecError:  # say where, for the first bad record
             return [self.encode(r.payload, r.metadata) for r in records]
+        payloads = documents[::2]
         try:
-            parts = list(map(self._dumps, payloads))
+            data = self._dumps(documents)
         except TypeError:  # something only the standard library stores: see each
+            data = b""
+        parts = data[1:-1].split(self._separator)
+        if len(parts) != len(records):
             parts = list(map(self._dump, payloads))
-        else:
-            if any(map(operator.contains, parts, itertools.repeat(b"null"))):
-                parts = [
-                    self._dump(payload) if b"null" in part else part
-                    for payload, part in zip(payloads, parts, strict=True)
-                ]
+        elif b"null" in data:  # None, or a nan or inf orjson wrote as null: see those
+            parts = [
+                self._dump(payload) if b"null" in part else part
+                for payload, part in zip(payloads, parts, strict=True)
+            ]
         if isinstance(tails, str):
             tail = tails.encode()
             return [b"[" + part + tail for part in parts]

@@ -226,6 +226,7 @@ class TestOrjsonCodec:
             [Record(v, {}) for v in ROUND_TRIP],
             [Record(2**70, {}), Record(1, {})],  # orjson refuses the batch: json, one by one
             [Record(float("nan"), {}), Record([None, -float("inf")], {}), Record(None, {})],
+            [Record(["a", "\x1e", "b"], {}), Record("\x1e", {}), Record(1, {})],
         ):
             encoded = codec.encode_records(batch)
             singles = [codec.decode(codec.encode(r.payload, r.metadata)) for r in batch]
