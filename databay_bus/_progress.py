@@ -4,8 +4,9 @@ A transfer that pushes many batches to one outlet reports, at most every :data:`
 how many records that outlet took so far, at what rate, and how many still wait (in this
 transfer, and in the link's queue). Short transfers never log anything: the first line comes
 ``EVERY`` seconds in. A lane that drains a queue's backlog chunk after chunk (a queued link's
-``drain_budget``) ends with one line saying how much it drained and why it stopped
-(:func:`drain_ended`), at INFO once the drain took :data:`SUMMARY_AFTER` seconds or more.
+``drain_budget``) reports first after :data:`DRAIN_AFTER` seconds (a backlog of a million
+records may drain in 3 s), and ends with one line saying how much it drained and why it
+stopped (:func:`drain_ended`), at INFO once the drain took ``DRAIN_AFTER`` seconds or more.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from databay_bus._clock import Clock, SystemClock
 if TYPE_CHECKING:
     from databay_bus.delivery.base import Lane
 
-__all__ = ["CLOCK", "EVERY", "SUMMARY_AFTER", "LaneProgress", "drain_ended"]
+__all__ = ["CLOCK", "DRAIN_AFTER", "EVERY", "LaneProgress", "drain_ended"]
 
 _LOGGER = logging.getLogger("databay_bus.link")
 
 #: Seconds between two progress lines of one lane.
 EVERY = 5.0
-#: A drain that took at least this many seconds ends with an INFO line (shorter: DEBUG), so a
-#: backlog drained in 2 s is seen, and a link that drains a few chunks every tick is not noisy.
-SUMMARY_AFTER = 1.0
+#: A drain's first progress line comes after this many seconds, and a drain that took at least
+#: this long ends with an INFO line (shorter: DEBUG): a backlog drained in 3 s is seen, and a
+#: link that drains a few chunks every tick is not noisy.
+DRAIN_AFTER = 1.0
 #: Where progress reads the time (tests put a FakeClock here).
 CLOCK: Clock = SystemClock()
 
@@ -36,7 +38,8 @@ class LaneProgress:
     """Counts one lane's delivered records and logs progress when ``EVERY`` s have passed.
 
     ``grows``: the delivery may append batches to the lane (a backlog drain), so what is left
-    in this transfer is not known; the line gives the queue's count only.
+    in this transfer is not known; the line gives the queue's count only, and the first line
+    comes after ``DRAIN_AFTER`` seconds.
     """
 
     __slots__ = ("_delivered", "_grows", "_next", "_outlet", "_started", "_update", "_waiting")
@@ -54,7 +57,7 @@ class LaneProgress:
         self._grows = grows
         self._delivered = 0
         self._started = CLOCK.monotonic()
-        self._next = self._started + EVERY
+        self._next = self._started + (DRAIN_AFTER if grows else EVERY)
 
     def batch_done(self, delivered: int, lane: Lane) -> None:
         """After a push of ``lane`` (and its settle): ``delivered`` records were taken."""
@@ -99,7 +102,7 @@ def drain_ended(
 ) -> None:
     """Log the end of a lane that drained ``chunks`` chunks of a backlog (see module doc);
     ``waiting`` is asked only when the line is logged (it may count the queue)."""
-    level = logging.INFO if seconds >= SUMMARY_AFTER else logging.DEBUG
+    level = logging.INFO if seconds >= DRAIN_AFTER else logging.DEBUG
     if not _LOGGER.isEnabledFor(level):
         return
     backlog = waiting()

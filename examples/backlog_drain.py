@@ -5,8 +5,9 @@ SqliteQueue. Once it is back, one transfer does not stop at ``batch_size`` (500)
 goes on chunk after chunk, one chunk in memory at a time, until the backlog is delivered or
 ``drain_budget`` seconds have passed; the next transfer goes on where it stopped. The
 warehouse takes 50 ms per batch, so with the budget of 0.5 s given here a transfer drains
-about 10 chunks. Progress is logged at INFO (every 5 s, and how each drain ended once it
-lasted 1 s or more: ``--drain-budget 5`` drains it all in one transfer of 2 s, and says so).
+about 10 chunks. Progress is logged at INFO (after 1 s, then every 5 s, and how each drain
+ended once it lasted 1 s or more: ``--drain-budget 5`` drains it all in one transfer of 2 s,
+and says so).
 
 Run::
 

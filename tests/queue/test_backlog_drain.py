@@ -275,9 +275,11 @@ def test_progress_lines_and_the_summary_with_a_fake_clock(
         for r in databay_logs.records
         if r.levelno == logging.INFO and "delivered" in r.getMessage()
     ]
-    assert lines == [  # every 5 (fake) seconds, then how the drain ended
-        "feed.1: outlet out: 12 records delivered so far (2/s), draining the backlog: "
-        "8 waiting in the queue in all",
+    assert lines == [  # after 1 (fake) second, then every 5, then how the drain ended
+        "feed.1: outlet out: 4 records delivered so far (2/s), draining the backlog: "
+        "16 waiting in the queue in all",
+        "feed.1: outlet out: 16 records delivered so far (2/s), draining the backlog: "
+        "4 waiting in the queue in all",
         "feed.1: outlet out: backlog drain ended (caught up): 20 records delivered in 10.0 s "
         "(2/s, 5 chunks), 0 waiting in the queue in all",
     ]
