@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -245,3 +246,25 @@ def test_run_isolated_wakes_a_sleeping_watchdog(
 
     assert _concurrency.run_isolated(call, [blocks, release], set(), id) == [1, 2]
     assert not watchdog._runs
+
+
+def test_run_isolated_interrupted_starts_nothing_more() -> None:
+    """A BaseException (Ctrl-C) in an inline call propagates at once: the calls after it
+    never run, here or on a thread, and the run is no longer watched."""
+    ran: list[str] = []
+
+    def interrupted() -> None:
+        ran.append("interrupted")
+        raise KeyboardInterrupt
+
+    def later() -> None:
+        ran.append("later")
+
+    def call(item: Callable[[], None]) -> None:
+        item()
+
+    with pytest.raises(KeyboardInterrupt):
+        _concurrency.run_isolated(call, [interrupted, later, later], set(), id)
+    time.sleep(4 * _concurrency.INLINE_BUDGET)  # time for a (wrong) hand-off to run them
+    assert ran == ["interrupted"]
+    assert not _concurrency._watchdog()._runs
