@@ -90,6 +90,26 @@ class TestDelivery:
         assert out.payloads == [0, 1, 2, 3, 4, 5]
         assert queue.stats().pending() == 4
 
+    def test_a_backlog_drains_in_one_transfer_chunk_by_chunk(self, queue: RecordQueue) -> None:
+        """After an outage, one transfer delivers the backlog in chunks of batch_size, in
+        enqueue order (every backend: each due() after the acks hands out the next ones)."""
+        out = ListOutlet("a", fail=True)
+        link = make_link(
+            queue,
+            CountingInlet(7),
+            out,
+            batch_size=3,
+            isolate_poison=False,
+            retry=RetryPolicy(max_attempts=None, initial_delay=0, jitter=0),
+        )
+        for _ in range(3):
+            link.transfer()  # 21 queued; each transfer's first chunk failed
+        out.fail = False
+        link.transfer()  # pulls 7 more, then drains all 28
+        assert out.payloads == list(range(28))
+        assert [len(batch) for batch in out.batches] == [3] * 9 + [1]
+        assert queue.stats().pending() == 0
+
     def test_groupers_and_outlet_processors_apply(self, queue: RecordQueue) -> None:
         """Groupers split what is due into batches, each acked on its own push."""
         doubled = lambda records: [Record(r.payload * 2, r.metadata) for r in records]  # noqa: E731
