@@ -327,9 +327,10 @@ class RecordQueue(abc.ABC):
         self._keys: dict[str, weakref.ref[object]] = {}
         self._keys_lock = threading.Lock()
         # (link, outlet) -> the ids due() handed out last and their numbers, so that acking
-        # them, or a run of them, does not parse the ids again. An id's number never
-        # changes: the cache cannot be stale. (A dict of every id handed out lately cost
-        # more to fill than parsing the ids, measured at 1,000 records per transfer.)
+        # them, or a run of them, does not parse the ids again; dropped once the run that
+        # ends the batch is settled. An id's number never changes: the cache cannot be
+        # stale. (A dict of every id handed out lately cost more to fill than parsing the
+        # ids, measured at 1,000 records per transfer.)
         self._handed_out: dict[tuple[str, str], tuple[list[str], Sequence[int]]] = {}
 
     # -- identity ---------------------------------------------------------------------------
@@ -392,6 +393,8 @@ class RecordQueue(abc.ABC):
             else:
                 end = start + len(ids)
                 if handed_ids[start:end] == ids:
+                    if end == len(handed_ids):  # its last run: the batch is settled, let go
+                        self._handed_out.pop((link, outlet), None)
                     return list(numbers[start:end])
         return self._numbers(ids, strict=False)
 

@@ -132,6 +132,8 @@ class TestAckAndFail:
         assert payloads(queue.due("L", "b", 10)) == [0, 1, 4, 5, 6, 7]
         assert queue.ack("L", "a", list(reversed(ids))) == 3
         assert queue.due("L", "a", 10) == []
+        assert queue.ack("L", "b", due[6:]) == 2  # the batch's end: its ids are let go
+        assert ("L", "b") not in queue._handed_out
 
     def test_ack_twice_and_foreign_ids_change_nothing(self, queue: RecordQueue) -> None:
         ids = queue.enqueue("L", recs(1), [["a"]])
