@@ -328,12 +328,33 @@ class _GroupCommit:
             else:
                 self._busy = job.lead = True
         if job.wake is not None:
-            job.wake.acquire()  # released by the leader: done, or leading the next group
+            try:
+                job.wake.acquire()  # released by the leader: done, or leading the next group
+            except BaseException:  # e.g. KeyboardInterrupt in the main thread
+                self._abandon(job)
+                raise
         if job.lead:
             self._lead(queue, job)
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _abandon(self, job: _Job) -> None:
+        """``job``'s thread stopped waiting: take the job out of the queue, or pass on the
+        lead it was handed (else no one would ever commit again)."""
+        with self._mutex:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                return
+            if not job.lead:  # in a group already: committed without its thread
+                return
+            following = self._waiting.pop(0) if self._waiting else None
+            if following is None:
+                self._busy = False
+            else:
+                following.lead = True
+        if following is not None and following.wake is not None:
+            following.wake.release()
 
     def _lead(self, queue: SqliteQueue, job: _Job) -> None:
         with self._mutex:

@@ -479,6 +479,35 @@ def test_an_ack_shares_a_commit_with_another_links_enqueue(
     assert [r.payload for r in again.due("M", "b", 10)] == ["m1", "m2"]
 
 
+def test_a_thread_that_stops_waiting_for_its_commit_leaves_the_group_working(
+    persistent_queue: SqliteQueue,
+) -> None:
+    """A waiting thread interrupted (KeyboardInterrupt) drops its job, or passes on the
+    lead it was just handed: the next writes still commit."""
+    from databay_bus.queue.sqlite import _Job
+
+    group = persistent_queue._group
+    with group._mutex:
+        group._busy = True  # a commit is under way
+    waiting = _Job(lambda conn, *rest: [], doing="a waiting job")
+    waiting.wake = threading.Lock()
+    waiting.wake.acquire()
+    group._waiting.append(waiting)
+    group._abandon(waiting)  # its thread was interrupted before its turn
+    assert group._waiting == []
+    promoted, following = _Job(lambda conn, *rest: []), _Job(lambda conn, *rest: [])
+    following.wake = threading.Lock()
+    following.wake.acquire()
+    group._waiting.append(following)
+    promoted.lead = True  # handed the lead, but its thread was interrupted
+    group._abandon(promoted)
+    assert following.lead and following.wake.acquire(timeout=10)  # the lead went on
+    group._lead(persistent_queue, following)
+    assert not group._busy
+    ids = persistent_queue.enqueue("L", recs(1), [["a"]])
+    assert [r.id for r in persistent_queue.due("L", "a", 10)] == ids
+
+
 def test_a_failing_job_in_a_group_of_enqueues_and_acks_rolls_back_only_itself(
     persistent_queue: SqliteQueue,
 ) -> None:
