@@ -15,6 +15,12 @@ process that lost its lease (killed, cut off from the database) cannot settle wh
 process now delivers. Asking ``due()`` again from the same node returns its own leased
 rows again, so within a process the contract of :class:`RecordQueue` holds unchanged.
 
+The keeper never runs while a claim, ack or fail of its own process does (``_Gate``): a
+claim skips locked rows, so a renewal holding this node's rows made ``due()`` pass over
+them, and a renewal that had waited for a ``fail`` kept that row locked to the end of its
+statement (PostgreSQL locks the newest version before re-checking the WHERE) although it no
+longer matched, so the claim right after the fail skipped a free, due row.
+
 Retry times, enqueue times and retention use the queue's clock (the hosts' clocks, which
 should agree to within seconds); leases and node heartbeats use the database's ``now()``.
 
@@ -39,7 +45,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -232,6 +238,7 @@ class PostgresQueue(RecordQueue):
         self._regained_at = -math.inf
         self._keeper: threading.Thread | None = None
         self._keeper_lock = threading.Lock()
+        self._gate = _Gate()
         self._id = self._prepare()
         self._q = _Statements(self._quoted)
         self._pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
@@ -578,12 +585,14 @@ class PostgresQueue(RecordQueue):
             )
             return conn.execute(q.renew, {"node": node, "lease": lease}).rowcount
 
-        return self._run(work, single=True)
+        with self._gate.exclusive():
+            return self._run(work, single=True)
 
     def reap(self) -> int:
         """Take back deliveries whose lease expired (database clock); return how many."""
         q = self._q
-        return self._run(lambda conn: conn.execute(q.reap).rowcount, single=True)
+        with self._gate.exclusive():
+            return self._run(lambda conn: conn.execute(q.reap).rowcount, single=True)
 
     def nodes(self) -> list[NodeInfo]:
         """The node registry: processes that used this queue lately, newest heartbeat first."""
@@ -818,8 +827,10 @@ class PostgresQueue(RecordQueue):
         def work(conn: psycopg.Connection[Any]) -> list[Any]:
             return conn.execute(q.claim, params, binary=True).fetchall()
 
+        with self._gate.shared():
+            claimed = self._run(work, single=True)
         runs: list[StoredRun] = []
-        for number, codec, data in self._run(work, single=True):
+        for number, codec, data in claimed:
             last = runs[-1] if runs else None
             if last and last.first + len(last.encoded) == number and last.codec == codec:
                 last.encoded.append(data)
@@ -838,7 +849,8 @@ class PostgresQueue(RecordQueue):
                 lost = _scalar(conn, q.leased_elsewhere, params)
             return acked, lost
 
-        acked, lost = self._run(work, single=True)
+        with self._gate.shared():
+            acked, lost = self._run(work, single=True)
         if lost:
             _LOGGER.warning(
                 "%r: late ack refused for %d record(s) of link %r, outlet %r: this process "
@@ -892,7 +904,8 @@ class PostgresQueue(RecordQueue):
                     retrying += len(group)
             return retrying, sorted(dead)
 
-        return self._run(work)
+        with self._gate.shared():
+            return self._run(work)
 
     def _do_waiting(self, link: str) -> int:
         q = self._q
@@ -1044,6 +1057,51 @@ class PostgresQueue(RecordQueue):
 
     def __repr__(self) -> str:
         return f"PostgresQueue({self.dsn!r}, schema={self.schema!r})"
+
+
+class _Gate:
+    """Shared by this process's claims, acks and fails; exclusive for its keeper's renewal
+    and reaping, which so never holds a row lock one of them meets (see the module's text).
+
+    A waiting keeper goes first: calls arriving after it wait, so it cannot starve.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._sharing = 0  # calls inside
+        self._keeping = False  # the keeper is inside
+        self._keepers_waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._changed:
+            while self._keeping or self._keepers_waiting:
+                self._changed.wait()
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._sharing -= 1
+                if not self._sharing:
+                    self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._changed:
+            self._keepers_waiting += 1
+            try:
+                while self._keeping or self._sharing:
+                    self._changed.wait()
+            finally:
+                self._keepers_waiting -= 1
+            self._keeping = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._keeping = False
+                self._changed.notify_all()
 
 
 def _scalar(conn: psycopg.Connection[Any], statement: str | bytes, params: Any) -> int:

@@ -303,6 +303,116 @@ class TestLeases:
         assert a.node not in {n.node for n in b.nodes()}
 
 
+def held_in(statement: bytes, key: int) -> bytes:
+    """``statement`` (an UPDATE) made to stop after its updates, its row locks held, until
+    advisory lock ``key`` is free: the test decides when it ends."""
+    return (
+        f"WITH changed AS ({statement.decode()} RETURNING 1) "
+        f"SELECT pg_advisory_xact_lock_shared({key}) FROM (SELECT count(*) FROM changed) c"
+    ).encode()
+
+
+def waits_on(conn: psycopg.Connection[tuple[object, ...]], event: str, text: str) -> bool:
+    """A session waits on a lock of kind ``event`` in a statement containing ``text``."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND wait_event = %s AND query LIKE %s",
+        [event, f"%{text}%"],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+class TestKeeperAndClaims:
+    """The keeper's renewal never makes this node's claims skip rows they should take: a
+    claim passes over locked rows (FOR UPDATE SKIP LOCKED), and a renewal locks rows."""
+
+    def test_due_during_a_renewal_returns_the_nodes_own_leased_rows(
+        self,
+        make_postgres: Callable[..., PostgresQueue],
+        postgres_dsn: str,
+        wait_until: Callable[..., None],
+    ) -> None:
+        a = make_postgres()
+        a.enqueue("L", recs(1, 2, 3), [["out"]] * 3)
+        assert payloads(a.due("L", "out", 2)) == [1, 2]
+        key = secrets.randbelow(2**31)
+        a._q.renew = held_in(a._q.renew, key)
+        with admin(postgres_dsn) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", [key])
+            renewing = threading.Thread(target=a.renew_leases)
+            renewing.start()
+            wait_until(
+                lambda: waits_on(holder, "advisory", f"lock_shared({key})"),
+                timeout=30,
+                message="the renewal to hold rows 1 and 2",
+            )
+            # The renewal ends a moment after due() starts (due() must wait for it).
+            release = threading.Timer(0.5, holder.execute, ["SELECT pg_advisory_unlock_all()"])
+            release.start()
+            try:
+                assert payloads(a.due("L", "out", 2)) == [1, 2]  # not [3]
+            finally:
+                release.join(30)
+                renewing.join(30)
+
+    def test_a_failed_row_is_due_again_though_a_renewal_waited_for_the_fail(
+        self,
+        make_postgres: Callable[..., PostgresQueue],
+        postgres_dsn: str,
+        wait_until: Callable[..., None],
+    ) -> None:
+        """A renewal that waited for a fail's row lock kept the row locked to the end of its
+        statement (PostgreSQL locks the newest version, then finds it no longer matches)."""
+        a = make_postgres()
+        ids = a.enqueue("L", recs(1), [["out"]])
+        assert payloads(a.due("L", "out", 10)) == [1]
+        failing, renewal = secrets.randbelow(2**31), secrets.randbelow(2**31)
+        a._q.fail_update = held_in(a._q.fail_update, failing)
+        a._q.renew = held_in(a._q.renew, renewal)
+        with admin(postgres_dsn) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s), pg_advisory_lock(%s)", [failing, renewal])
+            fail = threading.Thread(target=a.fail, args=("L", "out", ids, "x", lambda n: 0.0))
+            fail.start()
+            renewing = threading.Thread(target=a.renew_leases)
+            release: threading.Timer | None = None
+            try:
+                wait_until(
+                    lambda: waits_on(holder, "advisory", f"lock_shared({failing})"),
+                    timeout=30,
+                    message="the fail to hold row 1",
+                )
+                renewing.start()
+                # The renewal waits for the fail: in the database for its row (before the
+                # fix) or in this process (since).
+                gate = getattr(a, "_gate", None)
+                wait_until(
+                    lambda: (
+                        waits_on(holder, "transactionid", "lease_until = now()")
+                        or (gate is not None and gate._keepers_waiting > 0)
+                    ),
+                    timeout=30,
+                    message="the renewal to wait for the fail",
+                )
+                holder.execute("SELECT pg_advisory_unlock(%s)", [failing])
+                fail.join(30)
+                wait_until(
+                    lambda: waits_on(holder, "advisory", f"lock_shared({renewal})"),
+                    timeout=30,
+                    message="the renewal to run",
+                )
+                release = threading.Timer(0.5, holder.execute, ["SELECT pg_advisory_unlock_all()"])
+                release.start()
+                assert payloads(a.due("L", "out", 10)) == [1]  # free and due: not skipped
+            finally:
+                if release is None:
+                    holder.execute("SELECT pg_advisory_unlock_all()")
+                else:
+                    release.join(30)
+                fail.join(30)
+                if renewing.ident is not None:  # started
+                    renewing.join(30)
+
+
 class TestTicks:
     def test_each_tick_is_claimed_once(self, make_postgres: Callable[..., PostgresQueue]) -> None:
         queues = [make_postgres() for _ in range(3)]
