@@ -126,16 +126,25 @@ class JsonCodec:
             return [self.encode(r.payload, r.metadata) for r in records]
         encode = self._encode
         try:
+            payloads = list(map(_PAYLOAD, records))
             documents = [_SEPARATOR] * (2 * len(records) - 1)
-            documents[::2] = map(_tagged, map(_PAYLOAD, records))
+            documents[::2] = payloads if _untouched(payloads) else map(_tagged, payloads)
             tails = self._tails(list(map(_METADATA, records)))
         except CodecError:  # say where, for the first bad record
             return [self.encode(r.payload, r.metadata) for r in records]
-        parts = encode(documents)[1:-1].split(_SEPARATOR_JSON)
+        text = encode(documents)
+        if isinstance(tails, str):
+            # All in C: each separator becomes the end of one record and the start of the
+            # next, with a newline (never in compact JSON) to split the bytes on.
+            joined = text[:-1].replace(_SEPARATOR_JSON, tails + "\n[") + tails
+            encoded = joined.encode().split(b"\n")
+            if len(encoded) == len(records):
+                return encoded
+        parts = text[1:-1].split(_SEPARATOR_JSON)
         if len(parts) != len(records):
             parts = [encode(payload) for payload in documents[::2]]
         if isinstance(tails, str):
-            return [f"[{part}{tails}".encode() for part in parts]
+            tails = [tails] * len(parts)
         return [f"[{part}{tail}".encode() for part, tail in zip(parts, tails, strict=True)]
 
     def _tails(self, metadatas: list[dict[str, Any]]) -> str | list[str]:
@@ -370,6 +379,33 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 _PLAIN_TYPES = frozenset(_PLAIN)
+
+
+def _untouched(values: list[Any]) -> bool:
+    """True when ``_tagged`` would return each of ``values`` as it is, seen without a call
+    per value for the usual record: a dict of str keys holding plain JSON values and flat
+    lists of them. False may also mean: not sure (``_tagged`` decides)."""
+    # Inline, one call for the batch: the walk is a fifth of a queued transfer's cost.
+    plain, tag = _PLAIN_TYPES, TAG
+    for value in values:
+        if type(value) is not dict:
+            if type(value) in plain:
+                continue
+            return False
+        if tag in value:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind in plain:
+                continue
+            if kind is not list:
+                return False
+            for element in item:
+                if type(element) not in plain:
+                    return False
+    return True
 
 
 def _tagged(value: Any) -> Any:

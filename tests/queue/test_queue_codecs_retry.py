@@ -141,6 +141,32 @@ class TestJsonCodec:
             pair = [record, records[-1]]
             assert codec.encode_records(pair) == [codec.encode(r.payload, r.metadata) for r in pair]
 
+    def test_batch_of_flat_dicts_still_tags_or_refuses_the_odd_one(self) -> None:
+        """Flat dicts of plain values skip the walk as a batch; one record among them that
+        needs a tag (deep or shallow) or must be refused still is, as encode does it."""
+        codec = JsonCodec()
+        plain = [
+            {"n": n, "s": f"x{n}", "f": n / 3, "b": True, "l": ["a", 1, None]} for n in range(3)
+        ]
+        for odd in (
+            {"l": ["a", (1, 2)]},
+            {"d": {"t": (1,)}},
+            {TAG: 1},
+            {"f": float("nan"), "i": -float("inf")},
+            [1, 2],
+            "\x1e",
+            {"m": MetadataKey("k"), MetadataKey("key"): 1},
+        ):
+            records = [Record(p, {"__inlet__": "I"}) for p in [*plain, odd, *plain]]
+            encoded = codec.encode_records(records)
+            assert encoded == [codec.encode(r.payload, r.metadata) for r in records]
+            decoded = [codec.decode(d)[0] for d in encoded]
+            assert same(decoded[3], codec.decode(codec.encode(odd, {}))[0])
+            assert decoded[:3] == plain
+        for bad in ({1: "a"}, {"x": {1, 2}}, {"l": [b"x", object()]}):
+            with pytest.raises(CodecError):
+                codec.encode_records([Record(p, {}) for p in [*plain, bad]])
+
     def test_batch_encoding_of_pulled_records_keeps_each_ones_metadata(self) -> None:
         """Records of one pull share their metadata until read; the batch form must still
         store each record's own metadata, also when pulls interleave or one was changed."""
