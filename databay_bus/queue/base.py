@@ -332,6 +332,9 @@ class RecordQueue(abc.ABC):
         # stale. (A dict of every id handed out lately cost more to fill than parsing the
         # ids, measured at 1,000 records per transfer.)
         self._handed_out: dict[tuple[str, str], tuple[list[str], Sequence[int]]] = {}
+        # (link, first number, ids) of the last enqueue that stored all its records, until
+        # due(known=) uses them: it finds those records without making their ids again.
+        self._enqueued: tuple[str, int, list[str]] | None = None
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -501,7 +504,10 @@ class RecordQueue(abc.ABC):
             )
         prefix = self.queue_id + "-"
         if kept is None:
-            return [prefix + str(number) for number in numbers]
+            made = [prefix + str(number) for number in numbers]
+            if numbers:
+                self._enqueued = link, numbers[0], made
+            return made  # type: ignore[return-value]
         ids: list[str | None] = [None] * len(records)
         for index, number in zip(kept, numbers, strict=True):
             ids[index] = prefix + str(number)
@@ -553,7 +559,9 @@ class RecordQueue(abc.ABC):
                 if len(runs) == 1
                 else [n for run in runs for n in range(run.first, run.first + len(run.encoded))]
             )
-            ids = [prefix + str(number) for number in numbers]
+            ids = self._enqueued_ids(link, numbers)
+            if ids is None:
+                ids = [prefix + str(number) for number in numbers]
             found = list(map(known.get, ids))
             if all(found):  # a Record is always true, a missing one None
                 self._handed_out[link, outlet] = ids, numbers
@@ -595,6 +603,19 @@ class RecordQueue(abc.ABC):
             )
             self._do_fail(link, outlet, [number], reason, self.clock.time(), lambda _n: None)
         return records
+
+    def _enqueued_ids(self, link: str, numbers: Sequence[int]) -> list[str] | None:
+        """The ids of ``numbers`` (increasing) if they are exactly what the last enqueue
+        stored for ``link``; that enqueue's ids are then let go."""
+        enqueued = self._enqueued
+        if enqueued is None or enqueued[0] != link:
+            return None
+        self._enqueued = None
+        _, first, ids = enqueued
+        count = len(numbers)
+        if numbers[0] == first and numbers[-1] == first + count - 1 and len(ids) == count:
+            return ids
+        return None
 
     def ack(self, link: str, outlet: str, ids: Iterable[str | None]) -> int:
         """Mark the deliveries of ``ids`` to ``outlet`` DELIVERED; returns how many changed."""

@@ -63,6 +63,7 @@ import errno
 import itertools
 import logging
 import math
+import operator
 import os
 import socket
 import sqlite3
@@ -251,6 +252,8 @@ def _pack_sizes(sizes: list[int]) -> bytes:
 
 def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
     """Distinct ``numbers`` as runs of consecutive values: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    if numbers and numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+        return [(numbers[0], numbers[-1])]  # the usual ack: one batch due() handed out
     ordered = sorted(set(numbers))
     runs: list[tuple[int, int]] = []
     start = previous = ordered[0] if ordered else 0
@@ -1035,7 +1038,7 @@ class SqliteQueue(RecordQueue):
             # Per outlet, the runs of consecutive records (indexes) that go to it.
             runs: dict[str, list[tuple[int, int]]] = {}
             names = targets[start]
-            if all(t is names for t in targets[start:end]):  # the usual case: no router
+            if all(map(operator.is_, targets[start:end], itertools.repeat(names))):  # no router
                 part = encoded[start:end]
                 runs = {outlet: [(start, end - 1)] for outlet in dict.fromkeys(names)}
             else:  # routed: a record with no target stores no bytes

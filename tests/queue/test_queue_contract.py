@@ -64,6 +64,25 @@ class TestEnqueueAndDue:
         assert payloads(queue.due("L", "a", 10, {str(ids[0]): known[str(ids[0])]})) == [1, 2]
         assert queue.ack("L", "a", ids) == 2
 
+    def test_known_records_are_acked_by_their_own_ids(self, queue: RecordQueue) -> None:
+        """Known records handed back for a part of an enqueue, for records with gaps
+        between them, or after another enqueue, are acked as the records they are."""
+        ids = queue.enqueue("L", recs(1, 2, 3), [["a"], ["b"], ["a"]])
+        known = {str(i): Record(n, id=i) for n, i in enumerate(ids, 1)}
+        queue.enqueue("M", recs(9), [["a"]])
+        got = queue.due("L", "a", 10, known)
+        assert [r.id for r in got] == [ids[0], ids[2]]
+        assert queue.ack("L", "a", [r.id for r in got]) == 2
+        more = queue.enqueue("L", recs(4, 5, 6), [["b"]] * 3)
+        known = {str(i): Record(n, id=i) for n, i in enumerate(more, 4)}
+        assert payloads(queue.due("L", "b", 2, known)) == [2, 4]  # 2 is older: decoded
+        queue.ack("L", "b", ids[1:2])
+        got = queue.due("L", "b", 2, known)
+        assert payloads(got) == [4, 5] and [r.id for r in got] == more[:2]
+        assert queue.ack("L", "b", [r.id for r in got]) == 2
+        assert payloads(queue.due("L", "b", 10)) == [6]
+        assert queue.due("L", "a", 10) == []
+
     def test_records_round_trip_through_the_codec(self, queue: RecordQueue) -> None:
         """Payload and metadata come back equal, tagged types included."""
         payload = {
