@@ -9,7 +9,9 @@ An ApsPlanner runs one link (key ``shared``) every ``interval`` seconds. The inl
 the outlet sleeps ``push-delay`` per batch (a window to be killed in), then appends each
 record's id to ``DIR/pushed-NAME-PID.log`` in one write. Both files are written with one
 ``os.write`` each, so a SIGKILL never leaves half a line. ``DIR/stop`` makes the inlet pull
-nothing (the workers then only deliver); ``DIR/exit`` makes the worker shut down and exit 0.
+nothing (the workers then only deliver); ``DIR/exit`` makes the worker shut down and exit 0;
+while ``DIR/hold-NAME`` exists, worker NAME's pushes do not end (it keeps its leases, and
+has not acked them, for as long as a test needs).
 Prints ``ready`` once its planner runs.
 """
 
@@ -66,10 +68,13 @@ class LogOutlet(Outlet):
     def __init__(self, folder: Path, name: str, delay: float) -> None:
         super().__init__(name="out")
         self.log = folder / f"pushed-{name}-{os.getpid()}.log"
+        self.hold = folder / f"hold-{name}"
         self.delay = delay
 
     def push(self, records: list[Record], update: Update) -> None:
         time.sleep(self.delay)
+        while self.hold.exists():
+            time.sleep(0.01)
         _append(self.log, "".join(f"{record.id}\n" for record in records))
 
 
