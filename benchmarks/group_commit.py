@@ -24,7 +24,6 @@ Run: ``python benchmarks/group_commit.py [--links 20] [--seconds 2] [--dir DIR]
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import tempfile
 import threading
@@ -33,7 +32,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from databay_bus import Inlet, Link, Outlet, Record, Update
+from queue_throughput import CountOutlet, fsync_rate  # a sibling script: run from benchmarks/
+
+from databay_bus import Inlet, Link, Update
 from databay_bus.queue import SqliteQueue
 
 __all__ = ["main"]
@@ -42,31 +43,6 @@ __all__ = ["main"]
 class OneInlet(Inlet):
     def pull(self, update: Update) -> list[dict[str, object]]:
         return [{"n": 1, "symbol": "ABC", "price": 101.25}]
-
-
-class CountOutlet(Outlet):
-    def __init__(self) -> None:
-        super().__init__(name="count")
-        self.count = 0
-
-    def push(self, records: list[Record], update: Update) -> None:
-        self.count += len(records)
-
-
-def fsync_rate(directory: Path, seconds: float) -> float:
-    """Appends of 64 bytes, each fsynced, per second (the harness's anchor)."""
-    path = directory / "fsync.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            os.write(fd, b"x" * 64)
-            os.fsync(fd)
-            count += 1
-        return count / (time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink()
 
 
 def sleep_rate(delay: float, seconds: float) -> float:
@@ -176,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo: Callable[[], None] | None = None
     try:
         if args.simulate_fsync is None:
-            anchor = fsync_rate(folder, 1.0)
+            anchor = fsync_rate(folder, 1.0, append=True)
             name = "raw fsync"
         else:
             delay = args.simulate_fsync / 1e6
@@ -185,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             undo = slow_fsync_connections(delay)
         found = run_links(folder, args.links, args.seconds)
         if args.simulate_fsync is None:
-            anchor = (anchor + fsync_rate(folder, 1.0)) / 2
+            anchor = (anchor + fsync_rate(folder, 1.0, append=True)) / 2
     finally:
         if undo is not None:
             undo()
