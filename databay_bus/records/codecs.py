@@ -122,16 +122,11 @@ class JsonCodec:
         # split: the separator's JSON form is only ever ours if it occurs exactly once
         # between each two payloads (else: one call per record). The records of one pull
         # share their metadata: it is tagged and encoded once, and joined to each payload.
-        if len(records) < 2:
+        prepared = self._documents(records)
+        if prepared is None:
             return [self.encode(r.payload, r.metadata) for r in records]
+        documents, tails = prepared
         encode = self._encode
-        try:
-            payloads = list(map(_PAYLOAD, records))
-            documents = [_SEPARATOR] * (2 * len(records) - 1)
-            documents[::2] = payloads if _untouched(payloads) else map(_tagged, payloads)
-            tails = self._tails(list(map(_METADATA, records)))
-        except CodecError:  # say where, for the first bad record
-            return [self.encode(r.payload, r.metadata) for r in records]
         text = encode(documents)
         if isinstance(tails, str):
             # All in C: each separator becomes the end of one record and the start of the
@@ -146,6 +141,22 @@ class JsonCodec:
         if isinstance(tails, str):
             tails = [tails] * len(parts)
         return [f"[{part}{tail}".encode() for part, tail in zip(parts, tails, strict=True)]
+
+    def _documents(
+        self, records: Sequence[Record]
+    ) -> tuple[list[Any], str | list[str]] | None:
+        """The payloads to encode in one call, ``_SEPARATOR`` between each two, and the
+        records' tails (see ``_tails``); None for fewer than two records or one that
+        cannot be stored (then each is encoded on its own, to say which)."""
+        if len(records) < 2:
+            return None
+        try:
+            payloads = list(map(_PAYLOAD, records))
+            documents: list[Any] = [_SEPARATOR] * (2 * len(records) - 1)
+            documents[::2] = payloads if _untouched(payloads) else map(_tagged, payloads)
+            return documents, self._tails(list(map(_METADATA, records)))
+        except CodecError:
+            return None
 
     def _tails(self, metadatas: list[dict[str, Any]]) -> str | list[str]:
         """Each record's ``',<metadata>]'``; one string when all share one metadata dict."""
@@ -243,14 +254,10 @@ class OrjsonCodec(JsonCodec):
         Raises what ``encode`` raises for the first record it cannot store.
         """
         # As JsonCodec does it: one orjson call for all the payloads, then a split.
-        if len(records) < 2:
+        prepared = self._documents(records)
+        if prepared is None:
             return [self.encode(r.payload, r.metadata) for r in records]
-        try:
-            documents = [_SEPARATOR] * (2 * len(records) - 1)
-            documents[::2] = map(_tagged, map(_PAYLOAD, records))
-            tails = self._tails(list(map(_METADATA, records)))
-        except CodecError:  # say where, for the first bad record
-            return [self.encode(r.payload, r.metadata) for r in records]
+        documents, tails = prepared
         payloads = documents[::2]
         try:
             data = self._dumps(documents)
