@@ -348,29 +348,25 @@ def _waiting_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]
     """Waiting deliveries of one link (retrying ones included), read without changing the
     queue (``RecordQueue.waiting_records``; a backend without it raises QueueError)."""
     for entry in queue.waiting_records(link=key):
-        record = entry.record
-        yield {
-            "id": entry.id,
-            "link": link_id,
-            "outlet": entry.outlet,
-            "attempts": entry.attempts,
-            "last_error": entry.last_error,
-            "payload": None if record is None else record.payload,
-            "metadata": None if record is None else record.metadata,
-        }
+        yield _entry_row(entry, link_id, last_error=entry.last_error)
 
 
 def _delivered_rows(queue: Any, key: str, link_id: str) -> Iterator[dict[str, Any]]:
     """Delivered deliveries of one link still kept (``RecordQueue.delivered_records``, read
     in chunks; a backend without it raises QueueError)."""
     for entry in queue.delivered_records(link=key):
-        record = entry.record
-        yield {
-            "id": entry.id,
-            "link": link_id,
-            "outlet": entry.outlet,
-            "attempts": entry.attempts,
-            "delivered_at": entry.delivered_at,
-            "payload": None if record is None else record.payload,
-            "metadata": None if record is None else record.metadata,
-        }
+        yield _entry_row(entry, link_id, delivered_at=entry.delivered_at)
+
+
+def _entry_row(entry: Any, link_id: str, **fields: Any) -> dict[str, Any]:
+    """One exported queue entry: id, link, outlet, attempts, ``fields``, then the record."""
+    record = entry.record
+    return {
+        "id": entry.id,
+        "link": link_id,
+        "outlet": entry.outlet,
+        "attempts": entry.attempts,
+        **fields,
+        "payload": None if record is None else record.payload,
+        "metadata": None if record is None else record.metadata,
+    }
