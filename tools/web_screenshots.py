@@ -23,19 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from web_interface import build  # noqa: E402 - examples/web_interface.py
 
-__all__ = ["CHROMIUM_ARGS", "main"]
+from tools.chromium import CHROMIUM_ARGS  # noqa: E402 - ROOT is on sys.path now
 
-#: The switches the browser tests use (tests/web/test_web_browser.py).
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+__all__ = ["main"]
 
 PIPELINE = """\
 # The pipeline behind the demo (shown on the pipeline page).

@@ -20,18 +20,7 @@ from databay_bus import Link
 from databay_bus.planners import ApsPlanner
 from databay_bus.queue import MemoryQueue, RetryPolicy
 from databay_bus.web import WebInterface
-
-#: Chromium's switches for a headless run in a container, with nothing fetched from the net.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tools.chromium import CHROMIUM_ARGS
 
 
 def _unavailable(reason: str) -> None:
