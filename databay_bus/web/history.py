@@ -198,18 +198,7 @@ class SqliteHistory(RunHistory):
     def _add(self, entry: RunEntry) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT INTO web_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.link,
-                    entry.number,
-                    entry.finished_at,
-                    entry.duration,
-                    entry.pulled,
-                    json.dumps(entry.pushed),
-                    int(entry.failed),
-                    entry.error,
-                    entry.process,
-                ),
+                "INSERT INTO web_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", _to_row(entry)
             )
 
     def _prune(self, before: float) -> int:
@@ -235,10 +224,7 @@ class SqliteHistory(RunHistory):
         args.append(limit)
         with self._lock:
             rows = self._conn.execute(query, args).fetchall()
-        return [
-            RunEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bool(r[6]), r[7], r[8])
-            for r in rows
-        ]
+        return [_from_row(r) for r in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -286,17 +272,7 @@ class PostgresHistory(RunHistory):
         queue._run(create)
 
     def _add(self, entry: RunEntry) -> None:
-        row = (
-            entry.link,
-            entry.number,
-            entry.finished_at,
-            entry.duration,
-            entry.pulled,
-            json.dumps(entry.pushed),
-            entry.failed,
-            entry.error,
-            entry.process,
-        )
+        row = _to_row(entry)
         sql = f"INSERT INTO {self._table} VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         self.queue._run(lambda conn: conn.execute(sql.encode(), row))
 
@@ -322,10 +298,29 @@ class PostgresHistory(RunHistory):
         sql += " ORDER BY finished_at DESC LIMIT %s"
         args.append(limit)
         rows = self.queue._run(lambda conn: conn.execute(sql.encode(), args).fetchall())
-        return [
-            RunEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), bool(r[6]), r[7], r[8])
-            for r in rows
-        ]
+        return [_from_row(r) for r in rows]
+
+
+def _to_row(entry: RunEntry) -> tuple[Any, ...]:
+    """``entry`` as the columns of a history table (``pushed`` as JSON text)."""
+    return (
+        entry.link,
+        entry.number,
+        entry.finished_at,
+        entry.duration,
+        entry.pulled,
+        json.dumps(entry.pushed),
+        entry.failed,  # SQLite stores a bool as 0 or 1; PostgreSQL as boolean
+        entry.error,
+        entry.process,
+    )
+
+
+def _from_row(row: Sequence[Any]) -> RunEntry:
+    """The entry :func:`_to_row` stored."""
+    fields = list(row)
+    fields[5], fields[6] = json.loads(fields[5]), bool(fields[6])
+    return RunEntry(*fields)
 
 
 def history_for(
