@@ -10,9 +10,12 @@ Run::
 
     python examples/durable_queue.py                 # 3 transfers per run, temp file
     python examples/durable_queue.py --transfers 5 --path /tmp/demo.db
+    python examples/durable_queue.py --codec orjson  # the faster codec (extra: orjson)
 
-Prints, for each run, what each outlet received and the queue's pending counts, e.g.::
+Prints the queue's codec, then, for each run, what each outlet received and the queue's
+pending counts, e.g.::
 
+    codec: JsonCodec
     run 1: console got 9 records, warehouse got 0; pending for warehouse: 9
     run 2: console got 0 records, warehouse got 9; pending for warehouse: 0
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.queue import RetryPolicy, SqliteQueue
+from databay_bus.records import Codec, JsonCodec, OrjsonCodec
 
 __all__ = ["main"]
 
@@ -59,8 +63,10 @@ class CollectingOutlet(Outlet):
             self.received[record.id] = record.payload  # keyed by id: redelivery is harmless
 
 
-def run(path: Path, transfers: int, warehouse_down: bool, pull: bool, number: int) -> None:
-    queue = SqliteQueue(path)
+def run(
+    path: Path, codec: Codec, transfers: int, warehouse_down: bool, pull: bool, number: int
+) -> None:
+    queue = SqliteQueue(path, codec=codec)
     console, warehouse = CollectingOutlet("console"), CollectingOutlet("warehouse", warehouse_down)
     link = Link(
         ReadingsInlet() if pull else [],
@@ -84,12 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A queued link surviving a restart.")
     parser.add_argument("--transfers", type=int, default=3, help="transfers in the first run")
     parser.add_argument("--path", default=None, help="queue file (default: a temp file)")
+    parser.add_argument(
+        "--codec",
+        choices=["json", "orjson"],
+        default="json",
+        help="how records are stored: the standard library's JSON, or the same format "
+        "through orjson (faster; needs the orjson extra)",
+    )
     args = parser.parse_args(argv)
+    codec: Codec = OrjsonCodec() if args.codec == "orjson" else JsonCodec()
+    print(f"codec: {type(codec).__name__}")
     logging.getLogger("databay_bus").setLevel(logging.ERROR)  # hide the expected warnings
     with tempfile.TemporaryDirectory() as temp:
         path = Path(args.path) if args.path else Path(temp) / "readings.db"
-        run(path, args.transfers, warehouse_down=True, pull=True, number=1)
-        run(path, 1, warehouse_down=False, pull=False, number=2)
+        run(path, codec, args.transfers, warehouse_down=True, pull=True, number=1)
+        run(path, codec, 1, warehouse_down=False, pull=False, number=2)
     return 0
 
 

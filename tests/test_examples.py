@@ -130,6 +130,7 @@ def check_http_to_mongo(out: str, tmp: Path) -> None:
 
 
 def check_durable_queue(out: str, tmp: Path) -> None:
+    assert "codec: OrjsonCodec" in out.splitlines()
     runs = lines_matching(r"run \d: console got \d+ records, warehouse got \d+; .*", out)
     assert runs == [
         "run 1: console got 6 records, warehouse got 0; pending for warehouse: 6",
@@ -250,7 +251,7 @@ CASES: dict[str, tuple[list[str], Callable[[str, Path], None]]] = {
     "http_to_csv.py": (["--transfers", "3", "--output", "{tmp}/prices.csv"], check_http_to_csv),
     "http_to_mongo.py": (["--transfers", "3"], check_http_to_mongo),
     "durable_queue.py": (
-        ["--transfers", "2", "--path", "{tmp}/queue.sqlite3"],
+        ["--transfers", "2", "--path", "{tmp}/queue.sqlite3", "--codec", "orjson"],
         check_durable_queue,
     ),
     "backlog_drain.py": (["--transfers", "4", "--drain-budget", "30"], check_backlog_drain),
