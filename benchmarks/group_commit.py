@@ -94,7 +94,7 @@ def run_links(directory: Path, links: int, seconds: float) -> dict[str, float]:
         groups.append(len(jobs))
         commit_group(jobs)
 
-    queue._commit_group = counting  # type: ignore[method-assign]
+    queue._group._commit = counting
     outlets = [CountOutlet() for _ in range(links)]
     made = [
         Link([OneInlet()], [out], 60.0, queue=queue, tags=f"l{i}") for i, out in enumerate(outlets)

@@ -18,7 +18,11 @@ keep reading). What each commit promises:
   crash between push and ack) and a lost fail gives one more attempt; **no record is ever
   lost**, because the records themselves were fsynced by their enqueue. This saves one
   fsync per transfer. ``ack_sync="full"`` fsyncs every ack and fail too (about half the
-  transfers per second at one record per transfer). docs/queue.md says the same for users.
+  transfers per second at one record per transfer). One exception: an ack of exactly the
+  batch ``due`` handed out (its outcome is known) that arrives while another thread commits
+  is *posted* to the next commit and returns at once; a crash before that commit delivers
+  its batch again, as a crash between push and ack does. ``due`` of its link, reads and
+  ``close`` wait for posted acks. docs/queue.md says the same for users.
 * Everything else (replay, drop, purge, schema changes) commits with FULL.
 
 Storage (see ``_schema.py``): the records of one enqueue are one ``chunks`` row, and the
@@ -32,7 +36,8 @@ side; writes are serialised by one in-process lock before SQLite's own lock, whi
 the file from one writer to the next at once instead of through SQLite's sleeping busy
 handler (4 links on 4 threads: benchmarks/queue_throughput.py), and all go through one
 writer connection, whose page cache stays valid between writes. Enqueues and acks that
-arrive while a write commits share the next transaction (``_GroupCommit``). As the only
+arrive while a write commits share the next transaction (``_group_commit.py``), which
+writes their rows with a few multi-row statements (``_Rows``). As the only
 writer, the queue knows what waits for an outlet right after an enqueue when nothing else
 did (``_known``): its ``due`` then reads nothing.
 
@@ -60,6 +65,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import logging
 import math
@@ -90,6 +96,7 @@ from databay_bus.errors import (
     QueueStorageError,
     describe,
 )
+from databay_bus.queue._group_commit import GroupCommit, Job
 from databay_bus.queue._schema import CURSORS, MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from databay_bus.queue.base import (
     DeliveryState,
@@ -283,110 +290,94 @@ def _chunk_bounds(encoded: Sequence[bytes]) -> Iterator[tuple[int, int]]:
         start = end
 
 
-class _Job:
-    """One write waiting for a commit: what it does, and how it went."""
-
-    __slots__ = ("doing", "durable", "error", "lead", "result", "wake", "work")
-
-    def __init__(
-        self,
-        work: Callable[[sqlite3.Connection], Any],
-        durable: bool = True,
-        doing: str = "storing records",
-    ) -> None:
-        self.work = work
-        self.durable = durable  # the commit must be fsynced (an enqueue)
-        self.doing = doing
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.lead = False  # this job's thread commits the next group
-        self.wake: threading.Lock | None = None  # held until done or leading
+# Multi-row statements take at most this many rows, in pieces of a power of two each, so a
+# group of any size runs a few statements of a few cached texts (and SQLite 3.31 and older
+# allow no more than 999 parameters a statement).
+_MOST_ROWS = 64
 
 
-class _GroupCommit:
-    """Group commit: enqueues and acks that arrive while a group commits wait, then share
-    the next transaction (one commit, one fsync if any of them needs it).
+def _run_rows(
+    conn: sqlite3.Connection, statement: Callable[[int], str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Run ``statement(n)`` (a statement taking n rows) over ``rows``: n is a power of two,
+    biggest first (7 rows: 4 + 2 + 1)."""
+    if len(rows) == 1:
+        conn.execute(statement(1), rows[0])
+        return
+    start, count = 0, len(rows)
+    while start < count:
+        size = min(_MOST_ROWS, 1 << (count - start).bit_length() - 1)
+        piece = rows[start : start + size]
+        conn.execute(statement(size), [value for row in piece for value in row])
+        start += size
 
-    With many links on one file, the disk's fsync rate then bounds commits, not transfers,
-    and the commit's page writes are shared too. Nothing returns before its transaction is
-    committed (records durable before any outlet sees them, an ack written before it
-    returns), and each job of a group runs in a savepoint, so one that fails (a cursor
-    conflict) leaves the others' writes in. A job alone commits at once, as before.
 
-    Each waiting job has its own lock: the leader wakes the jobs it committed, and hands
-    the lead to the first job that arrived meanwhile (no thread wakes up for nothing).
+class _Rows:
+    """Rows the jobs of one group commit write, held back and written together when the
+    transaction commits (or when a job must read the tables first).
+
+    sqlite3 releases the GIL around every statement it runs, and with many threads each
+    release hands the GIL to another thread and back. A few multi-row statements per group
+    instead of two or three per job, with acks posted (``_do_ack``), took 20 queued links
+    at B = 1 from about 180 to 130 us of CPU per transfer (benchmarks/group_commit.py).
     """
 
+    __slots__ = ("acks", "chunks", "spans")
+
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._waiting: list[_Job] = []
-        self._busy = False
+        self.chunks: list[tuple[Any, ...]] = []  # chunks rows
+        self.spans: list[tuple[Any, ...]] = []  # new waiting spans (link, outlet, first, last, now)
+        self.acks: list[tuple[Any, ...]] = []  # whole spans acked: (link, outlet, first, last, now)
 
-    def run(self, queue: SqliteQueue, job: _Job) -> Any:
-        with self._mutex:
-            if self._busy:
-                job.wake = threading.Lock()
-                job.wake.acquire()
-                self._waiting.append(job)
-            else:
-                self._busy = job.lead = True
-        if job.wake is not None:
-            try:
-                job.wake.acquire()  # released by the leader: done, or leading the next group
-            except BaseException:  # e.g. KeyboardInterrupt in the main thread
-                self._abandon(job)
-                raise
-        if job.lead:
-            self._lead(queue, job)
-        if job.error is not None:
-            raise job.error
-        return job.result
+    def clear(self) -> None:
+        self.chunks, self.spans, self.acks = [], [], []
 
-    def _abandon(self, job: _Job) -> None:
-        """``job``'s thread stopped waiting: take the job out of the queue, or pass on the
-        lead it was handed (else no one would ever commit again)."""
-        with self._mutex:
-            if job in self._waiting:
-                self._waiting.remove(job)
-                return
-            if not job.lead:  # in a group already: committed without its thread
-                return
-            following = self._waiting.pop(0) if self._waiting else None
-            if following is None:
-                self._busy = False
-            else:
-                following.lead = True
-        if following is not None and following.wake is not None:
-            following.wake.release()
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the rows held back (inside the transaction)."""
+        if self.chunks:
+            _run_rows(conn, _insert_chunks, self.chunks)
+        if self.spans:
+            _run_rows(conn, _insert_spans, self.spans)
+        if self.acks:
+            _run_rows(conn, _move_spans, self.acks)
+            _run_rows(conn, _delete_spans, [ack[:4] for ack in self.acks])
+        self.clear()
 
-    def _lead(self, queue: SqliteQueue, job: _Job) -> None:
-        with self._mutex:
-            jobs = [job, *self._waiting]
-            self._waiting.clear()
-        try:
-            queue._commit_group(jobs)
-        except BaseException as exc:
-            shared = (
-                exc
-                if isinstance(exc, Exception)
-                else QueueError(f"{queue!r}: the commit was interrupted ({exc!r})")
-            )
-            for other in jobs:
-                if other.error is None:
-                    other.result = None
-                    other.error = exc if other is job else shared
-        finally:
-            with self._mutex:
-                following = self._waiting.pop(0) if self._waiting else None
-                if following is None:
-                    self._busy = False
-                else:
-                    following.lead = True
-            for other in jobs:
-                if other.wake is not None and other is not job:
-                    other.wake.release()
-            if following is not None and following.wake is not None:
-                following.wake.release()
+
+@functools.cache
+def _insert_chunks(size: int) -> str:
+    return "INSERT INTO chunks VALUES " + ",".join(["(?,?,?,?,?,?,?,?)"] * size)
+
+
+@functools.cache
+def _insert_spans(size: int) -> str:
+    row = f"(?,?,?,?,{_PENDING},0,?,?,NULL)"
+    return f"INSERT INTO waiting ({_SPAN}) VALUES " + ",".join([row] * size)
+
+
+@functools.cache
+def _move_spans(size: int) -> str:
+    """Acked spans (link, outlet, first, last, now) go to settled, DELIVERED."""
+    if size == 1:  # found by its key, without a join
+        return (
+            f"INSERT INTO settled ({_SPAN}) SELECT link, outlet, first, last, {_DELIVERED}, "
+            "attempts, due_at, ?5, last_error FROM waiting "
+            "WHERE link = ?1 AND outlet = ?2 AND first = ?3 AND last = ?4"
+        )
+    acked = ",".join(["(?,?,?,?,?)"] * size)
+    return (
+        f"INSERT INTO settled ({_SPAN}) SELECT w.link, w.outlet, w.first, w.last, "
+        f"{_DELIVERED}, w.attempts, w.due_at, a.column5, w.last_error "
+        f"FROM (VALUES {acked}) a JOIN waiting w ON w.link = a.column1 AND "
+        "w.outlet = a.column2 AND w.first = a.column3 AND w.last = a.column4"
+    )
+
+
+@functools.cache
+def _delete_spans(size: int) -> str:
+    """Acked spans leave waiting; one OR term each, so each is found by the key."""
+    one = "(link = ? AND outlet = ? AND first = ? AND last = ?)"
+    return "DELETE FROM waiting WHERE " + " OR ".join([one] * size)
 
 
 class SqliteQueue(RecordQueue):
@@ -447,7 +438,8 @@ class SqliteQueue(RecordQueue):
         self.file_mode = file_mode
         self.read_only = read_only
         self._lock = threading.Lock()
-        self._group = _GroupCommit()  # enqueues of several threads share commits
+        self._group = GroupCommit(self, self._commit_group)  # threads share commits
+        self._rows = _Rows()  # what the jobs of the group being committed write
         self._local = threading.local()
         self._connections: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
         self._connections_lock = threading.Lock()
@@ -675,7 +667,7 @@ class SqliteQueue(RecordQueue):
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
-                cached_statements=64,
+                cached_statements=128,  # the multi-row statements of _Rows add up to 28
             )
         except sqlite3.Error as exc:
             raise self._sqlite_error(exc, "opening it") from exc
@@ -752,8 +744,10 @@ class SqliteQueue(RecordQueue):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
+                    self._rows.flush(conn)
                     conn.execute("COMMIT")
                 except BaseException:
+                    self._rows.clear()
                     self._last_number = None  # read it from the file again
                     self._after_commit.clear()
                     self._known.clear()
@@ -800,8 +794,12 @@ class SqliteQueue(RecordQueue):
             self._writer = None
 
     @contextlib.contextmanager
-    def _read(self, doing: str = "reading") -> Iterator[sqlite3.Connection]:
-        """A consistent read (one snapshot) on this thread's connection."""
+    def _read(
+        self, doing: str = "reading", link: str | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """A consistent read (one snapshot) on this thread's connection, after the acks
+        posted to a commit (of ``link``; None: of any link) are in."""
+        self._group.settle(link)
         with self._using() as conn:
             try:
                 conn.execute("BEGIN")
@@ -1058,15 +1056,19 @@ class SqliteQueue(RecordQueue):
         if self._corrupt is not None:
             raise QueueCorruptError(self._corrupt, str(self.real_path), "found damaged earlier")
 
+        outlets = list(dict.fromkeys(outlet for outlet, _, _ in spans))
+
         def store(conn: sqlite3.Connection) -> list[int]:
+            unknown = [outlet for outlet in outlets if (link, outlet) not in self._known]
+            if cursors or unknown or self._last_number is None:
+                self._rows.flush(conn)  # the reads below must see the earlier jobs' rows
             if cursors:
                 self._write_cursors(conn, link, cursors, now)  # first: a conflict stores nothing
             # Outlets whose state this process does not know: did anything wait for them?
             empty = {
                 outlet
-                for outlet in dict.fromkeys(outlet for outlet, _, _ in spans)
-                if (link, outlet) not in self._known
-                and not conn.execute(_ANY_WAITING, (link, outlet)).fetchall()
+                for outlet in unknown
+                if not conn.execute(_ANY_WAITING, (link, outlet)).fetchall()
             }
             if self._last_number is None:
                 self._last_number = conn.execute(_LAST_NUMBER).fetchone()[0]
@@ -1075,56 +1077,55 @@ class SqliteQueue(RecordQueue):
             if not chunks or chunks[-1][0] + chunks[-1][1] < len(encoded):
                 # The last numbers are in no chunk: keep them used all the same.
                 conn.execute("UPDATE numbers SET last = ?", (base + len(encoded) - 1,))
-            conn.executemany(
-                "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (base + start, count, link, codec, now, live, sizes, data)
-                    for start, count, live, sizes, data in chunks
-                ],
-            )
-            conn.executemany(
-                f"INSERT INTO waiting ({_SPAN}) VALUES (?,?,?,?,{_PENDING},0,?,?,NULL)",
-                [(link, outlet, base + lo, base + hi, now, now) for outlet, lo, hi in spans],
-            )
+            self._rows.chunks += [
+                (base + start, count, link, codec, now, live, sizes, data)
+                for start, count, live, sizes, data in chunks
+            ]
+            self._rows.spans += [
+                (link, outlet, base + lo, base + hi, now, now) for outlet, lo, hi in spans
+            ]
             effect = (link, codec, encoded, spans, base, now, empty)
             self._after_commit.append((self._stored, effect))
             return list(range(base, base + len(encoded)))
 
-        numbers: list[int] = self._group.run(self, _Job(store))
+        numbers: list[int] = self._group.run(Job(store))
         return numbers
 
-    def _commit_group(self, jobs: list[_Job]) -> None:
+    def _commit_group(self, jobs: list[Job]) -> None:
         """Run ``jobs`` in one transaction, fsynced if one of them is durable.
 
         All at once first; if one fails, that transaction is rolled back and they run again,
         each in a savepoint, so the failure undoes only its own job's writes (savepoints
-        cost two statements per job, most of a small ack's or enqueue's own).
+        cost two statements per job, most of a small ack's or enqueue's own). Jobs without
+        work (readers waiting for posted writes) need no transaction of their own.
         """
-        if len(jobs) == 1:  # alone: its failure rolls the transaction back
-            (job,) = jobs
-            with self._write(job.durable, job.doing) as conn:
-                job.result = job.work(conn)
+        works = [(job, job.work) for job in jobs if job.work is not None]
+        if not works:
             return
-        durable = any(job.durable for job in jobs)
-        doing = "committing a group of writes"
+        durable = any(job.durable for job, _ in works)
+        doing = works[0][0].doing if len(works) == 1 else "committing a group of writes"
         try:
             with self._write(durable, doing) as conn:
-                for job in jobs:
-                    job.result = job.work(conn)
+                for job, work in works:
+                    job.result = work(conn)
             return
         except Exception:  # a job failed, or the commit: find out which, one by one
+            if len(works) == 1:  # alone: its failure is the transaction's
+                raise
             _LOGGER.debug(
                 "%r: a group of %d writes failed; running each again in a savepoint",
                 self,
                 len(jobs),
             )
         with self._write(durable, doing) as conn:
-            for job in jobs:
+            for job, work in works:
                 last_number, effects = self._last_number, len(self._after_commit)
                 conn.execute("SAVEPOINT job")
                 try:
-                    job.result = job.work(conn)
+                    job.result = work(conn)
+                    self._rows.flush(conn)
                 except Exception as exc:
+                    self._rows.clear()
                     conn.execute("ROLLBACK TO job")
                     self._last_number = last_number
                     del self._after_commit[effects:]
@@ -1182,6 +1183,7 @@ class SqliteQueue(RecordQueue):
             del self._known[key]
 
     def _do_due(self, link: str, outlet: str, limit: int, now: float) -> list[StoredRun]:
+        self._group.settle(link)  # acks of this link posted to a commit are in first
         known = self._known.get((link, outlet))
         if known is not None:  # committed, and what waits is known: no read needed
             due_at, runs = known
@@ -1219,17 +1221,49 @@ class SqliteQueue(RecordQueue):
 
     def _do_ack(self, link: str, outlet: str, numbers: list[int], now: float) -> int:
         runs = _runs(numbers)
+        count = sum(hi - lo + 1 for lo, hi in runs)
+        known = self._known.get((link, outlet))
+        spans = self._known_spans(known, runs)
 
         def ack(conn: sqlite3.Connection) -> int:
-            changed = self._move_acked(conn, link, outlet, runs, now)
+            if spans is not None and self._known.get((link, outlet)) is known:
+                # exactly these spans wait: they move with the group's other rows
+                self._rows.acks += [(link, outlet, lo, hi, now) for lo, hi in spans]
+                changed = count
+            else:
+                self._rows.flush(conn)  # the reads below must see the earlier jobs' rows
+                changed = self._move_acked(conn, link, outlet, runs, now)
             left = True
             if (link, outlet) not in self._known:  # find out whether anything still waits
                 left = bool(conn.execute(_ANY_WAITING, (link, outlet)).fetchall())
             self._after_commit.append((self._acked, (link, outlet, runs, changed, left)))
             return changed
 
-        changed: int = self._group.run(self, _Job(ack, False, "recording a delivery"))
+        job = Job(ack, False, "recording a delivery")
+        # While another thread commits, an ack whose outcome is known is posted to its next
+        # commit instead of waiting for it (a crash before then delivers the batch again,
+        # as one between push and ack does); ack_sync="full" promises the fsync first.
+        if spans is not None and self.ack_sync == "normal" and self._group.post(job, link):
+            return count
+        changed: int = self._group.run(job)
         return changed
+
+    @staticmethod
+    def _known_spans(
+        known: tuple[float, tuple[StoredRun, ...]] | None, runs: list[tuple[int, int]]
+    ) -> list[tuple[int, int]] | None:
+        """The waiting spans of an outlet whose ``known`` state (see ``_known``) is exactly
+        ``runs``: the usual ack of a batch ``due`` handed out; else None."""
+        if known is None or not known[1]:
+            return None
+        spans = [(run.first, run.first + len(run.encoded) - 1) for run in known[1]]
+        merged = spans[:1]
+        for lo, hi in spans[1:]:
+            if merged[-1][1] + 1 == lo:
+                merged[-1] = (merged[-1][0], hi)
+            else:
+                merged.append((lo, hi))
+        return spans if merged == runs else None
 
     def _move_acked(
         self,
@@ -1289,7 +1323,7 @@ class SqliteQueue(RecordQueue):
         return retrying, dead
 
     def _do_waiting(self, link: str) -> int:
-        with self._read() as conn:
+        with self._read(link=link) as conn:
             count: int = conn.execute(
                 _COVERED.format(source="SELECT first, last FROM waiting WHERE link = ?"),
                 (link,),
@@ -1601,6 +1635,7 @@ class SqliteQueue(RecordQueue):
                 )
 
     def _do_close(self) -> None:
+        self._group.settle()  # commit the acks posted to a commit
         own = id(getattr(self._local, "conn", None))
         with self._connections_lock:
             self._closed = True

@@ -388,7 +388,7 @@ def test_enqueues_waiting_for_a_commit_share_the_next_one(
             assert release.wait(10)
         commit_group(jobs)
 
-    queue._commit_group = slow_commit  # type: ignore[method-assign]
+    queue._group._commit = slow_commit
     results: dict[int, list[str | None]] = {}
 
     def enqueue(n: int) -> None:
@@ -412,12 +412,12 @@ def test_enqueues_waiting_for_a_commit_share_the_next_one(
 def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     persistent_queue: SqliteQueue,
 ) -> None:
-    from databay_bus.queue.sqlite import _Job
+    from databay_bus.queue._group_commit import Job
 
     queue = persistent_queue
     stores: list[Callable[[sqlite3.Connection], list[int]]] = []
     run = queue._group.run
-    queue._group.run = lambda _queue, job: stores.append(job.work) or []  # type: ignore[method-assign]
+    queue._group.run = lambda job: stores.append(job.work) or []  # type: ignore[method-assign]
     queue.enqueue("L", recs("first"), [["a"]])
     queue.enqueue("L", recs("second"), [["a"]])
     queue._group.run = run  # type: ignore[method-assign]
@@ -426,7 +426,7 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
         conn.execute("INSERT INTO waiting (link) VALUES ('half')")  # violates NOT NULL
         return [0]
 
-    jobs = [_Job(stores[0]), _Job(bad), _Job(stores[1])]
+    jobs = [Job(stores[0]), Job(bad), Job(stores[1])]
     queue._commit_group(jobs)
     assert isinstance(jobs[1].error, QueueError)
     assert jobs[0].result is not None and jobs[2].result is not None
@@ -436,13 +436,9 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     ]
 
 
-def test_an_ack_shares_a_commit_with_another_links_enqueue(
-    make_sqlite: Callable[..., SqliteQueue], wait_until: Callable[..., None]
-) -> None:
-    """Acks join group commits too: an ack and another link's enqueue that wait for the
-    same commit share it; neither returns before it, and both are in the file after."""
-    queue = make_sqlite()
-    (first,) = queue.enqueue("L", recs("l"), [["a"]])
+def _hold_first_commit(queue: SqliteQueue) -> tuple[threading.Event, list[list[str]]]:
+    """Make the queue's next group commit wait for the returned event; the list gets the
+    ``doing`` of each group's jobs."""
     commit_group = queue._commit_group
     release = threading.Event()
     groups: list[list[str]] = []
@@ -453,7 +449,19 @@ def test_an_ack_shares_a_commit_with_another_links_enqueue(
             assert release.wait(10)
         commit_group(jobs)
 
-    queue._commit_group = slow_commit  # type: ignore[method-assign]
+    queue._group._commit = slow_commit
+    return release, groups
+
+
+def test_with_ack_sync_full_an_ack_waits_for_the_commit_it_shares(
+    make_sqlite: Callable[..., SqliteQueue], wait_until: Callable[..., None]
+) -> None:
+    """Acks join group commits: an ack and another link's enqueue that wait for the same
+    commit share it; with ack_sync="full" neither returns before it."""
+    queue = make_sqlite(ack_sync="full")
+    (first,) = queue.enqueue("L", recs("l"), [["a"]])
+    queue.due("L", "a", 10)
+    release, groups = _hold_first_commit(queue)
     results: dict[str, object] = {}
     threads = [
         threading.Thread(target=lambda: queue.enqueue("M", recs("m1"), [["b"]])),
@@ -479,30 +487,178 @@ def test_an_ack_shares_a_commit_with_another_links_enqueue(
     assert [r.payload for r in again.due("M", "b", 10)] == ["m1", "m2"]
 
 
+def test_an_ack_posted_while_another_thread_commits_goes_with_the_next_group(
+    make_sqlite: Callable[..., SqliteQueue], wait_until: Callable[..., None]
+) -> None:
+    """By default an ack of the batch due() handed out does not wait for a commit under
+    way: it returns its count at once and is written by the next group; due() of its link
+    waits for it (never hands the batch out again), and it is in the file after close."""
+    queue = make_sqlite()
+    (first,) = queue.enqueue("L", recs("l"), [["a"]])
+    queue.due("L", "a", 10)
+    release, groups = _hold_first_commit(queue)
+    results: dict[str, object] = {}
+    enqueue = threading.Thread(target=lambda: queue.enqueue("M", recs("m1"), [["b"]]))
+    enqueue.start()
+    wait_until(lambda: len(groups) == 1, message="the first commit began")
+    assert queue.ack("L", "a", [first]) == 1  # returns while the first commit is held
+    assert len(queue._group._waiting) == 1
+    reader = threading.Thread(target=lambda: results.update(due=queue.due("L", "a", 10)))
+    reader.start()
+    wait_until(lambda: len(queue._group._waiting) == 2, message="due() waits for the ack")
+    assert results == {}
+    release.set()
+    for thread in (enqueue, reader):
+        thread.join(10)
+    assert groups == [["storing records"], ["recording a delivery", "reading"]]
+    assert results["due"] == []
+    assert queue.stats().outlets[0].delivered == 1
+    queue.close()
+    again = make_sqlite()
+    assert again.due("L", "a", 10) == []
+    assert again.stats().outlets[0].delivered == 1
+
+
+def test_close_commits_acks_posted_to_a_commit(
+    make_sqlite: Callable[..., SqliteQueue],
+) -> None:
+    """A posted ack whose commit no thread was left to lead (its leader's thread was
+    interrupted) is written by close(), and by the next write before that."""
+    queue = make_sqlite()
+    group = queue._group
+    for n in range(2):
+        (number,) = queue.enqueue("L", recs(n), [["a"]])
+        assert [r.id for r in queue.due("L", "a", 10)] == [number]
+        with group._mutex:
+            group._busy = True  # as if another thread were committing
+        assert queue.ack("L", "a", [number]) == 1
+        with group._mutex:
+            group._busy = False  # ... and its thread was interrupted before the next group
+        if n == 0:
+            queue.enqueue("M", recs("m"), [["b"]])  # the next write takes the ack along
+            assert group._waiting == [] and group._posted == {}
+    assert len(group._waiting) == 1
+    queue.close()
+    again = make_sqlite()
+    assert again.stats().outlets[0].delivered == 2
+
+
+def _jobs_of(queue: SqliteQueue, calls: Callable[[], object]) -> list[Any]:
+    """The group-commit jobs that ``calls`` submit, caught instead of run."""
+    jobs: list[Any] = []
+    run, post = queue._group.run, queue._group.post
+    queue._group.run = lambda job: jobs.append(job) or []  # type: ignore[method-assign]
+    queue._group.post = lambda job, key: False  # type: ignore[method-assign]
+    try:
+        calls()
+    finally:
+        queue._group.run, queue._group.post = run, post  # type: ignore[method-assign]
+    return jobs
+
+
+def test_a_group_of_many_writes_goes_in_multi_row_pieces(
+    persistent_queue: SqliteQueue,
+) -> None:
+    """70 acks and 70 enqueues committed as one group: their rows are written 64 + 4 + 2
+    at a time, and every write is in the file as if each had committed alone."""
+    queue = persistent_queue
+    links = [f"L{n}" for n in range(70)]
+    first = {link: queue.enqueue(link, recs(f"{link}-1"), [["a"]])[0] for link in links}
+    for link in links:
+        queue.due(link, "a", 10)
+    jobs = _jobs_of(
+        queue,
+        lambda: [
+            (queue.ack(link, "a", [first[link]]), queue.enqueue(link, recs(f"{link}-2"), [["a"]]))
+            for link in links
+        ],
+    )
+    statements: list[str] = []
+    queue._writing(True).set_trace_callback(statements.append)
+    queue._commit_group(jobs)
+    assert [job.error for job in jobs] == [None] * 140
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO chunks")]
+    assert [sql.count("),(") + 1 for sql in inserts] == [64, 4, 2]
+    stats = queue.stats()
+    assert sum(o.delivered for o in stats.outlets) == 70
+    assert sum(o.pending for o in stats.outlets) == 70
+    for link in links:
+        assert [r.payload for r in queue.due(link, "a", 10)] == [f"{link}-2"]
+
+
+def test_a_write_that_reads_first_sees_the_rows_of_earlier_writes_in_its_group(
+    persistent_queue: SqliteQueue,
+) -> None:
+    """Two enqueues of a link whose state this process does not know, in one group: the
+    second looks up what waits and must see the first one's rows, held back until the
+    commit (else due() would believe only the second one's records wait)."""
+    queue = persistent_queue
+    jobs = _jobs_of(
+        queue,
+        lambda: [queue.enqueue("L", recs(n), [["a"]]) for n in (1, 2)],
+    )
+    queue._commit_group(jobs)
+    assert [r.payload for r in queue.due("L", "a", 10)] == [1, 2]
+
+
+def test_a_posted_ack_whose_commit_fails_is_logged_and_its_batch_comes_again(
+    make_sqlite: Callable[..., SqliteQueue],
+    wait_until: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = make_sqlite()
+    (number,) = queue.enqueue("L", recs("x"), [["a"]])
+    queue.due("L", "a", 10)
+    commit_group = queue._commit_group
+    release = threading.Event()
+    groups: list[int] = []
+
+    def failing_second_commit(jobs: list[Any]) -> None:
+        groups.append(len(jobs))
+        if len(groups) == 1:
+            assert release.wait(10)
+            commit_group(jobs)
+        else:
+            raise QueueError("disk on fire")
+
+    queue._group._commit = failing_second_commit
+    writer = threading.Thread(target=lambda: queue.enqueue("M", recs("m"), [["b"]]))
+    writer.start()
+    wait_until(lambda: groups == [1], message="the first commit began")
+    assert queue.ack("L", "a", [number]) == 1  # posted
+    release.set()
+    writer.join(10)
+    assert groups == [1, 1]  # the writer's thread committed the posted ack, which failed
+    assert "recording a delivery failed after the call returned" in caplog.text
+    assert "disk on fire" in caplog.text
+    queue._group._commit = commit_group
+    assert [r.id for r in queue.due("L", "a", 10)] == [number]
+
+
 def test_a_thread_that_stops_waiting_for_its_commit_leaves_the_group_working(
     persistent_queue: SqliteQueue,
 ) -> None:
     """A waiting thread interrupted (KeyboardInterrupt) drops its job, or passes on the
     lead it was just handed: the next writes still commit."""
-    from databay_bus.queue.sqlite import _Job
+    from databay_bus.queue._group_commit import Job
 
     group = persistent_queue._group
     with group._mutex:
         group._busy = True  # a commit is under way
-    waiting = _Job(lambda conn, *rest: [], doing="a waiting job")
+    waiting = Job(lambda conn, *rest: [], doing="a waiting job")
     waiting.wake = threading.Lock()
     waiting.wake.acquire()
     group._waiting.append(waiting)
     group._abandon(waiting)  # its thread was interrupted before its turn
     assert group._waiting == []
-    promoted, following = _Job(lambda conn, *rest: []), _Job(lambda conn, *rest: [])
+    promoted, following = Job(lambda conn, *rest: []), Job(lambda conn, *rest: [])
     following.wake = threading.Lock()
     following.wake.acquire()
     group._waiting.append(following)
     promoted.lead = True  # handed the lead, but its thread was interrupted
     group._abandon(promoted)
     assert following.lead and following.wake.acquire(timeout=10)  # the lead went on
-    group._lead(persistent_queue, following)
+    group._lead(following)
     assert not group._busy
     ids = persistent_queue.enqueue("L", recs(1), [["a"]])
     assert [r.id for r in persistent_queue.due("L", "a", 10)] == ids
@@ -511,13 +667,13 @@ def test_a_thread_that_stops_waiting_for_its_commit_leaves_the_group_working(
 def test_a_failing_job_in_a_group_of_enqueues_and_acks_rolls_back_only_itself(
     persistent_queue: SqliteQueue,
 ) -> None:
-    from databay_bus.queue.sqlite import _Job
+    from databay_bus.queue._group_commit import Job
 
     queue = persistent_queue
     (first,) = queue.enqueue("L", recs("x"), [["a"]])
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     run = queue._group.run
-    queue._group.run = lambda _queue, job: jobs.append(job) or []  # type: ignore[method-assign]
+    queue._group.run = lambda job: jobs.append(job) or []  # type: ignore[method-assign]
     queue.enqueue("L", recs("y"), [["a"]])
     queue.ack("L", "a", [first])
     queue._group.run = run  # type: ignore[method-assign]
@@ -527,7 +683,7 @@ def test_a_failing_job_in_a_group_of_enqueues_and_acks_rolls_back_only_itself(
         raise RuntimeError("half-way")
 
     store, ack = jobs
-    group = [store, _Job(bad, False, "recording a delivery"), ack]
+    group = [store, Job(bad, False, "recording a delivery"), ack]
     commits = _commits(queue)
     queue._commit_group(group)
     assert isinstance(group[1].error, RuntimeError)
@@ -570,13 +726,13 @@ def test_due_reads_nothing_while_this_process_knows_what_waits(
 def test_records_of_a_commit_that_failed_are_never_handed_out(
     persistent_queue: SqliteQueue,
 ) -> None:
-    from databay_bus.queue.sqlite import _Job
+    from databay_bus.queue._group_commit import Job
 
     queue = persistent_queue
     queue.ack("L", "a", queue.enqueue("L", recs(0), [["a"]]))  # nothing waits, and it knows
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     run = queue._group.run
-    queue._group.run = lambda _queue, job: jobs.append(job) or []  # type: ignore[method-assign]
+    queue._group.run = lambda job: jobs.append(job) or []  # type: ignore[method-assign]
     queue.enqueue("L", recs(1), [["a"]])
     queue._group.run = run  # type: ignore[method-assign]
 
@@ -585,7 +741,7 @@ def test_records_of_a_commit_that_failed_are_never_handed_out(
         raise RuntimeError("the commit never happens")
 
     with pytest.raises(RuntimeError):
-        queue._commit_group([_Job(store_then_fail)])
+        queue._commit_group([Job(store_then_fail)])
     assert queue.due("L", "a", 10) == []
     assert queue.waiting("L") == 0
 
