@@ -9,7 +9,7 @@ import pytest
 
 from databay_bus import MetadataKey, Record, Update
 from databay_bus.records import INLET_KEY, merge_metadata
-from databay_bus.records.copying import copies, copy_batches
+from databay_bus.records.copying import _plain_copies, copies, copy_batches
 from databay_bus.records.record import SharedMetadata, pulled_records
 
 
@@ -175,3 +175,45 @@ class TestCopyBatches:
         made[0][0].payload["data"].append(2)
         made[1][0].payload["data"].append(2)
         assert tagged.payload["data"] == [1] and unpicklable.payload["data"] == [1]
+
+
+class TestPlainCopies:
+    """copy_batches copies the usual records (plain JSON data) by hand instead of pickling;
+    the copies must be what the pickle path makes."""
+
+    def test_plain_records_are_copied_by_hand_and_others_are_not(self) -> None:
+        plain = pulled_records([{"n": 1, "tags": ["a"]}, "text", 3.5], {"m": 1}, "source")
+        assert _plain_copies([plain], 1) is not None
+        for odd in (
+            pulled_records([{"n": (1, 2)}], {}, "source"),  # a tuple: tagged by the codec
+            pulled_records([{1: "int key"}], {}, "source"),
+            pulled_records([{"n": [[1]]}], {}, "source"),  # a nested list
+            pulled_records([{"n": 1}], {"m": [1]}, "source"),  # shared metadata with a list
+            [Record({"n": 1}, {"k": {"deep": 1}})],
+        ):
+            assert _plain_copies([odd], 1) is None
+            (made,) = copy_batches([odd], 1)
+            assert made == [odd] and made[0][0].payload is not odd[0].payload
+
+    def test_hand_copies_are_independent_and_keep_what_records_share(self) -> None:
+        tags = ["a"]
+        pulled = pulled_records([{"n": 1, "tags": tags}, {"n": 2, "tags": tags}], {"m": 1}, "s")
+        own = Record({"n": 3}, {"k": [4]}, id="q-1")
+        batches = [pulled, [own, pulled[0]]]  # a grouper may put one record in two batches
+        assert _plain_copies(batches, 1) is not None
+        made = copy_batches(batches, 2)
+        assert made == [batches, batches]
+        for copy_ in made:
+            first, second = copy_[0]
+            assert first.inlet_name == "s" and copy_[1][0].id == "q-1"
+            assert type(first._metadata) is SharedMetadata
+            assert first._metadata is second._metadata is copy_[1][1]._metadata
+            assert first._metadata is not pulled[0]._metadata
+            assert first.payload["tags"] is second.payload["tags"] is not tags
+            assert copy_[1][1].payload is first.payload  # one payload, as pickle keeps it
+        made[0][0][0].payload["tags"].append("x")
+        made[0][1][0].metadata["k"].append(9)
+        made[0][0][1].payload["n"] = 0
+        assert tags == ["a"] and made[1][0][0].payload["tags"] == ["a"]
+        assert own.metadata == {"k": [4]} and made[1][1][0].metadata == {"k": [4]}
+        assert pulled[1].payload["n"] == 2 and made[1][0][1].payload["n"] == 2

@@ -12,11 +12,14 @@ import copy
 import pickle
 from typing import Any, TypeVar
 
+from databay_bus.records.codecs import _untouched as plain_json  # same package
 from databay_bus.records.record import Record, SharedMetadata
 
 __all__ = ["copies", "copy_batches"]
 
 T = TypeVar("T")
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def copies(value: T, count: int) -> list[T]:
@@ -43,6 +46,9 @@ def copy_batches(batches: list[list[Record]], count: int) -> list[list[list[Reco
     """
     if count <= 0:
         return []
+    by_hand = _plain_copies(batches, count)
+    if by_hand is not None:
+        return by_hand
     plain: dict[int, dict[str, Any]] = {}  # id(SharedMetadata) -> its plain dict
     rows: list[list[tuple[Any, Any, str | None, str | None]]] = []
     for batch in batches:
@@ -83,3 +89,67 @@ def _rebuilt(
             batch.append(record)
         batches.append(batch)
     return batches
+
+
+def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Record]]] | None:
+    """:func:`copy_batches` by hand for the usual records, or None for any other batch.
+
+    Usual: plain Records whose payloads and metadata dicts hold only plain JSON data (see
+    ``JsonCodec``'s check) and whose shared metadata holds only scalars. A copy then needs
+    new dicts and lists, not new strings or numbers (immutable); an object two records hold
+    stays shared in each copy, as pickle keeps it. Two copies of a one-record batch: 5.6 ->
+    3.3 us (issue 19: scenario 2's 3-outlet copy_records=True case).
+    """
+    records = [record for batch in batches for record in batch]
+    own: list[Any] = []  # metadata dicts of their own record: checked like payloads
+    shared: Any = None  # the last shared metadata found to hold scalars only
+    for record in records:
+        if type(record) is not Record:
+            return None
+        metadata = record._metadata
+        if type(metadata) is not SharedMetadata:
+            own.append(metadata)
+        elif metadata is not shared:
+            if not _SCALARS.issuperset(map(type, metadata.values())):
+                return None
+            shared = metadata
+    if not plain_json([record.payload for record in records]) or (own and not plain_json(own)):
+        return None
+    new = object.__new__
+    made: list[list[list[Record]]] = []
+    for _ in range(count):
+        memo: dict[int, Any] = {}  # id(original) -> its copy, within this copy
+        copied: list[list[Record]] = []
+        for batch in batches:
+            row: list[Record] = []
+            for source in batch:
+                record = new(Record)  # as records.pulled_records does
+                record.payload = _plain_copy(source.payload, memo)
+                record._metadata = _plain_copy(source._metadata, memo)
+                record._id, record._inlet_name = source._id, source._inlet_name
+                row.append(record)
+            copied.append(row)
+        made.append(copied)
+    return made
+
+
+def _plain_copy(value: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy of what ``_plain_copies`` accepts: a scalar (itself), a dict of scalars
+    and flat lists of them, or shared metadata of scalars; each object copied once."""
+    kind = type(value)
+    if kind is not dict and kind is not SharedMetadata:
+        return value
+    found = memo.get(id(value))
+    if found is None:
+        if kind is SharedMetadata:
+            found = SharedMetadata(value)
+        else:
+            found = dict(value)
+            for key, item in value.items():
+                if type(item) is list:
+                    copy_ = memo.get(id(item))
+                    if copy_ is None:
+                        copy_ = memo[id(item)] = item[:]
+                    found[key] = copy_
+        memo[id(value)] = found
+    return found
