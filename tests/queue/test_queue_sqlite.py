@@ -372,23 +372,34 @@ outlets = [{{type = "queue_fakes.ListOutlet", name = "out"}}]
         pipeline.close()
 
 
+def _hold_first_commit(
+    queue: SqliteQueue, later: Exception | None = None
+) -> tuple[threading.Event, list[list[str]]]:
+    """Make the queue's next group commit wait for the returned event (and the groups after
+    it raise ``later``, if given); the list gets the ``doing`` of each group's jobs."""
+    commit_group = queue._commit_group
+    release = threading.Event()
+    groups: list[list[str]] = []
+
+    def slow_commit(jobs: list[Any]) -> None:
+        groups.append([job.doing for job in jobs])
+        if len(groups) == 1:
+            assert release.wait(10)
+        elif later is not None:
+            raise later
+        commit_group(jobs)
+
+    queue._group._commit = slow_commit
+    return release, groups
+
+
 def test_enqueues_waiting_for_a_commit_share_the_next_one(
     persistent_queue: SqliteQueue, wait_until: Callable[..., None]
 ) -> None:
     """Group commit: enqueues arriving while one commits go together in the next
     transaction; each returns its own ids once that transaction is committed."""
     queue = persistent_queue
-    commit_group = queue._commit_group
-    release = threading.Event()
-    groups: list[int] = []
-
-    def slow_commit(jobs: list[Any]) -> None:
-        groups.append(len(jobs))
-        if len(groups) == 1:
-            assert release.wait(10)
-        commit_group(jobs)
-
-    queue._group._commit = slow_commit
+    release, groups = _hold_first_commit(queue)
     results: dict[int, list[str | None]] = {}
 
     def enqueue(n: int) -> None:
@@ -396,7 +407,7 @@ def test_enqueues_waiting_for_a_commit_share_the_next_one(
 
     threads = [threading.Thread(target=enqueue, args=(n,)) for n in range(6)]
     threads[0].start()
-    wait_until(lambda: groups == [1], message="the first commit began")
+    wait_until(lambda: len(groups) == 1, message="the first commit began")
     for thread in threads[1:]:
         thread.start()
     wait_until(lambda: len(queue._group._waiting) == 5, message="five enqueues waiting")
@@ -404,7 +415,7 @@ def test_enqueues_waiting_for_a_commit_share_the_next_one(
     release.set()
     for thread in threads:
         thread.join(10)
-    assert groups == [1, 5]
+    assert [len(group) for group in groups] == [1, 5]
     due = {record.payload: record.id for record in queue.due("L", "a", 10)}
     assert due == {n: ids[0] for n, ids in results.items()}
 
@@ -434,23 +445,6 @@ def test_a_failing_enqueue_in_a_group_leaves_the_others_stored(
     assert [r.id for r in queue.due("L", "a", 10)] == [
         f"{queue.queue_id}-{n}" for n in (*jobs[0].result, *jobs[2].result)
     ]
-
-
-def _hold_first_commit(queue: SqliteQueue) -> tuple[threading.Event, list[list[str]]]:
-    """Make the queue's next group commit wait for the returned event; the list gets the
-    ``doing`` of each group's jobs."""
-    commit_group = queue._commit_group
-    release = threading.Event()
-    groups: list[list[str]] = []
-
-    def slow_commit(jobs: list[Any]) -> None:
-        groups.append([job.doing for job in jobs])
-        if len(groups) == 1:
-            assert release.wait(10)
-        commit_group(jobs)
-
-    queue._group._commit = slow_commit
-    return release, groups
 
 
 def test_with_ack_sync_full_an_ack_waits_for_the_commit_it_shares(
@@ -610,25 +604,15 @@ def test_a_posted_ack_whose_commit_fails_is_logged_and_its_batch_comes_again(
     (number,) = queue.enqueue("L", recs("x"), [["a"]])
     queue.due("L", "a", 10)
     commit_group = queue._commit_group
-    release = threading.Event()
-    groups: list[int] = []
-
-    def failing_second_commit(jobs: list[Any]) -> None:
-        groups.append(len(jobs))
-        if len(groups) == 1:
-            assert release.wait(10)
-            commit_group(jobs)
-        else:
-            raise QueueError("disk on fire")
-
-    queue._group._commit = failing_second_commit
+    release, groups = _hold_first_commit(queue, later=QueueError("disk on fire"))
     writer = threading.Thread(target=lambda: queue.enqueue("M", recs("m"), [["b"]]))
     writer.start()
-    wait_until(lambda: groups == [1], message="the first commit began")
+    wait_until(lambda: len(groups) == 1, message="the first commit began")
     assert queue.ack("L", "a", [number]) == 1  # posted
     release.set()
     writer.join(10)
-    assert groups == [1, 1]  # the writer's thread committed the posted ack, which failed
+    # the writer's thread committed the posted ack, which failed
+    assert groups == [["storing records"], ["recording a delivery"]]
     assert "recording a delivery failed after the call returned" in caplog.text
     assert "disk on fire" in caplog.text
     queue._group._commit = commit_group
