@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from databay_bus.errors import QueueError
+
 __all__ = ["GroupCommit", "Job"]
 
 _LOGGER = logging.getLogger("databay_bus.queue.sqlite")
@@ -142,7 +144,7 @@ class GroupCommit:
                 shared = (
                     exc
                     if isinstance(exc, Exception)
-                    else RuntimeError(f"{self._owner!r}: the commit was interrupted ({exc!r})")
+                    else QueueError(f"{self._owner!r}: the commit was interrupted ({exc!r})")
                 )
                 for other in jobs:
                     if other.error is None and other.work is not None:
