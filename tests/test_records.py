@@ -217,3 +217,20 @@ class TestPlainCopies:
         assert tags == ["a"] and made[1][0][0].payload["tags"] == ["a"]
         assert own.metadata == {"k": [4]} and made[1][1][0].metadata == {"k": [4]}
         assert pulled[1].payload["n"] == 2 and made[1][0][1].payload["n"] == 2
+
+    def test_larger_batches_keep_types_and_sharing_through_marshal_or_pickle(self) -> None:
+        import datetime
+
+        shared = [1]
+        payloads = [{"t": (1, 2), "s": {3}, "l": shared}, {"l": shared}, {"b": b"x"}]
+        builtin = pulled_records(payloads, {"m": 1}, "source")
+        when = pulled_records([*payloads, {"at": datetime.date(2026, 12, 6)}], {}, "source")
+        for batch in (builtin, when):  # marshal, then pickle (it refuses the date)
+            (made,) = copy_batches([batch], 1)
+            assert made == [batch]
+            first, second = made[0][0], made[0][1]
+            assert type(first.payload["t"]) is tuple and first.payload["s"] == {3}
+            assert first.payload["l"] is second.payload["l"] is not shared
+            assert type(first._metadata) is SharedMetadata
+            assert first._metadata is second._metadata is not batch[0]._metadata
+        assert type(made[0][3].payload["at"]) is datetime.date
