@@ -200,23 +200,27 @@ class TestPlainCopies:
         pulled = pulled_records([{"n": 1, "tags": tags}, {"n": 2, "tags": tags}], {"m": 1}, "s")
         own = Record({"n": 3}, {"k": [4]}, id="q-1")
         batches = [pulled, [own, pulled[0]]]  # a grouper may put one record in two batches
-        assert _plain_copies(batches, 1) is not None
-        made = copy_batches(batches, 2)
+        made = _plain_copies(batches, 2)  # copy_batches takes this path for two records only
+        assert made is not None
+        for copy_ in made:  # before anything reads metadata (records copy it on reading)
+            first, second = copy_[0]
+            # Shared metadata of scalars is never changed in place: the copies share it.
+            assert first._metadata is second._metadata is pulled[0]._metadata
+            assert first.metadata is not second.metadata  # each record reads its own dict
         assert made == [batches, batches]
         for copy_ in made:
             first, second = copy_[0]
             assert first.inlet_name == "s" and copy_[1][0].id == "q-1"
-            assert type(first._metadata) is SharedMetadata
-            assert first._metadata is second._metadata is copy_[1][1]._metadata
-            assert first._metadata is not pulled[0]._metadata
             assert first.payload["tags"] is second.payload["tags"] is not tags
             assert copy_[1][1].payload is first.payload  # one payload, as pickle keeps it
         made[0][0][0].payload["tags"].append("x")
+        made[0][0][0].metadata["m"] = 2
         made[0][1][0].metadata["k"].append(9)
         made[0][0][1].payload["n"] = 0
         assert tags == ["a"] and made[1][0][0].payload["tags"] == ["a"]
         assert own.metadata == {"k": [4]} and made[1][1][0].metadata == {"k": [4]}
         assert pulled[1].payload["n"] == 2 and made[1][0][1].payload["n"] == 2
+        assert pulled[0].metadata == {"m": 1} and made[1][0][0].metadata == {"m": 1}
 
     def test_larger_batches_keep_types_and_sharing_through_marshal_or_pickle(self) -> None:
         import datetime

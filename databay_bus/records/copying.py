@@ -24,7 +24,7 @@ __all__ = ["copies", "copy_batches"]
 T = TypeVar("T")
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
-# Batches of at most this many records are copied by hand when plain: 3.7 us for two
+# Batches of at most this many records are copied by hand when plain: 3.3 us for two
 # copies of one record against 5.2 through marshal; at four records both cost the same.
 _BY_HAND = 2
 
@@ -114,8 +114,10 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
     Usual: plain Records whose payloads and metadata dicts hold only plain JSON data (see
     ``JsonCodec``'s check) and whose shared metadata holds only scalars. A copy then needs
     new dicts and lists, not new strings or numbers (immutable); an object two records hold
-    stays shared in each copy, as pickle keeps it. Two copies of a one-record batch: 5.6 us
-    through pickle, 3.7 by hand (issue 19: scenario 2's 3-outlet copy_records=True case).
+    stays shared in each copy, as pickle keeps it. Shared metadata of scalars is shared by
+    the copies as it is: it is never changed in place (a record copies it into a dict of its
+    own before any change). Two copies of a one-record batch: 5.6 us through pickle, 3.3 by
+    hand (issue 19: scenario 2's 3-outlet copy_records=True case).
     """
     records = [record for batch in batches for record in batch]
     own: list[Any] = []  # metadata dicts of their own record: checked like payloads
@@ -142,7 +144,10 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
             for source in batch:
                 record = new(Record)  # as records.pulled_records does
                 record.payload = _plain_copy(source.payload, memo)
-                record._metadata = _plain_copy(source._metadata, memo)
+                metadata = source._metadata
+                if type(metadata) is not SharedMetadata:  # shared: read only, scalars only
+                    metadata = _plain_copy(metadata, memo)
+                record._metadata = metadata
                 record._id, record._inlet_name = source._id, source._inlet_name
                 row.append(record)
             copied.append(row)
@@ -151,22 +156,17 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
 
 
 def _plain_copy(value: Any, memo: dict[int, Any]) -> Any:
-    """A deep copy of what ``_plain_copies`` accepts: a scalar (itself), a dict of scalars
-    and flat lists of them, or shared metadata of scalars; each object copied once."""
-    kind = type(value)
-    if kind is not dict and kind is not SharedMetadata:
+    """A deep copy of what ``_plain_copies`` accepts: a scalar (itself), or a dict of
+    scalars and flat lists of them; each object copied once (``memo``)."""
+    if type(value) is not dict:
         return value
     found = memo.get(id(value))
     if found is None:
-        if kind is SharedMetadata:
-            found = SharedMetadata(value)
-        else:
-            found = dict(value)
-            for key, item in value.items():
-                if type(item) is list:
-                    copy_ = memo.get(id(item))
-                    if copy_ is None:
-                        copy_ = memo[id(item)] = item[:]
-                    found[key] = copy_
-        memo[id(value)] = found
+        found = memo[id(value)] = dict(value)
+        for key, item in value.items():
+            if type(item) is list:
+                copy_ = memo.get(id(item))
+                if copy_ is None:
+                    copy_ = memo[id(item)] = item[:]
+                found[key] = copy_
     return found
