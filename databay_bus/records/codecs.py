@@ -118,14 +118,21 @@ class JsonCodec:
 
         Raises what ``encode`` raises for the first record it cannot store.
         """
-        # One C encoder call for all the payloads, a separator string between them, then a
-        # split: the separator's JSON form is only ever ours if it occurs exactly once
-        # between each two payloads (else: one call per record). The records of one pull
-        # share their metadata: it is tagged and encoded once, and joined to each payload.
+        # The records of one pull share their metadata: it is tagged and encoded once, and
+        # joined to each payload (see _documents and _tails).
         prepared = self._documents(records)
         if prepared is None:
             return [self.encode(r.payload, r.metadata) for r in records]
-        documents, tails = prepared
+        return self._encode_documents(*prepared)
+
+    def _encode_documents(self, documents: list[Any], tails: str | list[str]) -> list[bytes]:
+        """Each record's bytes from ``_documents``' payloads and tails.
+
+        One C encoder call for all the payloads, a separator string between them, then a
+        split: the separator's JSON form is only ever ours if it occurs exactly once between
+        each two payloads (else: one call per record).
+        """
+        count = (len(documents) + 1) // 2
         encode = self._encode
         text = encode(documents)
         if isinstance(tails, str):
@@ -133,10 +140,10 @@ class JsonCodec:
             # next, with a newline (never in compact JSON) to split the bytes on.
             joined = text[:-1].replace(_SEPARATOR_JSON, tails + "\n[") + tails
             encoded = joined.encode().split(b"\n")
-            if len(encoded) == len(records):
+            if len(encoded) == count:
                 return encoded
         parts = text[1:-1].split(_SEPARATOR_JSON)
-        if len(parts) != len(records):
+        if len(parts) != count:
             parts = [encode(payload) for payload in documents[::2]]
         if isinstance(tails, str):
             tails = [tails] * len(parts)
@@ -248,23 +255,15 @@ class OrjsonCodec(JsonCodec):
             return super().encode(payload, metadata)  # raises, saying where
         return b"[" + self._dump(tagged) + tail.encode()
 
-    def encode_records(self, records: Sequence[Record]) -> list[bytes]:
-        """``[encode(r.payload, r.metadata) for r in records]``, without a call per record.
-
-        Raises what ``encode`` raises for the first record it cannot store.
-        """
+    def _encode_documents(self, documents: list[Any], tails: str | list[str]) -> list[bytes]:
         # As JsonCodec does it: one orjson call for all the payloads, then a split.
-        prepared = self._documents(records)
-        if prepared is None:
-            return [self.encode(r.payload, r.metadata) for r in records]
-        documents, tails = prepared
         payloads = documents[::2]
         try:
             data = self._dumps(documents)
         except TypeError:  # something only the standard library stores: see each
             data = b""
         parts = data[1:-1].split(self._separator)
-        if len(parts) != len(records):
+        if len(parts) != len(payloads):
             parts = list(map(self._dump, payloads))
         elif b"null" in data:  # None, or a nan or inf orjson wrote as null: see those
             parts = [
