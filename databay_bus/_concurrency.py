@@ -43,6 +43,7 @@ __all__ = [
     "gather_results",
     "io_pool",
     "is_async_callable",
+    "off_loop",
     "run_coroutine",
     "run_isolated",
     "run_parallel",
@@ -99,6 +100,7 @@ class _TransferLoop(asyncio.SelectorEventLoop):
     """
 
     _first_step: list[tuple[Callable[[], object], contextvars.Context | None]] | None = None
+    _thread_id: int | None  # BaseEventLoop's: the thread running the loop, None when stopped
 
     def __init__(self) -> None:
         super().__init__()
@@ -118,7 +120,28 @@ class _TransferLoop(asyncio.SelectorEventLoop):
             return None  # the task ignores the handle of its first step
         return super().call_soon(callback, *args, context=context)
 
-    def eager_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    def drive(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` to completion in this thread, which runs no loop; see :func:`_drive`."""
+        hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(*self.asyncgen_hooks)
+        asyncio.events._set_running_loop(self)
+        task: asyncio.Task[T] | None = None
+        try:
+            task = self._eager_task(coro)
+            while not task.done():
+                self._run_once()  # type: ignore[attr-defined]
+            if self._ready or self._scheduled:  # type: ignore[attr-defined]
+                self._run_due()
+        finally:
+            asyncio.events._set_running_loop(None)
+            self._thread_id = None
+            sys.set_asyncgen_hooks(*hooks)
+            if task is not None and not task.done():  # interrupted: do not leak a pending task
+                task.cancel()
+        return task.result()
+
+    def _eager_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """A task of ``coro`` that has already run up to its first real wait."""
         # A fixed name says what the task is, and spares 3.11 formatting "Task-<n>" (~0.7 us).
         if sys.version_info >= (3, 12):
@@ -136,12 +159,14 @@ class _TransferLoop(asyncio.SelectorEventLoop):
             context.run(step)
         return task
 
-    def has_due_callbacks(self) -> bool:
-        """True when a ready callback or a timer that is due waits for a loop turn."""
+    def _run_due(self) -> None:
+        """One loop turn that polls I/O without blocking, when a ready callback or a timer
+        that is due waits for one (what earlier transfers scheduled, such as closing an async
+        generator, still runs)."""
         scheduled = self._scheduled  # type: ignore[attr-defined]
-        return bool(self._ready) or (  # type: ignore[attr-defined]
-            bool(scheduled) and scheduled[0].when() <= time.monotonic()  # = self.time()
-        )
+        if self._ready or scheduled[0].when() <= time.monotonic():  # type: ignore[attr-defined]  # = self.time()
+            self.call_soon(_nothing)
+            self._run_once()  # type: ignore[attr-defined]
 
 
 class _ThreadLoop:
@@ -177,14 +202,19 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     return owner.loop
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop running in this thread, or None."""
-    if FAST_LOOP:
-        return asyncio._get_running_loop()  # one call instead of a raised RuntimeError
+def _public_running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, or None, through the public API."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+#: The loop running in this thread, or None: one C call where the fast driver is supported,
+#: instead of a raised RuntimeError.
+_running_loop: Callable[[], asyncio.AbstractEventLoop | None] = (
+    asyncio._get_running_loop if FAST_LOOP_SUPPORTED else _public_running_loop
+)
 
 
 def _shared_background_loop() -> asyncio.AbstractEventLoop:
@@ -211,8 +241,7 @@ def run_coroutine(
     Otherwise it runs on this thread's own loop, or on the shared background loop when this
     thread already runs a loop of its own.
     """
-    running = _running_loop()
-    if home is None and running is None:
+    if home is None and _running_loop() is None:
         return _drive(_thread_loop(), coro)
     target = home() if home is not None else _shared_background_loop()
     future = asyncio.run_coroutine_threadsafe(coro, target)
@@ -235,27 +264,9 @@ def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     async generator, still runs): about 3 us. Any other loop goes through the public call,
     in a task named as the fast driver names it.
     """
-    if not isinstance(loop, _TransferLoop) or loop.is_running():
-        return loop.run_until_complete(_named_task(loop, coro))
-    hooks = sys.get_asyncgen_hooks()
-    loop._thread_id = threading.get_ident()  # type: ignore[attr-defined]
-    sys.set_asyncgen_hooks(*loop.asyncgen_hooks)
-    asyncio.events._set_running_loop(loop)
-    task: asyncio.Task[T] | None = None
-    try:
-        task = loop.eager_task(coro)
-        while not task.done():
-            loop._run_once()  # type: ignore[attr-defined]
-        if loop.has_due_callbacks():
-            loop.call_soon(_nothing)  # a turn that polls I/O without blocking
-            loop._run_once()  # type: ignore[attr-defined]
-    finally:
-        asyncio.events._set_running_loop(None)
-        loop._thread_id = None  # type: ignore[attr-defined]
-        sys.set_asyncgen_hooks(*hooks)
-        if task is not None and not task.done():  # interrupted: do not leak a pending task
-            task.cancel()
-    return task.result()
+    if isinstance(loop, _TransferLoop):
+        return loop.drive(coro)
+    return loop.run_until_complete(_named_task(loop, coro))
 
 
 def _named_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
@@ -356,6 +367,12 @@ def io_pool() -> WorkerPool:
         if _io_pool is None:
             _io_pool = WorkerPool(64, name="databay_bus-io")
         return _io_pool
+
+
+def off_loop(call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``call(*args)`` on the I/O pool, awaitable from the running loop: blocking work (a
+    sync node, a queue write) that must not stall the loop's other tasks."""
+    return asyncio.get_running_loop().run_in_executor(io_pool(), call, *args)
 
 
 def run_parallel(calls: Iterable[Callable[[], T]], limit: int) -> list[T | BaseException]:

@@ -13,13 +13,12 @@ once every outlet took the records), then the inlets hear ``on_records_safe`` â€
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from databay_bus._concurrency import io_pool, is_async_callable
+from databay_bus._concurrency import is_async_callable, off_loop
 from databay_bus.errors import CursorError, describe
 from databay_bus.queue.cursors import CursorWrite, StoredCursor, encode_cursor
 from databay_bus.records import Record
@@ -219,7 +218,6 @@ class SourceSide:
 
     async def notify_async(self, error: BaseException | None) -> None:
         """:meth:`notify` from a transfer's event loop (awaits ``async def`` hooks)."""
-        loop = asyncio.get_running_loop()
         why = error or self.unsafe_error
         for inlet, safe, unsafe in self._calls(error):
             for method, records, args in _hook_calls(inlet, safe, unsafe, why):
@@ -229,9 +227,7 @@ class SourceSide:
                     except Exception as exc:
                         _log_hook_failure(inlet, method, exc)
                 else:
-                    await loop.run_in_executor(
-                        io_pool(), _call_hook, inlet, method, records, self.update, args
-                    )
+                    await off_loop(_call_hook, inlet, method, records, self.update, args)
 
     def _calls(self, error: BaseException | None) -> list[tuple[Inlet, list[Record], list[Record]]]:
         if error is None:

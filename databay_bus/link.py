@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 
 from databay_bus._concurrency import (
     gather_results,
-    io_pool,
+    off_loop,
     run_coroutine,
     run_isolated,
     run_parallel,
@@ -565,11 +565,10 @@ class Link:
         Cancelling the call never leaves the link locked: a sync-only transfer already handed
         to a worker thread finishes there, and a lock acquired after cancellation is released.
         """
-        loop = asyncio.get_running_loop()
         if self._all_sync:
-            await asyncio.shield(loop.run_in_executor(io_pool(), self.transfer))
+            await asyncio.shield(off_loop(self.transfer))
             return
-        await _acquire_off_loop(self._transfer_lock, loop)
+        await _acquire_off_loop(self._transfer_lock)
         try:
             await self._run_async_guarded()
         finally:
@@ -672,26 +671,28 @@ class Link:
         # costs about a microsecond, a tenth of a whole transfer).
         run = self._begin()
         inlets, outlets, delivery = self._inlets, self._outlets, self._delivery
-        loop = asyncio.get_running_loop()
         source: SourceSide | None = None
         try:
             records: list[Record] = []
             if delivery.blocking:
-                may_pull = await loop.run_in_executor(io_pool(), delivery.may_pull, run.update)
+                may_pull = await off_loop(delivery.may_pull, run.update)
             else:
                 may_pull = delivery.may_pull(run.update)
             results: list[list[Record] | BaseException] = []
             if may_pull:
                 source = SourceSide(run.update, delivery)
             if source is not None and self._pulls is not None:
-                results = await self._pull_retrying(inlets, source, loop)
+                results = await self._pull_retrying(inlets, source)
             elif source is not None:
                 if len(inlets) == 1:
+                    token = enter_pull(source, inlets[0])
                     try:
-                        pulled = await _pull_value(inlets[0], source, loop)
+                        pulled = await _pull_value(inlets[0], source)
                         results = [wrap_pulled(inlets[0], pulled)]
                     except Exception as exc:
                         results = [exc]
+                    finally:
+                        leave_pull(token)
                 else:
                     gate = (
                         asyncio.Semaphore(self.inlet_concurrency)
@@ -699,7 +700,7 @@ class Link:
                         else None
                     )
                     results = await gather_results(
-                        [_pull_gated(inlet, source, gate, loop) for inlet in inlets]
+                        [_pull_gated(inlet, source, gate) for inlet in inlets]
                     )
             if source is not None:
                 for inlet, result in zip(inlets, results, strict=True):
@@ -721,30 +722,30 @@ class Link:
                 )
             )
             if delivery.blocking:
-                lanes = await loop.run_in_executor(io_pool(), admit, *args)
+                lanes = await off_loop(admit, *args)
             else:
                 lanes = admit(*args)
             if source is not None and delivery.safe_on_admit:
                 safe, source = source, None
                 await safe.notify_async(None)
             if len(lanes) == 1:
-                await self._push_lane_async(lanes[0], run, loop)
+                await self._push_lane_async(lanes[0], run)
             else:
                 _raise_first(
-                    await gather_results([self._push_lane_async(la, run, loop) for la in lanes])
+                    await gather_results([self._push_lane_async(la, run) for la in lanes])
                 )
         except Exception as exc:
             run.errors.append(exc)
         if source is not None:
             if delivery.blocking:
-                error = await loop.run_in_executor(io_pool(), self._commit_source, source, run)
+                error = await off_loop(self._commit_source, source, run)
             else:
                 error = self._commit_source(source, run)
             await source.notify_async(error)
         self._finish(run)
 
     async def _pull_retrying(
-        self, inlets: Sequence[Inlet], source: SourceSide, loop: asyncio.AbstractEventLoop
+        self, inlets: Sequence[Inlet], source: SourceSide
     ) -> list[list[Record] | BaseException]:
         """Every inlet's pull under the link's pull retry policies (``_pulls``)."""
         pulls = self._pulls
@@ -759,7 +760,7 @@ class Link:
                 pulls.pull_async(
                     inlet,
                     source.update,
-                    functools.partial(_pull_gated, inlet, source, gate, loop),
+                    functools.partial(_pull_gated, inlet, source, gate),
                 )
                 for inlet in inlets
             ]
@@ -895,7 +896,7 @@ class Link:
         return LaneProgress(run.update, lane.outlet.name, self._delivery.waiting, lane.grows)
 
     async def _push_lane_async(
-        self, lane: Lane, run: _Run, loop: asyncio.AbstractEventLoop
+        self, lane: Lane, run: _Run
     ) -> None:
         outlet, pushed, failures, batches = lane.outlet, 0, 0, lane.batches
         settle, blocking = self._delivery.settle, self._delivery.blocking
@@ -910,12 +911,12 @@ class Link:
                     count = len(processed)
                 else:
                     push = functools.partial(_push_sync, outlet, batch, run.update)
-                    count = await loop.run_in_executor(io_pool(), push)
+                    count = await off_loop(push)
             except Exception as exc:
                 failures += len(batch)
                 settle_failure = functools.partial(self._settle_failure, lane, batch, exc, run)
                 stop = (
-                    await loop.run_in_executor(io_pool(), settle_failure)
+                    await off_loop(settle_failure)
                     if blocking
                     else settle_failure()
                 )
@@ -926,7 +927,7 @@ class Link:
                 if self._failing is not None:
                     self._node_ok(outlet, run)
                 if blocking:
-                    await loop.run_in_executor(io_pool(), settle, lane, batch, None)
+                    await off_loop(settle, lane, batch, None)
                 else:
                     settle(lane, batch, None)
                 if progress is not None:
@@ -1092,17 +1093,8 @@ def _pull_marked(inlet: Inlet, source: SourceSide) -> Any:
         leave_pull(token)
 
 
-async def _pull_async(inlet: Inlet, source: SourceSide) -> Any:
-    """An ``async def pull``, marked for ``update.cursor`` in this task."""
-    token = enter_pull(source, inlet)
-    try:
-        return await inlet.pull(source.update)
-    finally:
-        leave_pull(token)
-
-
-async def _acquire_off_loop(lock: threading.Lock, loop: asyncio.AbstractEventLoop) -> None:
-    """Acquire ``lock`` on a worker thread without blocking ``loop``.
+async def _acquire_off_loop(lock: threading.Lock) -> None:
+    """Acquire ``lock`` on a worker thread without blocking the running loop.
 
     If the awaiting task is cancelled first, the worker releases the lock as soon as it gets
     it, so a cancelled caller never leaves the lock held.
@@ -1119,7 +1111,7 @@ async def _acquire_off_loop(lock: threading.Lock, loop: asyncio.AbstractEventLoo
                 state["acquired"] = True
 
     try:
-        await asyncio.shield(loop.run_in_executor(io_pool(), acquire))
+        await asyncio.shield(off_loop(acquire))
     except asyncio.CancelledError:
         with guard:
             state["abandoned"] = True
@@ -1134,25 +1126,31 @@ def _push_sync(outlet: Outlet, batch: list[Record], update: Update) -> int:
     return len(processed)
 
 
-def _pull_value(
-    inlet: Inlet, source: SourceSide, loop: asyncio.AbstractEventLoop
-) -> Awaitable[Any]:
-    """What to await for ``inlet``'s pull: its coroutine, or the sync pull on the I/O pool."""
+def _pull_value(inlet: Inlet, source: SourceSide) -> Awaitable[Any]:
+    """What to await for ``inlet``'s pull: its coroutine, or the sync pull on the I/O pool.
+
+    The caller marks the pull (:func:`enter_pull`) around the await: an ``async def pull``
+    runs in the caller's task, and a sync one is marked again on its worker thread.
+    """
     if inlet._pull_is_async:
-        return _pull_async(inlet, source)
-    return loop.run_in_executor(io_pool(), _pull_marked, inlet, source)
+        return inlet.pull(source.update)
+    return off_loop(_pull_marked, inlet, source)
 
 
 async def _pull_gated(
     inlet: Inlet,
     source: SourceSide,
     gate: asyncio.Semaphore | None,
-    loop: asyncio.AbstractEventLoop,
 ) -> list[Record]:
-    """One inlet's pull; with a ``gate``, only while holding it (None: no limit to keep)."""
-    if gate is None:
-        value = await _pull_value(inlet, source, loop)
-    else:
-        async with gate:
-            value = await _pull_value(inlet, source, loop)
+    """One inlet's pull, in a task of its own; with a ``gate``, only while holding it (None:
+    no limit to keep)."""
+    token = enter_pull(source, inlet)
+    try:
+        if gate is None:
+            value = await _pull_value(inlet, source)
+        else:
+            async with gate:
+                value = await _pull_value(inlet, source)
+    finally:
+        leave_pull(token)
     return wrap_pulled(inlet, value)
