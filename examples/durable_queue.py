@@ -10,12 +10,13 @@ Run::
 
     python examples/durable_queue.py                 # 3 transfers per run, temp file
     python examples/durable_queue.py --transfers 5 --path /tmp/demo.db
-    python examples/durable_queue.py --codec orjson  # the faster codec (extra: orjson)
+    python examples/durable_queue.py --codec json    # force the standard library's JSON
 
-Prints the queue's codec, then, for each run, what each outlet received and the queue's
+Prints the queue's codec (by default OrjsonCodec when orjson is installed, else JsonCodec;
+the same format either way), then, for each run, what each outlet received and the queue's
 pending counts, e.g.::
 
-    codec: JsonCodec
+    codec: OrjsonCodec
     run 1: console got 9 records, warehouse got 0; pending for warehouse: 9
     run 2: console got 0 records, warehouse got 9; pending for warehouse: 0
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from databay_bus import Inlet, Link, Outlet, Record, Update
 from databay_bus.queue import RetryPolicy, SqliteQueue
-from databay_bus.records import Codec, JsonCodec, OrjsonCodec
+from databay_bus.records import Codec, JsonCodec, OrjsonCodec, default_codec
 
 __all__ = ["main"]
 
@@ -92,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", default=None, help="queue file (default: a temp file)")
     parser.add_argument(
         "--codec",
-        choices=["json", "orjson"],
-        default="json",
-        help="how records are stored: the standard library's JSON, or the same format "
-        "through orjson (faster; needs the orjson extra)",
+        choices=["default", "json", "orjson"],
+        default="default",
+        help="how records are stored: the queue's default (orjson when installed, else the "
+        "standard library), the standard library's JSON, or the same format through orjson "
+        "(faster; needs the orjson extra)",
     )
     args = parser.parse_args(argv)
-    codec: Codec = OrjsonCodec() if args.codec == "orjson" else JsonCodec()
+    makers = {"default": default_codec, "json": JsonCodec, "orjson": OrjsonCodec}
+    codec: Codec = makers[args.codec]()
     print(f"codec: {type(codec).__name__}")
     logging.getLogger("databay_bus").setLevel(logging.ERROR)  # hide the expected warnings
     with tempfile.TemporaryDirectory() as temp:

@@ -77,7 +77,7 @@ from databay_bus.queue.cursors import (
     encode_cursor,
 )
 from databay_bus.records import Record
-from databay_bus.records.codecs import Codec, JsonCodec, encode_record
+from databay_bus.records.codecs import Codec, JsonCodec, default_codec, encode_record
 from databay_bus.records.record import stored_records
 
 __all__ = [
@@ -285,7 +285,9 @@ class RecordQueue(abc.ABC):
       :meth:`claim_key` refuses a second live link with :class:`QueueKeyError`.
 
     Args:
-        codec: how payloads and metadata become bytes (default :class:`JsonCodec`).
+        codec: how payloads and metadata become bytes (default:
+            :func:`~databay_bus.records.codecs.default_codec`, i.e. :class:`OrjsonCodec`
+            when orjson is installed, else :class:`JsonCodec`; the same format either way).
         clock: the time source (default the system clock; tests pass a FakeClock).
         retention: seconds (or a timedelta) a DELIVERED entry is kept before :meth:`purge`
             removes it; None keeps them forever.
@@ -305,7 +307,7 @@ class RecordQueue(abc.ABC):
         purge_interval: float | timedelta | None = 60.0,
     ) -> None:
         owner = type(self).__name__
-        self.codec: Codec = JsonCodec() if codec is None else codec
+        self.codec: Codec = default_codec() if codec is None else codec
         if not callable(getattr(self.codec, "encode", None)) or not isinstance(
             getattr(self.codec, "name", None), str
         ):
@@ -1067,8 +1069,10 @@ _JSON: list[JsonCodec] = []
 
 
 def _json_codec() -> JsonCodec:
+    """The decoder of JSON records in a queue whose own codec is another (e.g. pickle):
+    the default one, built once (OrjsonCodec reads exactly what JsonCodec reads)."""
     if not _JSON:
-        _JSON.append(JsonCodec())
+        _JSON.append(default_codec())
     return _JSON[0]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from databay_bus.records.codecs import Codec, JsonCodec, OrjsonCodec, PickleCodec
+from databay_bus.records.codecs import Codec, JsonCodec, OrjsonCodec, PickleCodec, default_codec
 from databay_bus.records.metadata import INLET_KEY, MetadataKey, merge_metadata
 from databay_bus.records.record import Record
 
@@ -14,5 +14,6 @@ __all__ = [
     "OrjsonCodec",
     "PickleCodec",
     "Record",
+    "default_codec",
     "merge_metadata",
 ]

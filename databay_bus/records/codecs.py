@@ -1,14 +1,19 @@
 """Codecs: how a record queue turns a record's payload and metadata into bytes and back.
 
-:class:`JsonCodec` is the default. It stores plain JSON data exactly (``None``, ``bool``,
+:class:`JsonCodec` stores plain JSON data exactly (``None``, ``bool``,
 ``int``, ``float``, ``str``, lists, dicts with string keys) and tags the few other values
 records commonly carry so they come back with their type: ``tuple``, ``datetime``, ``date``,
 ``time``, ``timedelta``, ``bytes``, ``bytearray`` and ``Decimal``. Anything else (a set, an
 object, a dict with non-string keys) raises :class:`~databay_bus.errors.RecordEncodeError`
 instead of being changed silently.
 
-:class:`OrjsonCodec` (opt-in, the ``orjson`` extra) writes and reads the same format as
-JsonCodec, faster, under the same codec name: a queue may switch between the two.
+:class:`OrjsonCodec` (the ``orjson`` extra) writes and reads the same format as JsonCodec,
+faster, under the same codec name: a queue may switch between the two.
+
+A queue given no codec uses :func:`default_codec`: OrjsonCodec when orjson can be imported,
+else JsonCodec. Since both store the same bytes under the name ``json``, which one a
+process picked never shows in the data; pass ``codec=JsonCodec()`` to force the standard
+library.
 
 :class:`PickleCodec` stores any picklable object. It is never the default: loading a pickle
 runs code named in the data, so only use it for queue files nobody else can write.
@@ -40,6 +45,7 @@ __all__ = [
     "JsonCodec",
     "OrjsonCodec",
     "PickleCodec",
+    "default_codec",
     "encode_record",
 ]
 
@@ -89,7 +95,7 @@ def encode_record(codec: Codec, payload: Any, metadata: dict[str, Any]) -> bytes
 
 
 class JsonCodec:
-    """The default codec: JSON with tags for tuples, datetimes, bytes and Decimals.
+    """JSON with tags for tuples, datetimes, bytes and Decimals, by the standard library.
 
     Floats keep ``nan`` and ``inf`` (Python's JSON extension). A dict that happens to use
     the tag key is itself stored tagged, so no user data is ever mistaken for a tag.
@@ -310,6 +316,19 @@ class OrjsonCodec(JsonCodec):
 
     def __repr__(self) -> str:
         return "OrjsonCodec()"
+
+
+def default_codec() -> JsonCodec:
+    """The codec of a queue given none: :class:`OrjsonCodec` when orjson can be imported,
+    else :class:`JsonCodec`.
+
+    Either writes the same bytes under the name ``json`` and reads the other's records, so
+    the choice only changes the speed. ``JsonCodec()`` forces the standard library.
+    """
+    try:
+        return OrjsonCodec()
+    except MissingDependencyError:
+        return JsonCodec()
 
 
 def _pairs(documents: Any, count: int) -> TypeGuard[list[Sequence[Any]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from databay_bus.config import LogObserver, Pipeline, load, loads, parse_duratio
 from databay_bus.config.names import ImportFailed, import_path, resolve
 from databay_bus.planners import ApsPlanner, SchedulePlanner
 from databay_bus.queue import MemoryQueue, RetryPolicy, SqliteQueue
-from databay_bus.records.codecs import OrjsonCodec, PickleCodec
+from databay_bus.records.codecs import JsonCodec, OrjsonCodec, PickleCodec
 from databay_bus.routing import InletRouter, MetadataRouter, PredicateRouter
 
 
@@ -273,6 +274,20 @@ def test_the_orjson_codec_by_name() -> None:
     (link,) = pipeline.links
     assert isinstance(link.queue, MemoryQueue)
     assert isinstance(link.queue.codec, OrjsonCodec)
+
+
+def test_a_queue_without_codec_gets_the_default_and_json_means_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No ``codec`` key: the queue's default (OrjsonCodec while orjson imports, else
+    JsonCodec); ``codec = "json"`` asks for the standard library, orjson or not."""
+    (link,) = loads(LINK + 'queue = {kind = "memory"}\n').links
+    assert type(link.queue.codec) is OrjsonCodec
+    (link,) = loads(LINK + 'queue = {kind = "memory", codec = "json"}\n').links
+    assert type(link.queue.codec) is JsonCodec
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    (link,) = loads(LINK + 'queue = {kind = "memory"}\n').links
+    assert type(link.queue.codec) is JsonCodec
 
 
 def test_dry_run_never_opens_the_queue_file(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Codecs (JSON default with tags, pickle opt-in) and RetryPolicy."""
+"""Codecs (JSON with tags, through orjson by default when installed; pickle opt-in) and
+RetryPolicy."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ from databay_bus.errors import (
     RecordEncodeError,
 )
 from databay_bus.queue import MemoryQueue, RetryPolicy, SqliteQueue
-from databay_bus.records import JsonCodec, MetadataKey, OrjsonCodec, PickleCodec, Record
+from databay_bus.records import (
+    JsonCodec,
+    MetadataKey,
+    OrjsonCodec,
+    PickleCodec,
+    Record,
+    default_codec,
+)
 from databay_bus.records.codecs import TAG, CodecError, encode_record
 from databay_bus.records.record import pulled_records
 
@@ -305,6 +313,49 @@ class TestOrjsonCodec:
         monkeypatch.setitem(sys.modules, "orjson", None)
         with pytest.raises(MissingDependencyError, match=r"databay_bus\[orjson\]"):
             OrjsonCodec()
+
+
+class TestDefaultCodec:
+    def test_orjson_when_it_imports(self) -> None:
+        codec = default_codec()
+        assert type(codec) is OrjsonCodec and codec.name == "json"
+        assert type(MemoryQueue().codec) is OrjsonCodec
+
+    def test_json_codec_when_orjson_does_not_import(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "orjson", None)
+        assert type(default_codec()) is JsonCodec
+        assert type(MemoryQueue().codec) is JsonCodec
+        with SqliteQueue(tmp_path / "q.sqlite3") as queue:
+            assert type(queue.codec) is JsonCodec
+            assert queue.file_codec() == "json"
+
+    def test_an_explicit_codec_is_kept(self) -> None:
+        assert type(MemoryQueue(codec=JsonCodec()).codec) is JsonCodec
+        assert repr(MemoryQueue(codec=JsonCodec()).codec) == "JsonCodec()"
+
+    @pytest.mark.parametrize("writer_default", [True, False], ids=["default-first", "json-first"])
+    def test_default_and_json_codec_queues_read_each_others_records(
+        self, tmp_path: Path, writer_default: bool
+    ) -> None:
+        """A file written by the default codec is delivered by a JsonCodec queue, and the
+        other way round; both store the codec name 'json'."""
+        path = tmp_path / "q.sqlite3"
+        values = [*ROUND_TRIP, *ORJSON_EDGES]
+        metadata = {"__inlet__": "I", "when": dt.date(2024, 1, 2), "n": 2**70}
+        first, second = (None, JsonCodec()) if writer_default else (JsonCodec(), None)
+        with SqliteQueue(path, codec=first) as queue:
+            assert type(queue.codec) is (OrjsonCodec if writer_default else JsonCodec)
+            queue.enqueue("L", [Record(v, metadata) for v in values], [["a"]] * len(values))
+            assert queue.file_codec() == "json"
+        with SqliteQueue(path, codec=second) as queue:
+            assert type(queue.codec) is (JsonCodec if writer_default else OrjsonCodec)
+            got = queue.due("L", "a", len(values))
+            expected = [JsonCodec().decode(JsonCodec().encode(v, {}))[0] for v in values]
+            assert same([r.payload for r in got], expected)
+            assert all(r.metadata == metadata for r in got)
+            assert queue.stored_codecs() == {"json"}
 
 
 class TestPickleCodec:

@@ -12,6 +12,7 @@ import pytest
 from databay_bus import Record
 from databay_bus.errors import ConfigurationError, QueueError, RecordEncodeError
 from databay_bus.queue import DeliveryState, RecordQueue, RetryPolicy
+from databay_bus.records import JsonCodec
 from databay_bus.testing import FakeClock
 
 
@@ -83,8 +84,13 @@ class TestEnqueueAndDue:
         assert payloads(queue.due("L", "b", 10)) == [6]
         assert queue.due("L", "a", 10) == []
 
-    def test_records_round_trip_through_the_codec(self, queue: RecordQueue) -> None:
-        """Payload and metadata come back equal, tagged types included."""
+    @pytest.mark.parametrize("codec", [None, JsonCodec], ids=["default-codec", "JsonCodec"])
+    def test_records_round_trip_through_the_codec(
+        self, make_queue: Callable[..., RecordQueue], codec: type[JsonCodec] | None
+    ) -> None:
+        """Payload and metadata come back equal, tagged types included, with the default
+        codec (OrjsonCodec when installed) and with the standard library's."""
+        queue = make_queue() if codec is None else make_queue(codec=codec())
         payload = {
             "when": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
             "raw": b"\x00\xff",
