@@ -133,7 +133,7 @@ class TestCopies:
 
 class TestCopyBatches:
     def test_copies_keep_every_field_and_are_independent(self) -> None:
-        pulled = pulled_records([{"n": [1]}, {"n": [2]}], {"m": [0]}, "source")
+        pulled = pulled_records([{"n": [1]}, {"n": [2]}], SharedMetadata({"m": [0]}), "source")
         own = Record({"n": [3]}, {"k": [4]}, id="q-1")
         batches = [pulled, [own]]
         made = copy_batches(batches, 2)
@@ -182,13 +182,19 @@ class TestPlainCopies:
     the copies must be what the pickle path makes."""
 
     def test_plain_records_are_copied_by_hand_and_others_are_not(self) -> None:
-        plain = pulled_records([{"n": 1, "tags": ["a"]}, "text", 3.5], {"m": 1}, "source")
+        plain = pulled_records(
+            [{"n": 1, "tags": ["a"]}, "text", 3.5], SharedMetadata({"m": 1}), "source"
+        )
         assert _plain_copies([plain], 1) is not None
         for odd in (
-            pulled_records([{"n": (1, 2)}], {}, "source"),  # a tuple: tagged by the codec
-            pulled_records([{1: "int key"}], {}, "source"),
-            pulled_records([{"n": [[1]]}], {}, "source"),  # a nested list
-            pulled_records([{"n": 1}], {"m": [1]}, "source"),  # shared metadata with a list
+            pulled_records(
+                [{"n": (1, 2)}], SharedMetadata({}), "source"
+            ),  # a tuple: tagged by the codec
+            pulled_records([{1: "int key"}], SharedMetadata({}), "source"),
+            pulled_records([{"n": [[1]]}], SharedMetadata({}), "source"),  # a nested list
+            pulled_records(
+                [{"n": 1}], SharedMetadata({"m": [1]}), "source"
+            ),  # shared metadata with a list
             [Record({"n": 1}, {"k": {"deep": 1}})],
         ):
             assert _plain_copies([odd], 1) is None
@@ -197,7 +203,9 @@ class TestPlainCopies:
 
     def test_hand_copies_are_independent_and_keep_what_records_share(self) -> None:
         tags = ["a"]
-        pulled = pulled_records([{"n": 1, "tags": tags}, {"n": 2, "tags": tags}], {"m": 1}, "s")
+        pulled = pulled_records(
+            [{"n": 1, "tags": tags}, {"n": 2, "tags": tags}], SharedMetadata({"m": 1}), "s"
+        )
         own = Record({"n": 3}, {"k": [4]}, id="q-1")
         batches = [pulled, [own, pulled[0]]]  # a grouper may put one record in two batches
         made = _plain_copies(batches, 2)  # copy_batches takes this path for two records only
@@ -227,8 +235,10 @@ class TestPlainCopies:
 
         shared = [1]
         payloads = [{"t": (1, 2), "s": {3}, "l": shared}, {"l": shared}, {"b": b"x"}]
-        builtin = pulled_records(payloads, {"m": 1}, "source")
-        when = pulled_records([*payloads, {"at": datetime.date(2026, 12, 6)}], {}, "source")
+        builtin = pulled_records(payloads, SharedMetadata({"m": 1}), "source")
+        when = pulled_records(
+            [*payloads, {"at": datetime.date(2026, 12, 6)}], SharedMetadata({}), "source"
+        )
         for batch in (builtin, when):  # marshal, then pickle (it refuses the date)
             (made,) = copy_batches([batch], 1)
             assert made == [batch]

@@ -11,7 +11,7 @@ from databay_bus._node import Node
 from databay_bus._validation import optional_mapping
 from databay_bus.errors import InvalidNodeError
 from databay_bus.records import Record, merge_metadata
-from databay_bus.records.record import pulled_records
+from databay_bus.records.record import pulled_records, shared_metadata
 
 if TYPE_CHECKING:
     from databay_bus.update import Update
@@ -102,8 +102,7 @@ def wrap_pulled(inlet: Inlet, value: Any) -> list[Record]:
     items = value if isinstance(value, list) else [value]
     if type(inlet).new_record is Inlet.new_record:
         # The metadata every record of this pull gets is the same: build it once.
-        template = merge_metadata(inlet._metadata, None, str(inlet))
-        return pulled_records(items, template, inlet.name)
+        return pulled_records(items, shared_metadata(inlet._metadata, str(inlet)), inlet.name)
     records = [item if isinstance(item, Record) else inlet.new_record(item) for item in items]
     name = inlet.name
     for record in records:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from databay_bus._validation import optional_mapping
+from databay_bus.records.metadata import INLET_KEY
 
-__all__ = ["Record", "SharedMetadata", "pulled_records", "queued_records", "stored_records"]
+__all__ = [
+    "Record",
+    "SharedMetadata",
+    "pulled_records",
+    "queued_records",
+    "shared_metadata",
+    "stored_records",
+]
 
 _materialize = threading.Lock()
 
@@ -101,11 +109,18 @@ class Record:
         self.payload, self._metadata, self._id, self._inlet_name = state
 
 
-def pulled_records(items: list[Any], metadata: dict[str, Any], inlet_name: str) -> list[Record]:
+def shared_metadata(global_metadata: Mapping[str, Any], inlet_name: str) -> SharedMetadata:
+    """What :func:`~databay_bus.records.metadata.merge_metadata` gives without local
+    metadata, built straight into the one dict the records of a pull share."""
+    shared = SharedMetadata(global_metadata)
+    shared[INLET_KEY] = inlet_name
+    return shared
+
+
+def pulled_records(items: list[Any], shared: SharedMetadata, inlet_name: str) -> list[Record]:
     """The records of one pull: ``items`` that are Records pass through (marked with
     ``inlet_name`` unless already marked); every other item becomes a Record of its own whose
-    metadata starts as ``metadata`` (copied when the record's metadata is first read)."""
-    shared = SharedMetadata(metadata)
+    metadata starts as ``shared`` (copied when the record's metadata is first read)."""
     new = object.__new__
     records: list[Record] = []
     append = records.append

@@ -28,7 +28,7 @@ from databay_bus.records import (
     default_codec,
 )
 from databay_bus.records.codecs import TAG, CodecError, encode_record
-from databay_bus.records.record import pulled_records
+from databay_bus.records.record import SharedMetadata, pulled_records
 
 
 class Colour(enum.IntEnum):
@@ -179,8 +179,8 @@ class TestJsonCodec:
         """Records of one pull share their metadata until read; the batch form must still
         store each record's own metadata, also when pulls interleave or one was changed."""
         codec = JsonCodec()
-        first = pulled_records([1, 2, 3], {"when": dt.date(2024, 1, 2)}, "first")
-        second = pulled_records([4, 5], {"__inlet__": "second"}, "second")
+        first = pulled_records([1, 2, 3], SharedMetadata({"when": dt.date(2024, 1, 2)}), "first")
+        second = pulled_records([4, 5], SharedMetadata({"__inlet__": "second"}), "second")
         first[1].metadata["changed"] = (1, 2)
         records = [first[0], second[0], first[1], first[2], second[1]]
         encoded = codec.encode_records(records)
@@ -252,7 +252,9 @@ class TestOrjsonCodec:
         """encode_records and decode_many give what encode and decode give, also for a batch
         mixing values orjson stores with ones it leaves to json, and shared metadata."""
         codec = OrjsonCodec()
-        pulled = pulled_records([{"n": n, "x": [n * 0.5, "a"]} for n in range(4)], {"i": 1}, "I")
+        pulled = pulled_records(
+            [{"n": n, "x": [n * 0.5, "a"]} for n in range(4)], SharedMetadata({"i": 1}), "I"
+        )
         pulled[2].metadata["changed"] = (1, 2)
         for batch in (
             pulled,
