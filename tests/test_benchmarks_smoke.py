@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks._common import median_metrics, percentile
+from benchmarks._common import BUS, median_metrics, percentile
 from benchmarks.scenario_3_timing import grid_stats
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,3 +69,32 @@ def test_median_metrics_and_percentile() -> None:
     assert merged == {"t": 2.0, "name": "a", "repeats": 3}
     assert percentile([float(v) for v in range(1, 101)], 99) == 99.0
     assert percentile([5.0], 99) == 5.0
+
+
+def test_worker_gets_pythons_sigint_handler_even_when_started_with_sigint_ignored() -> None:
+    """A runner started with ``nohup ... &`` hands its workers SIGINT ignored, which makes
+    asyncio.run (Databay's transfer) cheaper than in a normally started program; the worker
+    puts Python's handler back, so Ctrl-C interrupts it and figures do not depend on it."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._worker", "--lib", BUS],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert worker.stdin is not None and worker.stdout is not None
+        case = {"id": "sync nodes", "nodes": "sync", "libs": [BUS], "repeats": 1}
+        worker.stdin.write(json.dumps({"scenario": 1, "case": case, "mode": "smoke"}) + "\n")
+        worker.stdin.flush()
+        assert "result" in json.loads(worker.stdout.readline())  # it is up and measuring
+        worker.send_signal(signal.SIGINT)
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode != 0
+    assert "KeyboardInterrupt" in stderr
