@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from processes import reaped
+
 from benchmarks._common import BUS, median_metrics, percentile
 from benchmarks.scenario_3_timing import grid_stats
 
@@ -84,7 +86,7 @@ def test_worker_gets_pythons_sigint_handler_even_when_started_with_sigint_ignore
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    try:
+    with reaped(worker):
         assert worker.stdin is not None and worker.stdout is not None
         case = {"id": "sync nodes", "nodes": "sync", "libs": [BUS], "repeats": 1}
         worker.stdin.write(json.dumps({"scenario": 1, "case": case, "mode": "smoke"}) + "\n")
@@ -92,9 +94,5 @@ def test_worker_gets_pythons_sigint_handler_even_when_started_with_sigint_ignore
         assert "result" in json.loads(worker.stdout.readline())  # it is up and measuring
         worker.send_signal(signal.SIGINT)
         _, stderr = worker.communicate(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.communicate()
     assert worker.returncode != 0
     assert "KeyboardInterrupt" in stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import reaped
 
 NODES_DIR = Path(__file__).resolve().parents[1] / "config"
 TIMEOUT = 90
@@ -255,14 +256,10 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30) -> N
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_run_until_a_signal_then_shut_down_gracefully(work: Path, sig: signal.Signals) -> None:
     process = start_cli(work, "run", str(work / "pipeline.toml"))
-    try:
+    with reaped(process):
         wait_for(lambda: len(lines_of(work / "good.jsonl")) >= 4, "four records delivered")
         process.send_signal(sig)
         out, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, err
     assert "stopped (signal received)" in out
     assert "shutting down gracefully" in err

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+from processes import reaped
 
 CHILD = textwrap.dedent(
     """
@@ -49,15 +50,11 @@ def test_signal_shuts_a_blocking_planner_down(kind: str, signum: signal.Signals)
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(child):
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
         child.send_signal(signum)
         out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 0, err
     assert out.splitlines() == ["on_shutdown ran", "start returned"]
     assert "Traceback" not in err
@@ -104,14 +101,10 @@ def test_sigterm_while_nodes_are_still_starting() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(child):
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "starting"
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 0, err
     assert out.splitlines() == ["on_shutdown ran", "start returned"]
