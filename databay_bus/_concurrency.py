@@ -164,7 +164,8 @@ class _TransferLoop(asyncio.SelectorEventLoop):
         that is due waits for one (what earlier transfers scheduled, such as closing an async
         generator, still runs)."""
         scheduled = self._scheduled  # type: ignore[attr-defined]
-        if self._ready or scheduled[0].when() <= time.monotonic():  # type: ignore[attr-defined]  # = self.time()
+        now = time.monotonic()  # what self.time() returns, without its call
+        if self._ready or scheduled[0].when() <= now:  # type: ignore[attr-defined]
             self.call_soon(_nothing)
             self._run_once()  # type: ignore[attr-defined]
 
@@ -262,7 +263,8 @@ def _drive(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     task eagerly and turn the loop only while the task really waits, plus one turn without
     waiting when callbacks are due (so what earlier transfers scheduled, such as closing an
     async generator, still runs): about 3 us. Any other loop goes through the public call,
-    in a task named as the fast driver names it.
+    in a task named as the fast driver names it. ``loop`` must not be running (run_coroutine
+    calls this only when no loop runs in its thread).
     """
     if isinstance(loop, _TransferLoop):
         return loop.drive(coro)
