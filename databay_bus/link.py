@@ -610,16 +610,23 @@ class Link:
             records: list[Record] = []
             if delivery.may_pull(run.update):
                 source = SourceSide(run.update, delivery)
-                calls: list[Callable[[], list[Record]]] = [
-                    functools.partial(_pull_sync, inlet, source) for inlet in inlets
-                ]
                 pulls = self._pulls
-                if pulls is not None:
-                    calls = [
-                        functools.partial(pulls.pull_sync, inlet, run.update, call)
-                        for inlet, call in zip(inlets, calls, strict=True)
+                pulled: list[list[Record] | BaseException]
+                if pulls is None and len(inlets) == 1:  # no calls to build: ~1 us of 7 (issue 19)
+                    try:
+                        pulled = [_pull_sync(inlets[0], source)]
+                    except Exception as exc:
+                        pulled = [exc]
+                else:
+                    calls: list[Callable[[], list[Record]]] = [
+                        functools.partial(_pull_sync, inlet, source) for inlet in inlets
                     ]
-                pulled = run_parallel(calls, self.inlet_concurrency)
+                    if pulls is not None:
+                        calls = [
+                            functools.partial(pulls.pull_sync, inlet, run.update, call)
+                            for inlet, call in zip(inlets, calls, strict=True)
+                        ]
+                    pulled = run_parallel(calls, self.inlet_concurrency)
                 for inlet, result in zip(inlets, pulled, strict=True):
                     source.done(inlet, result)
                     self._collect(inlet, result, records, run)
