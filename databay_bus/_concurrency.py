@@ -21,7 +21,6 @@ behaviour, a few microseconds more per async transfer.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import functools
 import inspect
@@ -474,10 +473,11 @@ def _timed(
 class _InlineRun:
     """Calls run one by one on the calling thread, until the watchdog takes the rest.
 
-    Both threads take items from ``pending`` with ``popleft`` (thread-safe: each item is
-    taken once, with no lock of ours). The watchdog hands items off under its own lock and
-    sets ``futures`` before it takes any, so the calling thread, done with its own items,
-    waits on that lock only when ``futures`` is set; then every item is done or has a future.
+    Both threads take items from ``pending`` (the indexes not started yet, last to run
+    first) with ``pop`` (thread-safe: each item is taken once, with no lock of ours). The
+    watchdog hands items off under its own lock and sets ``futures`` before it takes any,
+    so the calling thread, done with its own items, waits on that lock only when
+    ``futures`` is set; then every item is done or has a future.
     """
 
     __slots__ = ("budget", "call", "futures", "items", "key", "pending", "slow", "started")
@@ -486,27 +486,19 @@ class _InlineRun:
         self,
         call: Callable[[Any], Any],
         items: Sequence[Any],
-        order: Iterable[int],
+        order: Sequence[int],
         slow: set[Hashable],
         key: Callable[[Any], Hashable],
         budget: float,
     ) -> None:
-        self.call, self.items, self.pending = call, items, collections.deque(order)
+        # A list popped from its end, not a deque (which allocates a block of 64 slots).
+        self.call, self.items, self.pending = call, items, list(order[::-1])
         self.slow, self.key, self.budget = slow, key, budget
         self.futures: dict[int, Future[Any]] | None = None  # set by a hand-off
         self.started: float | None = None  # when the call running here began
 
     def run_here(self, results: list[Any]) -> None:
         """Run the items here until none is left; then wait for a hand-off under way."""
-        watchdog = _watchdog()
-        watchdog.watch(self)
-        try:
-            self._run_items(results)
-        finally:
-            self.pending.clear()  # interrupted: nothing more starts, here or on a thread
-            watchdog.unwatch(self)
-
-    def _run_items(self, results: list[Any]) -> None:
         call, items, pending, slow, budget = (
             self.call,
             self.items,
@@ -514,25 +506,31 @@ class _InlineRun:
             self.slow,
             self.budget,
         )
-        started = time.monotonic()
-        while True:
-            self.started = started  # set before taking the item: the watchdog reads it
-            try:
-                index = pending.popleft()
-            except IndexError:
-                self.started = None
-                return
-            item = items[index]
-            try:
-                results[index] = call(item)
-            except Exception as exc:
-                results[index] = exc
-            ended = time.monotonic()  # also the start of the next call
-            if ended - started > budget:
-                slow.add(self.key(item))
-            elif slow:
-                slow.discard(self.key(item))
-            started = ended
+        watchdog = _watchdog()
+        watchdog.watch(self)
+        try:
+            started = time.monotonic()
+            while pending:
+                self.started = started  # set before taking the item: the watchdog reads it
+                try:
+                    index = pending.pop()
+                except IndexError:  # the watchdog took the last one
+                    break
+                item = items[index]
+                try:
+                    results[index] = call(item)
+                except Exception as exc:
+                    results[index] = exc
+                ended = time.monotonic()  # also the start of the next call
+                if ended - started > budget:
+                    slow.add(self.key(item))
+                elif slow:
+                    slow.discard(self.key(item))
+                started = ended
+            self.started = None
+        finally:
+            pending.clear()  # interrupted: nothing more starts, here or on a thread
+            watchdog.unwatch(self)
 
     def hand_off_if_late(self, now: float) -> None:
         """Watchdog, under its lock: the call here runs past the budget: the items not
@@ -546,7 +544,7 @@ class _InlineRun:
         pending = self.pending
         while True:
             try:
-                index = pending.popleft()
+                index = pending.pop()
             except IndexError:
                 return
             futures[index] = io_pool().submit(
