@@ -9,7 +9,7 @@ import pytest
 
 from databay_bus import MetadataKey, Record, Update
 from databay_bus.records import INLET_KEY, merge_metadata
-from databay_bus.records.copying import _plain_copies, copies, copy_batches
+from databay_bus.records.copying import _BY_HAND, _plain_copies, copies, copy_batches
 from databay_bus.records.record import SharedMetadata, pulled_records
 
 
@@ -201,14 +201,15 @@ class TestPlainCopies:
             (made,) = copy_batches([odd], 1)
             assert made == [odd] and made[0][0].payload is not odd[0].payload
 
-    def test_hand_copies_are_independent_and_keep_what_records_share(self) -> None:
-        tags = ["a"]
+    def test_hand_copies_are_independent(self) -> None:
         pulled = pulled_records(
-            [{"n": 1, "tags": tags}, {"n": 2, "tags": tags}], SharedMetadata({"m": 1}), "s"
+            [{"n": 1, "tags": ["a"]}, {"n": 2, "tags": ["b"], "more": [1.5]}],
+            SharedMetadata({"m": 1}),
+            "s",
         )
-        own = Record({"n": 3}, {"k": [4]}, id="q-1")
-        batches = [pulled, [own, pulled[0]]]  # a grouper may put one record in two batches
-        made = _plain_copies(batches, 2)  # copy_batches takes this path for two records only
+        own = Record({"n": 3}, {"k": [4], "j": 5}, id="q-1")
+        batches = [pulled, [own, Record("text")]]
+        made = _plain_copies(batches, 2)
         assert made is not None
         for copy_ in made:  # before anything reads metadata (records copy it on reading)
             first, second = copy_[0]
@@ -216,19 +217,95 @@ class TestPlainCopies:
             assert first._metadata is second._metadata is pulled[0]._metadata
             assert first.metadata is not second.metadata  # each record reads its own dict
         assert made == [batches, batches]
+        assert made[0][0][0].payload["tags"] is not made[1][0][0].payload["tags"]
         for copy_ in made:
             first, second = copy_[0]
             assert first.inlet_name == "s" and copy_[1][0].id == "q-1"
-            assert first.payload["tags"] is second.payload["tags"] is not tags
-            assert copy_[1][1].payload is first.payload  # one payload, as pickle keeps it
+            assert type(copy_[1][0]._metadata) is dict
+            assert copy_[1][1].payload == "text" and copy_[1][1].metadata == {}
         made[0][0][0].payload["tags"].append("x")
+        made[0][0][1].payload["more"].append(9.5)
         made[0][0][0].metadata["m"] = 2
         made[0][1][0].metadata["k"].append(9)
+        made[0][1][0].metadata["j"] = 0
         made[0][0][1].payload["n"] = 0
-        assert tags == ["a"] and made[1][0][0].payload["tags"] == ["a"]
-        assert own.metadata == {"k": [4]} and made[1][1][0].metadata == {"k": [4]}
+        assert pulled[0].payload["tags"] == ["a"] and made[1][0][0].payload["tags"] == ["a"]
+        assert pulled[1].payload["more"] == [1.5] and made[1][0][1].payload["more"] == [1.5]
+        assert own.metadata == {"k": [4], "j": 5} and made[1][1][0].metadata == {"k": [4], "j": 5}
         assert pulled[1].payload["n"] == 2 and made[1][0][1].payload["n"] == 2
         assert pulled[0].metadata == {"m": 1} and made[1][0][0].metadata == {"m": 1}
+
+    def test_objects_held_twice_stay_shared_in_each_copy(self) -> None:
+        """Anything held twice goes to marshal, which keeps it shared, as pickle would."""
+        tags = ["a"]
+        within = Record({"a": tags, "b": tags})  # one list under two keys
+        (made,) = copy_batches([[within]], 1)
+        assert made[0][0].payload["a"] is made[0][0].payload["b"] is not tags
+        across = pulled_records([{"t": tags}, {"t": tags}], SharedMetadata({"m": 1}), "s")
+        (made,) = copy_batches([across], 1)
+        assert made[0][0].payload["t"] is made[0][1].payload["t"] is not tags
+        record = Record({"n": 1, "tags": ["x"]}, {"k": 1})
+        (made,) = copy_batches([[record], [Record(2), record]], 1)  # a grouper may do this
+        assert made[1][1] is not made[0][0]  # two records, sharing everything
+        assert made[1][1].payload is made[0][0].payload is not record.payload
+        assert made[1][1]._metadata is made[0][0]._metadata is not record._metadata
+        one = {"n": 1}
+        (made,) = copy_batches([[Record(one), Record(2, one)]], 1)  # payload and metadata
+        assert made[0][0].payload is made[0][1]._metadata is not one
+        for batches in (
+            [[within]],
+            [across],
+            [[record], [Record(2), record]],
+            [[Record(one), Record(2, one)]],
+            [[Record({"n": 1}, {"m": tags}), Record({"t": tags})]],
+        ):
+            assert _plain_copies(batches, 1) is None
+            (made,) = copy_batches(batches, 1)
+            assert made == batches
+        shared = {"m": tags}
+        (made,) = copy_batches([[Record({"n": 1}, shared), Record({"t": tags})]], 1)
+        assert made[0][0]._metadata["m"] is made[0][1].payload["t"] is not tags
+
+    def test_every_shared_metadata_is_checked(self) -> None:
+        good = pulled_records([{"n": 1}], SharedMetadata({"m": 1}), "a")
+        bad = pulled_records([{"n": 2}], SharedMetadata({"m": [1]}), "b")
+        for batches in ([good, bad], [bad, good], [good + bad]):
+            assert _plain_copies(batches, 1) is None
+            (made,) = copy_batches(batches, 1)
+            assert made == batches
+            (copied,) = [r for batch in made for r in batch if r.payload == {"n": 2}]
+            copied._metadata["m"].append(2)
+            assert bad[0]._metadata["m"] == [1]
+
+    def test_dict_subclasses_keep_their_type(self) -> None:
+        from collections import OrderedDict
+
+        for record in (
+            Record(OrderedDict(n=1)),
+            Record({"n": 1}, OrderedDict(m=1)),
+            Record(SharedMetadata(n=1)),
+        ):
+            assert _plain_copies([[record]], 1) is None
+            (made,) = copy_batches([[record]], 1)
+            assert made == [[record]]
+            assert type(made[0][0].payload) is type(record.payload)
+            assert type(made[0][0]._metadata) is type(record._metadata)
+            assert made[0][0].payload is not record.payload
+
+    @pytest.mark.parametrize("size", [1, 2, 3, _BY_HAND - 1, _BY_HAND, _BY_HAND + 1, 20])
+    def test_by_hand_up_to_the_limit_over_all_batches(self, size: int) -> None:
+        pulled = pulled_records(
+            [{"n": i, "tags": ["a"]} for i in range(size)], SharedMetadata({"m": 1}), "s"
+        )
+        for batches in ([pulled], [pulled[: size // 2], pulled[size // 2 :]]):
+            made = copy_batches(batches, 2)
+            assert made == [batches, batches]
+            # The hand copies share the pull's scalar-only metadata; marshal makes a new one.
+            by_hand = made[0][-1][-1]._metadata is pulled[0]._metadata
+            assert by_hand == (size <= _BY_HAND)
+            assert (_plain_copies(batches, 2) is not None) == (size <= _BY_HAND)
+            made[0][-1][-1].payload["tags"].append("x")
+            assert pulled[-1].payload["tags"] == ["a"] == made[1][-1][-1].payload["tags"]
 
     def test_larger_batches_keep_types_and_sharing_through_marshal_or_pickle(self) -> None:
         import datetime
