@@ -4,7 +4,8 @@
 plain data (dicts, lists, strings, numbers, datetimes, Records) about four times faster, so it
 is tried first, and anything pickle refuses (locks, lambdas, generators) falls back to deepcopy.
 For batches of records, ``marshal`` goes before pickle when the data holds builtin types only
-(it keeps tuples, sets and shared objects as they are, and refuses everything else). Pickled
+(it keeps tuples, sets and shared objects as they are, and refuses everything else), and a
+batch of a few records holding plain JSON data is copied by hand, without serialising. Pickled
 and marshalled bytes never leave the process, so the usual risk of loading them does not apply.
 """
 
