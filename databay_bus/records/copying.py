@@ -17,13 +17,13 @@ import pickle
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from databay_bus.records.codecs import _PLAIN_TYPES, _flat_lists  # same package
 from databay_bus.records.record import Record, SharedMetadata
 
 __all__ = ["copies", "copy_batches"]
 
 T = TypeVar("T")
 
-_SCALARS = frozenset((str, int, float, bool, type(None)))
 # Batches of at most this many records are copied by hand when plain. Two copies of the
 # usual record (scalars and a short list): 2.2 us against 6.1 through marshal, of 8 such
 # records 11.6 against 16.9; of 8 records holding ten lists each 39 against 32 us (a list
@@ -132,7 +132,7 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
     lists: list[Any] = []  # the same for lists
     renew: tuple[str, ...] | None  # the keys of a payload dict holding lists (None: a scalar)
     shared: Any = None  # the last shared metadata found to hold scalars only
-    scalars = _SCALARS
+    scalars = _PLAIN_TYPES
     left = _BY_HAND
     for batch in batches:
         left -= len(batch)  # not sum(map(len, batches)): 1.5k instructions less
@@ -145,7 +145,7 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
             payload = record.payload
             if type(payload) is dict:
                 dicts.append(payload)
-                renew = _lists_in(payload, lists)
+                renew = _flat_lists(payload, lists)
                 if renew is None:
                     return None
             elif type(payload) in scalars:
@@ -162,7 +162,7 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
                     shared = metadata
             elif type(metadata) is dict:
                 dicts.append(metadata)
-                own = _lists_in(metadata, lists)
+                own = _flat_lists(metadata, lists)
                 if own is None:
                     return None
             else:
@@ -199,24 +199,3 @@ def _plain_copies(batches: list[list[Record]], count: int) -> list[list[list[Rec
             copied.append(row)
         made.append(copied)
     return made
-
-
-def _lists_in(value: dict[Any, Any], lists: list[Any]) -> tuple[str, ...] | None:
-    """The keys of ``value`` that hold lists, when it holds only str keys, scalars and flat
-    lists of scalars (else None); those lists go to ``lists``."""
-    scalars = _SCALARS
-    found: tuple[str, ...] = ()
-    for key, item in value.items():
-        if type(key) is not str:
-            return None
-        kind = type(item)
-        if kind in scalars:
-            continue
-        if kind is not list:
-            return None
-        for element in item:
-            if type(element) not in scalars:
-                return None
-        lists.append(item)
-        found += (key,)
-    return found
