@@ -410,8 +410,8 @@ def _untouched(values: list[Any]) -> bool:
     """True when ``_tagged`` would return each of ``values`` as it is, seen without a call
     per value for the usual record: a dict of str keys holding plain JSON values and flat
     lists of them. False may also mean: not sure (``_tagged`` decides)."""
-    # One call for the batch, not _tagged per value: the walk is a fifth of a queued
-    # transfer's cost.
+    # A plain walk, not _tagged's call per value and container: the walk is a fifth of a
+    # queued transfer's cost.
     plain, tag = _PLAIN_TYPES, TAG
     for value in values:
         if type(value) is not dict:
