@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +69,17 @@ def loop_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         pytest.skip("the fast loop driver is not used on this Python")
     monkeypatch.setattr(_concurrency, "FAST_LOOP", mode == "fast")
     return mode
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give SIGINT Python's own handler when the suite was started with it ignored.
+
+    A suite started in the background (``nohup python -m pytest &``) inherits SIGINT ignored,
+    and so does every child process it starts: the tests that stop a planner or the CLI with
+    Ctrl-C would then wait for a signal nobody handles. Run from a terminal, nothing changes.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -45,7 +45,7 @@ CHILD = textwrap.dedent(
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_shuts_a_blocking_planner_down(kind: str, signum: signal.Signals) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, kind],
+        [sys.executable, "-X", "faulthandler", "-c", CHILD, kind],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -96,7 +96,7 @@ STARTING_CHILD = textwrap.dedent(
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_while_nodes_are_still_starting() -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", STARTING_CHILD],
+        [sys.executable, "-X", "faulthandler", "-c", STARTING_CHILD],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
