@@ -46,6 +46,7 @@ __all__ = [
     "run_coroutine",
     "run_isolated",
     "run_parallel",
+    "start_isolated",
 ]
 
 T = TypeVar("T")
@@ -415,23 +416,43 @@ def run_isolated(
 
     A thread hop costs tens of microseconds, more than a quick push. So items whose
     ``key(item)`` is in ``slow`` start on pool threads at once, and the others run one after
-    another on the calling thread. Should one of those take longer than ``budget`` seconds, a
+    another on the calling thread. Should they take longer than ``budget`` seconds, a
     watchdog thread hands the items not yet started to pool threads, so it delays them by
     about ``budget`` at most. A call that took longer than ``budget`` puts its key in
     ``slow`` (it runs on a thread from then on); a threaded call that was quick takes it out
     again.
     """
+    results, futures = start_isolated(call, items, slow, key, io_pool(), budget)
+    for index, future in futures.items():
+        results[index] = future.result()
+    return results
+
+
+def start_isolated(
+    call: Callable[[A], T],
+    items: Sequence[A],
+    slow: set[Hashable],
+    key: Callable[[A], Hashable],
+    pool: Executor,
+    budget: float = INLINE_BUDGET,
+) -> tuple[list[T | BaseException], dict[int, Future[T | BaseException]]]:
+    """Start ``call(item)`` for every item as :func:`run_isolated` does, on ``pool``'s threads
+    where not on the calling thread, but return once nothing is left to start here.
+
+    Returns the results of the items run here (None for the others) and the futures of those
+    handed to ``pool``, which may still run. Should ``pool`` be shut down when the watchdog
+    hands items off, those never start: their futures are cancelled.
+    """
     count = len(items)
     results: list[T | BaseException] = [None] * count  # type: ignore[list-item]
     inline: Sequence[int] = range(count)
-    futures: dict[int, Future[T | BaseException]] | None = None
+    futures: dict[int, Future[T | BaseException]] = {}
     if slow:
         threaded = [i for i in inline if key(items[i]) in slow]
         if threaded:
             inline = [i for i in inline if key(items[i]) not in slow]
             if not inline:
                 inline = [threaded.pop()]  # its own thread would only make this one wait
-            pool = io_pool()
             futures = {
                 index: pool.submit(_timed, call, items[index], slow, key, budget)
                 for index in threaded
@@ -440,14 +461,11 @@ def run_isolated(
         index = inline[0]
         results[index] = _timed(call, items[index], slow, key, budget)
     elif inline:
-        run = _InlineRun(call, items, inline, slow, key, budget)
+        run = _InlineRun(call, items, inline, slow, key, budget, pool)
         run.run_here(results)
         if run.futures is not None:
-            futures = {**(futures or {}), **run.futures}
-    if futures is not None:
-        for index, future in futures.items():
-            results[index] = future.result()
-    return results
+            futures.update(run.futures)
+    return results, futures
 
 
 def _timed(
@@ -480,7 +498,7 @@ class _InlineRun:
     ``futures`` is set; then every item is done or has a future.
     """
 
-    __slots__ = ("budget", "call", "futures", "items", "key", "pending", "slow", "started")
+    __slots__ = ("began", "budget", "call", "futures", "items", "key", "pending", "pool", "slow")
 
     def __init__(
         self,
@@ -490,12 +508,13 @@ class _InlineRun:
         slow: set[Hashable],
         key: Callable[[Any], Hashable],
         budget: float,
+        pool: Executor,
     ) -> None:
         # A list popped from its end, not a deque (which allocates a block of 64 slots).
         self.call, self.items, self.pending = call, items, list(order[::-1])
-        self.slow, self.key, self.budget = slow, key, budget
+        self.slow, self.key, self.budget, self.pool = slow, key, budget, pool
         self.futures: dict[int, Future[Any]] | None = None  # set by a hand-off
-        self.started: float | None = None  # when the call running here began
+        self.began: float | None = None  # when the run here began; None once it has ended
 
     def run_here(self, results: list[Any]) -> None:
         """Run the items here until none is left; then wait for a hand-off under way."""
@@ -509,9 +528,8 @@ class _InlineRun:
         watchdog = _watchdog()
         watchdog.watch(self)
         try:
-            started = time.monotonic()
+            self.began = started = time.monotonic()
             while pending:
-                self.started = started  # set before taking the item: the watchdog reads it
                 try:
                     index = pending.pop()
                 except IndexError:  # the watchdog took the last one
@@ -527,16 +545,16 @@ class _InlineRun:
                 elif slow:
                     slow.discard(self.key(item))
                 started = ended
-            self.started = None
+            self.began = None
         finally:
             pending.clear()  # interrupted: nothing more starts, here or on a thread
             watchdog.unwatch(self)
 
     def hand_off_if_late(self, now: float) -> None:
-        """Watchdog, under its lock: the call here runs past the budget: the items not
+        """Watchdog, under its lock: the run here has lasted past the budget: the items not
         started yet go to pool threads."""
-        started = self.started
-        if started is None or now - started <= self.budget or not self.pending:
+        began = self.began
+        if began is None or now - began <= self.budget or not self.pending:
             return
         futures = self.futures
         if futures is None:
@@ -547,9 +565,17 @@ class _InlineRun:
                 index = pending.pop()
             except IndexError:
                 return
-            futures[index] = io_pool().submit(
+            futures[index] = self._hand_off(index)
+
+    def _hand_off(self, index: int) -> Future[Any]:
+        try:
+            return self.pool.submit(
                 _timed, self.call, self.items[index], self.slow, self.key, self.budget
             )
+        except RuntimeError:  # the pool was shut down (its owner stops): the item never starts
+            dropped: Future[Any] = Future()
+            dropped.cancel()
+            return dropped
 
 
 class _Watchdog:

@@ -268,3 +268,59 @@ def test_run_isolated_interrupted_starts_nothing_more() -> None:
     time.sleep(4 * _concurrency.INLINE_BUDGET)  # time for a (wrong) hand-off to run them
     assert ran == ["interrupted"]
     assert not _concurrency._watchdog()._runs
+
+
+def test_inline_run_hands_off_once_the_run_outlasts_the_budget() -> None:
+    """The budget bounds how long an item waits to start, not how long one call takes: a run
+    of quick calls that together outlast it hands the rest off too."""
+    budget = _concurrency.INLINE_BUDGET
+    pool = _concurrency.WorkerPool(2, name="test-hand-off")
+    try:
+        run = _concurrency._InlineRun(str, [1, 2, 3], range(3), set(), id, budget, pool)
+        run.began = 100.0  # as if the run here began then, its current call just now
+        run.hand_off_if_late(100.0 + budget / 2)
+        assert run.futures is None and len(run.pending) == 3
+        run.hand_off_if_late(100.0 + 2 * budget)
+        assert run.futures is not None and not run.pending
+        assert {index: future.result(10) for index, future in run.futures.items()} == {
+            0: "1",
+            1: "2",
+            2: "3",
+        }
+    finally:
+        pool.shutdown()
+
+
+def test_start_isolated_cancels_what_a_shut_down_pool_refuses() -> None:
+    """Hand-offs to a pool shut down meanwhile (its planner stops) never start: their futures
+    are cancelled, so the owner can tell them from items run or still running."""
+    pool = _concurrency.WorkerPool(1, name="test-refused")
+    pool.shutdown()
+    run = _concurrency._InlineRun(str, [1, 2], range(2), set(), id, 0.0, pool)
+    run.began = 0.0
+    run.hand_off_if_late(1.0)
+    assert run.futures is not None and not run.pending
+    assert all(future.cancelled() for future in run.futures.values())
+
+
+def test_start_isolated_returns_with_hand_offs_still_running() -> None:
+    """Unlike run_isolated, it does not wait for the calls on the pool."""
+    released = threading.Event()
+    pool = _concurrency.WorkerPool(2, name="test-no-wait")
+
+    def call(item: str) -> str:
+        if item == "slow":
+            assert released.wait(10)
+        return item.upper()
+
+    try:
+        results, futures = _concurrency.start_isolated(
+            call, ["quick", "slow", "last"], {"slow"}, str, pool
+        )
+        assert results == ["QUICK", None, "LAST"]
+        assert list(futures) == [1] and not futures[1].done()
+        released.set()
+        assert futures[1].result(10) == "SLOW"
+    finally:
+        released.set()
+        pool.shutdown()
