@@ -3,9 +3,9 @@
 Links scheduled together (at ``start()``, or in one ``add_links`` call) that share an interval
 (or an equal ``Cron`` schedule) and the immediate-transfer flag form a :class:`Group`, and the
 scheduler gets one job per group on one grid. The job only dispatches:
-:meth:`LinkGroups.dispatch` hands each link of the group to the planner's worker pool and
-returns. A scheduler's per-job costs (adding a job, finding due
-jobs, its memory) are then paid per group: 10,000 links at one interval are one job.
+:meth:`LinkGroups.dispatch` hands the group's idle links to the planner's worker pool and
+returns. A scheduler's per-job costs (adding a job, finding due jobs, its memory) are then
+paid per group: 10,000 links at one interval are one job.
 
 A tick's links then run as a transfer's outlet lanes do (``_concurrency.start_isolated``): one
 worker runs the quick ones one after another, and links that proved slow (a transfer over
