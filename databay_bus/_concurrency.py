@@ -581,14 +581,16 @@ class _InlineRun:
 class _Watchdog:
     """One daemon thread that checks the inline runs in progress once per budget.
 
-    While runs come and go it polls; after a second without any it sleeps until the next,
-    so a steady stream of transfers never pays for waking it. Each poll takes the GIL from
+    While runs come and go it polls; after ``idle`` seconds without any it sleeps until the
+    next, so a steady stream of transfers never pays for waking it, and a planner ticking
+    every second or so does not keep it polling 200 times a second (it did with a second of
+    idling: a planner's ticks run as inline runs too). Each poll takes the GIL from
     the transferring threads: polling every 5 ms instead of every 1 ms took its cost per
     3-outlet transfer from ~30 us to ~1 us (loaded 2-core machine); a late call is handed
     off after one to two budgets.
     """
 
-    def __init__(self, period: float, idle: float = 1.0) -> None:
+    def __init__(self, period: float, idle: float = 0.02) -> None:
         self._period = period
         self._idle = idle  # seconds without runs before the thread sleeps
         # Runs in progress. Added and discarded without a lock (set.add and set.discard are
