@@ -177,7 +177,9 @@ class LinkGroups:
         try:
             _, futures = start_isolated(run, due, group.slow, id, pool, TICK_BUDGET)
         except BaseException:  # e.g. a SystemExit from a node: the links not started yet
-            self._release(due, group)  # run at their next tick (not skipped from now on)
+            # run at their next tick, not skipped from now on (one handed to another worker
+            # and still running is then kept from a second transfer by _run_transfer)
+            self._release(due, group)
             raise
         # Ticks the stopping planner's pool refused: nothing runs them.
         self._release(
