@@ -80,7 +80,6 @@ def test_a_hung_link_does_not_hold_back_the_rest_of_its_tick(
     group = planner._groups.of(hung)
     gate.release.set()
     wait_until(lambda: id(hung) in group.slow, message="the hung link is known as slow")
-    assert not any(id(link) in group.slow for link, _ in others)
 
 
 def test_a_link_that_proved_slow_starts_on_a_worker_of_its_own(
