@@ -423,8 +423,9 @@ def run_isolated(
     again.
     """
     results, futures = start_isolated(call, items, slow, key, io_pool(), budget)
-    for index, future in futures.items():
-        results[index] = future.result()
+    if futures is not None:
+        for index, future in futures.items():
+            results[index] = future.result()
     return results
 
 
@@ -435,18 +436,19 @@ def start_isolated(
     key: Callable[[A], Hashable],
     pool: Executor,
     budget: float = INLINE_BUDGET,
-) -> tuple[list[T | BaseException], dict[int, Future[T | BaseException]]]:
+) -> tuple[list[T | BaseException], dict[int, Future[T | BaseException]] | None]:
     """Start ``call(item)`` for every item as :func:`run_isolated` does, on ``pool``'s threads
     where not on the calling thread, but return once nothing is left to start here.
 
     Returns the results of the items run here (None for the others) and the futures of those
-    handed to ``pool``, which may still run. Should ``pool`` be shut down when the watchdog
+    handed to ``pool``, which may still run (None when there are none: no dict is made for
+    the usual quick run). Should ``pool`` be shut down when the watchdog
     hands items off, those never start: their futures are cancelled.
     """
     count = len(items)
     results: list[T | BaseException] = [None] * count  # type: ignore[list-item]
     inline: Sequence[int] = range(count)
-    futures: dict[int, Future[T | BaseException]] = {}
+    futures: dict[int, Future[T | BaseException]] | None = None
     if slow:
         threaded = [i for i in inline if key(items[i]) in slow]
         if threaded:
@@ -464,7 +466,7 @@ def start_isolated(
         run = _InlineRun(call, items, inline, slow, key, budget, pool)
         run.run_here(results)
         if run.futures is not None:
-            futures.update(run.futures)
+            futures = run.futures if futures is None else {**futures, **run.futures}
     return results, futures
 
 

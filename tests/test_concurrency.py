@@ -318,7 +318,7 @@ def test_start_isolated_returns_with_hand_offs_still_running() -> None:
             call, ["quick", "slow", "last"], {"slow"}, str, pool
         )
         assert results == ["QUICK", None, "LAST"]
-        assert list(futures) == [1] and not futures[1].done()
+        assert futures is not None and list(futures) == [1] and not futures[1].done()
         released.set()
         assert futures[1].result(10) == "SLOW"
     finally:

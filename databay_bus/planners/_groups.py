@@ -181,10 +181,10 @@ class LinkGroups:
             # and still running is then kept from a second transfer by _run_transfer)
             self._release(due, group)
             raise
-        # Ticks the stopping planner's pool refused: nothing runs them.
-        self._release(
-            [due[index] for index, future in futures.items() if future.cancelled()], group
-        )
+        if futures is not None:  # ticks the stopping planner's pool refused: nothing runs them
+            self._release(
+                [due[index] for index, future in futures.items() if future.cancelled()], group
+            )
 
     def _run_pooled(self, link: Link, group: Group) -> None:
         """A worker's part of a tick, for one link. A tick still queued when its link left
